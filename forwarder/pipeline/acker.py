@@ -1,0 +1,64 @@
+"""Turns acknowledgements into committed cursors, in publish order.
+
+An input's events may be acknowledged out of order (two output workers, a
+partial window, an event dropped by a processor). A cursor attached to event N
+is committed only once N and every event that input published before N are
+done, which is what makes a crash at any moment replay rather than lose.
+This is the only writer of committed cursors.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Callable
+
+# Called with {registry key: value or None}, in commit order.
+CommitFunction = Callable[[dict[str, Any]], None]
+
+
+class InputAcker:
+    def __init__(self, commit: CommitFunction, key_prefix: str) -> None:
+        self._commit = commit
+        self._key_prefix = key_prefix
+        self._lock = threading.Lock()
+        self._all_done = threading.Condition(self._lock)
+        # Entries [done, cursor] for sequence numbers _base, _base + 1, ...
+        self._pending: deque[list[Any]] = deque()
+        self._base = 0
+        self.acked = 0
+
+    def track(self, cursor: dict[str, Any] | None) -> int:
+        """Registers a published event and returns its sequence number."""
+        with self._lock:
+            self._pending.append([False, cursor])
+            return self._base + len(self._pending) - 1
+
+    def done(self, sequence: int) -> None:
+        updates: dict[str, Any] = {}
+        with self._lock:
+            index = sequence - self._base
+            if index < 0 or index >= len(self._pending) or self._pending[index][0]:
+                return
+            self._pending[index][0] = True
+            self.acked += 1
+            while self._pending and self._pending[0][0]:
+                _, cursor = self._pending.popleft()
+                self._base += 1
+                if cursor:
+                    for key, value in cursor.items():
+                        updates[self._key_prefix + key] = value
+            # Committed under the lock so two acknowledging threads cannot reorder
+            # commits; later updates of a key overwrite earlier ones in one dict.
+            if updates:
+                self._commit(updates)
+            if not self._pending:
+                self._all_done.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def wait_all_done(self, timeout: float) -> bool:
+        with self._lock:
+            return self._all_done.wait_for(lambda: not self._pending, timeout)

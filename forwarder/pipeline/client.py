@@ -1,0 +1,177 @@
+"""Where an input hands over its events: `PipelineClient.publish(event, cursor)`.
+
+The client adds the fields every Filebeat event carries (agent, ecs, host,
+input, tags, fields, module fields), runs the input's processors and then the
+global ones on the publishing thread, registers the event with the input's
+acker together with its cursor, and puts it on the bounded queue. `publish`
+blocks while the queue is full: that is the backpressure a polling input
+relies on to stop paging.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from forwarder import __version__
+from forwarder.pipeline.acker import InputAcker
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import EventQueue, QueueClosed
+from forwarder.stats import InputStats
+
+ECS_VERSION = "8.0.0"
+FORWARDED_TAG = "forwarded"
+
+Processor = Callable[[Event], "Event | None"]
+
+
+@dataclass
+class AgentInfo:
+    """Identity written into `agent.*` and `host.name` of every event."""
+
+    name: str = field(default_factory=socket.gethostname)
+    hostname: str = field(default_factory=socket.gethostname)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    ephemeral_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    version: str = __version__
+
+
+@dataclass
+class ClientSettings:
+    """What the pipeline needs to know about one input instance."""
+
+    input_id: str
+    input_type: str
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    fields_under_root: bool = False
+    processors: list[Processor] = field(default_factory=list)
+    disable_host: bool = False
+    # Set by modules: event.module, event.dataset, fileset.name, service.type.
+    module_fields: dict[str, Any] = field(default_factory=dict)
+    # Becomes @metadata.pipeline (Filebeat's ingest pipeline name), when set.
+    ingest_pipeline: str | None = None
+
+    @property
+    def key_prefix(self) -> str:
+        return f"{self.input_type}::{self.input_id}::"
+
+
+class PipelineClient:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        queue: EventQueue,
+        acker: InputAcker,
+        global_processors: list[Processor],
+        agent: AgentInfo,
+        stats: InputStats,
+        committed: dict[str, Any],
+    ) -> None:
+        self.settings = settings
+        self._committed = committed
+        self.stats = stats
+        self._queue = queue
+        self._acker = acker
+        self._processors = list(settings.processors) + list(global_processors)
+        self._agent = {
+            "name": agent.name,
+            "type": "filebeat",
+            "version": agent.version,
+            "id": agent.id,
+            "ephemeral_id": agent.ephemeral_id,
+            "hostname": agent.hostname,
+        }
+        self._host_name = None if (settings.disable_host or FORWARDED_TAG in settings.tags) else agent.name
+
+    def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:
+        """Queues `event`; `cursor` ({source: value}) is committed once it and all before it are acked.
+
+        Blocks while the queue is full. Returns False when the forwarder is
+        stopping, and the input should return.
+        """
+        event = self._prepare(event)
+        if event is None:
+            self._acker.done(self._acker.track(cursor))
+            return True
+        event.ack_token = (self._acker, self._acker.track(cursor))
+        try:
+            self._queue.put(event)
+        except QueueClosed:
+            return False
+        self.stats.published += 1
+        return True
+
+    def try_publish(self, event: Event) -> bool | None:
+        """Non-blocking publish for sources that cannot wait (UDP syslog).
+
+        Returns True when queued, False when the queue was full and the event
+        was dropped (counted), None when the forwarder is stopping.
+        """
+        event = self._prepare(event)
+        if event is None:
+            return True
+        event.ack_token = (self._acker, self._acker.track(None))
+        try:
+            queued = self._queue.try_put(event)
+        except QueueClosed:
+            return None
+        if not queued:
+            self._acker.done(event.ack_token[1])
+            self.stats.dropped += 1
+            return False
+        self.stats.published += 1
+        return True
+
+    def committed(self) -> dict[str, Any]:
+        """This input's committed cursors, {source: value}; read once at start."""
+        return dict(self._committed)
+
+    def wait_acked(self, timeout: float) -> bool:
+        return self._acker.wait_all_done(timeout)
+
+    def _prepare(self, event: Event) -> Event | None:
+        settings = self.settings
+        fields = event.fields
+        fields["agent"] = dict(self._agent)
+        fields["ecs"] = {"version": ECS_VERSION}
+        if self._host_name is not None and "name" not in fields.get("host", {}):
+            fields.setdefault("host", {})["name"] = self._host_name
+        input_fields = fields.setdefault("input", {})
+        input_fields.setdefault("type", settings.input_type)
+        for key, value in settings.module_fields.items():
+            existing = fields.get(key)
+            if isinstance(existing, dict) and isinstance(value, dict):
+                for sub_key, sub_value in value.items():
+                    existing.setdefault(sub_key, sub_value)
+            else:
+                fields.setdefault(key, dict(value) if isinstance(value, dict) else value)
+        if settings.tags:
+            fields["tags"] = list(fields.get("tags", [])) + [t for t in settings.tags if t not in fields.get("tags", [])]
+        if settings.fields:
+            if settings.fields_under_root:
+                for key, value in settings.fields.items():
+                    fields[key] = _copy(value)
+            else:
+                fields["fields"] = _copy(settings.fields)
+        if settings.ingest_pipeline:
+            event.meta.setdefault("pipeline", settings.ingest_pipeline)
+        for processor in self._processors:
+            result = processor(event)
+            if result is None:
+                self.stats.filtered += 1
+                return None
+            event = result
+        message = event.fields.get("message")
+        event.size = 512 + (2 * len(message) if isinstance(message, str) else 1024)
+        return event
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value

@@ -1,0 +1,117 @@
+"""The event that travels from an input to an output.
+
+Fields are a nested dict addressed with dotted paths, the way Filebeat's
+processors and conditions address them. `@timestamp` and `@metadata` live
+beside the fields rather than in them, because every output serialises them
+specially and processors must not drop them by accident.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+_MISSING = object()
+METADATA_PREFIX = "@metadata."
+
+
+class Event:
+    __slots__ = ("timestamp", "fields", "meta", "ack_token", "size")
+
+    def __init__(
+        self,
+        fields: dict[str, Any],
+        timestamp: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.timestamp = time.time() if timestamp is None else timestamp
+        self.fields = fields
+        self.meta = {} if meta is None else meta
+        # Set by the pipeline client: (InputAcker, sequence number).
+        self.ack_token: tuple[Any, int] | None = None
+        # Approximate encoded size in bytes, set by the pipeline client.
+        self.size = 0
+
+    def get(self, path: str, default: Any = None) -> Any:
+        value = self.lookup(path)
+        return default if value is _MISSING else value
+
+    def has(self, path: str) -> bool:
+        return self.lookup(path) is not _MISSING
+
+    def lookup(self, path: str) -> Any:
+        """Returns the value at `path`, or the module-level _MISSING sentinel."""
+        if path == "@timestamp":
+            return format_timestamp(self.timestamp)
+        root, path = self._root(path)
+        node: Any = root
+        for part in path.split("."):
+            if not isinstance(node, dict):
+                return _MISSING
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        return node
+
+    def put(self, path: str, value: Any) -> None:
+        """Sets `path`, creating intermediate objects; a scalar in the way is replaced."""
+        if path == "@timestamp":
+            self.timestamp = parse_timestamp(value)
+            return
+        root, path = self._root(path)
+        parts = path.split(".")
+        node = root
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+
+    def delete(self, path: str) -> bool:
+        """Removes `path`; returns False when it was not there."""
+        root, path = self._root(path)
+        parts = path.split(".")
+        node: Any = root
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                return False
+        if isinstance(node, dict) and parts[-1] in node:
+            del node[parts[-1]]
+            return True
+        return False
+
+    def _root(self, path: str) -> tuple[dict[str, Any], str]:
+        if path.startswith(METADATA_PREFIX):
+            return self.meta, path[len(METADATA_PREFIX):]
+        return self.fields, path
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
+
+
+def format_timestamp(epoch_seconds: float) -> str:
+    """UTC with millisecond precision and a `Z`, as Filebeat writes `@timestamp`."""
+    millis = int(round(epoch_seconds * 1000))
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def parse_timestamp(value: Any) -> float:
+    """Accepts epoch seconds or an ISO 8601 string; naive strings are taken as UTC."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()

@@ -1,0 +1,45 @@
+"""Wires inputs to the queue, the ackers and the registry."""
+
+from __future__ import annotations
+
+import time
+
+from forwarder.pipeline.acker import InputAcker
+from forwarder.pipeline.client import AgentInfo, ClientSettings, PipelineClient, Processor
+from forwarder.pipeline.queue import EventQueue
+from forwarder.registry import Registry
+from forwarder.stats import InputStats, StatsTable
+
+
+class Pipeline:
+    def __init__(
+        self,
+        queue: EventQueue,
+        registry: Registry,
+        global_processors: list[Processor],
+        agent: AgentInfo,
+        stats: StatsTable,
+    ) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.global_processors = global_processors
+        self.agent = agent
+        self.stats = stats
+        self._ackers: list[InputAcker] = []
+
+    def connect(self, settings: ClientSettings) -> PipelineClient:
+        """A client for one input; its committed cursors are read now, once."""
+        stats = self.stats.add_input(InputStats(settings.input_id, settings.input_type))
+        acker = InputAcker(self.registry.commit, settings.key_prefix)
+        stats.acker = acker
+        self._ackers.append(acker)
+        committed = self.registry.with_prefix(settings.key_prefix)
+        return PipelineClient(settings, self.queue, acker, self.global_processors, self.agent, stats, committed)
+
+    def wait_acked(self, timeout: float) -> bool:
+        """True when every published event was acknowledged within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        for acker in self._ackers:
+            if not acker.wait_all_done(max(0.0, deadline - time.monotonic())):
+                return False
+        return True

@@ -1,0 +1,149 @@
+"""The bounded in-memory queue between publishing inputs and output workers.
+
+Space is given back only when a batch is acknowledged (or given up at
+shutdown), not when an output takes it, so the bound covers events in flight
+too: a stalled receiver stops the inputs instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from forwarder.pipeline.event import Event
+
+
+class QueueClosed(Exception):
+    """Raised by `put` when the pipeline is shutting down."""
+
+
+class Batch:
+    """Events handed to one output worker; acknowledged in order, possibly in parts."""
+
+    __slots__ = ("events", "acked", "_queue")
+
+    def __init__(self, events: list[Event], queue: "EventQueue") -> None:
+        self.events = events
+        self.acked = 0
+        self._queue = queue
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @property
+    def pending(self) -> list[Event]:
+        return self.events[self.acked:]
+
+    def ack_through(self, count: int) -> None:
+        """Marks the first `count` events of the batch delivered."""
+        count = min(count, len(self.events))
+        if count <= self.acked:
+            return
+        newly = self.events[self.acked:count]
+        self.acked = count
+        acknowledge(newly)
+        self._queue.release(newly)
+
+    def ack_all(self) -> None:
+        self.ack_through(len(self.events))
+
+
+def acknowledge(events: list[Event]) -> None:
+    for event in events:
+        token = event.ack_token
+        if token is not None:
+            token[0].done(token[1])
+
+
+class EventQueue:
+    def __init__(self, max_events: int, max_bytes: int, flush_min_events: int, flush_timeout: float) -> None:
+        self.max_events = max(1, max_events)
+        self.max_bytes = max(1, max_bytes)
+        self.flush_min_events = max(1, min(flush_min_events, self.max_events))
+        self.flush_timeout = flush_timeout
+        self._ready: deque[Event] = deque()
+        self._active_events = 0
+        self._active_bytes = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._items = threading.Condition(self._lock)
+
+    def put(self, event: Event) -> None:
+        """Blocks while the queue is full; an event larger than the byte bound still passes alone."""
+        with self._lock:
+            while not self._closed and self._active_events > 0 and (
+                self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
+            ):
+                self._space.wait()
+            if self._closed:
+                raise QueueClosed()
+            self._ready.append(event)
+            self._active_events += 1
+            self._active_bytes += event.size
+            if len(self._ready) >= self.flush_min_events or len(self._ready) == 1:
+                self._items.notify()
+
+    def try_put(self, event: Event) -> bool:
+        """Non-blocking put for sources that cannot wait (UDP); False when full."""
+        with self._lock:
+            if self._closed:
+                raise QueueClosed()
+            if self._active_events > 0 and (
+                self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
+            ):
+                return False
+            self._ready.append(event)
+            self._active_events += 1
+            self._active_bytes += event.size
+            self._items.notify()
+            return True
+
+    def get_batch(self, max_size: int, wait: float = 1.0) -> Batch | None:
+        """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events`.
+
+        Returns None when nothing arrived, so a worker can check for shutdown.
+        """
+        with self._lock:
+            deadline = time.monotonic() + wait
+            while not self._ready:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return None
+                self._items.wait(remaining)
+            want = min(max_size, self.flush_min_events)
+            flush_deadline = time.monotonic() + self.flush_timeout
+            while len(self._ready) < want and not self._closed:
+                remaining = flush_deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._items.wait(remaining)
+            count = min(max_size, len(self._ready))
+            events = [self._ready.popleft() for _ in range(count)]
+        return Batch(events, self)
+
+    def release(self, events: list[Event]) -> None:
+        with self._lock:
+            self._active_events -= len(events)
+            self._active_bytes -= sum(e.size for e in events)
+            self._space.notify_all()
+
+    def close(self) -> None:
+        """Wakes every waiter; later puts raise QueueClosed."""
+        with self._lock:
+            self._closed = True
+            self._space.notify_all()
+            self._items.notify_all()
+
+    @property
+    def active_events(self) -> int:
+        return self._active_events
+
+    @property
+    def active_bytes(self) -> int:
+        return self._active_bytes
+
+    @property
+    def ready_events(self) -> int:
+        return len(self._ready)

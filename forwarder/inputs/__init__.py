@@ -1,0 +1,11 @@
+"""The input table: `type:` in an input config is looked up here."""
+
+from __future__ import annotations
+
+from forwarder.inputs import filestream, syslog
+from forwarder.inputs.base import InputType
+
+INPUT_TYPES: dict[str, InputType] = {
+    input_type.name: input_type
+    for input_type in (syslog.INPUT_TYPE, filestream.INPUT_TYPE)
+}

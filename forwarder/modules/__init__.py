@@ -1,0 +1,7 @@
+"""The module table: `- module: NAME` in modules.d files is looked up here."""
+
+from __future__ import annotations
+
+from forwarder.modules.base import ModuleType
+
+MODULE_TYPES: dict[str, ModuleType] = {}

@@ -13,6 +13,8 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
+_PENDING, _DONE, _ABANDONED = 0, 1, 2
+
 # Called with {registry key: value or None}, in commit order.
 CommitFunction = Callable[[dict[str, Any]], None]
 
@@ -23,26 +25,40 @@ class InputAcker:
         self._key_prefix = key_prefix
         self._lock = threading.Lock()
         self._all_done = threading.Condition(self._lock)
-        # Entries [done, cursor] for sequence numbers _base, _base + 1, ...
+        # Entries [state, cursor] for sequence numbers _base, _base + 1, ...
         self._pending: deque[list[Any]] = deque()
         self._base = 0
+        # Tracked events neither acknowledged nor abandoned yet.
+        self._outstanding = 0
         self.acked = 0
 
     def track(self, cursor: dict[str, Any] | None) -> int:
         """Registers a published event and returns its sequence number."""
         with self._lock:
-            self._pending.append([False, cursor])
+            self._pending.append([_PENDING, cursor])
+            self._outstanding += 1
             return self._base + len(self._pending) - 1
+
+    def abandon(self, sequence: int) -> None:
+        """The event never reached the queue (shutdown): it and everything after stay uncommitted."""
+        with self._lock:
+            index = sequence - self._base
+            if 0 <= index < len(self._pending) and self._pending[index][0] == _PENDING:
+                self._pending[index][0] = _ABANDONED
+                self._outstanding -= 1
+                if not self._outstanding:
+                    self._all_done.notify_all()
 
     def done(self, sequence: int) -> None:
         updates: dict[str, Any] = {}
         with self._lock:
             index = sequence - self._base
-            if index < 0 or index >= len(self._pending) or self._pending[index][0]:
+            if index < 0 or index >= len(self._pending) or self._pending[index][0] != _PENDING:
                 return
-            self._pending[index][0] = True
+            self._pending[index][0] = _DONE
+            self._outstanding -= 1
             self.acked += 1
-            while self._pending and self._pending[0][0]:
+            while self._pending and self._pending[0][0] == _DONE:
                 _, cursor = self._pending.popleft()
                 self._base += 1
                 if cursor:
@@ -52,13 +68,13 @@ class InputAcker:
             # commits; later updates of a key overwrite earlier ones in one dict.
             if updates:
                 self._commit(updates)
-            if not self._pending:
+            if not self._outstanding:
                 self._all_done.notify_all()
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return self._outstanding
 
     def wait_all_done(self, timeout: float) -> bool:
         with self._lock:
-            return self._all_done.wait_for(lambda: not self._pending, timeout)
+            return self._all_done.wait_for(lambda: not self._outstanding, timeout)

@@ -96,10 +96,12 @@ class PipelineClient:
         if event is None:
             self._acker.done(self._acker.track(cursor))
             return True
-        event.ack_token = (self._acker, self._acker.track(cursor))
+        sequence = self._acker.track(cursor)
+        event.ack_token = (self._acker, sequence)
         try:
             self._queue.put(event)
         except QueueClosed:
+            self._acker.abandon(sequence)
             return False
         self.stats.published += 1
         return True
@@ -117,6 +119,7 @@ class PipelineClient:
         try:
             queued = self._queue.try_put(event)
         except QueueClosed:
+            self._acker.abandon(event.ack_token[1])
             return None
         if not queued:
             self._acker.done(event.ack_token[1])

@@ -1,0 +1,3 @@
+from forwarder.cli import entry_point
+
+entry_point()

@@ -1,0 +1,219 @@
+"""The `forwarder` command, with Filebeat's habits: `forwarder -e -c forwarder.yml`, `test config`, …
+
+Global flags work before or after the sub-command. Errors the user can fix
+are printed as one line each on stderr with exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import glob
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from forwarder import __version__
+from forwarder.config import loader
+from forwarder.config.keystore import Keystore, KeystoreError
+from forwarder.config.section import ConfigError
+from forwarder.config.settings import CliOptions, keystore_location, load_settings, resolve_paths, config_file_path
+from forwarder.registry import RegistryError
+
+log = logging.getLogger("forwarder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", dest="config_files", action="append", metavar="FILE",
+                        help="config file (default forwarder.yml under --path.config)", default=argparse.SUPPRESS)
+    common.add_argument("-e", dest="log_to_stderr", action="store_true", default=argparse.SUPPRESS,
+                        help="log to stderr instead of files")
+    common.add_argument("-E", dest="overrides", action="append", metavar="KEY=VALUE", default=argparse.SUPPRESS,
+                        help="override a setting; the value is parsed as YAML")
+    common.add_argument("-d", dest="debug_selectors", metavar="SELECTORS", default=argparse.SUPPRESS,
+                        help="enable debug logging (selectors are accepted for compatibility)")
+    for name in ("home", "config", "data", "logs"):
+        common.add_argument(f"--path.{name}", dest=f"path_{name}", metavar="DIR", default=argparse.SUPPRESS)
+    common.add_argument("--strict.perms", dest="strict_perms", metavar="true|false", default=argparse.SUPPRESS,
+                        type=_boolean, help="refuse config files writable by group/others (default true)")
+
+    parser = argparse.ArgumentParser(prog="forwarder", parents=[common],
+                                     description="Security log forwarder, a drop-in for Filebeat.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="run the forwarder (the default)")
+    commands.add_parser("version", parents=[common], help="print the version")
+    test = commands.add_parser("test", parents=[common], help="check the config or the output")
+    test.add_argument("what", choices=["config", "output"])
+    modules = commands.add_parser("modules", parents=[common], help="list, enable or disable modules")
+    modules.add_argument("action", choices=["list", "enable", "disable"])
+    modules.add_argument("names", nargs="*", metavar="NAME")
+    keystore = commands.add_parser("keystore", parents=[common], help="manage secrets referenced as ${KEY}")
+    keystore.add_argument("action", choices=["create", "add", "list", "remove"])
+    keystore.add_argument("key", nargs="?", metavar="KEY")
+    keystore.add_argument("--stdin", action="store_true", help="read the value from standard input")
+    keystore.add_argument("--force", action="store_true", help="overwrite an existing keystore or key")
+    return parser
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false")
+
+
+def options_from(args: argparse.Namespace) -> CliOptions:
+    return CliOptions(
+        config_files=getattr(args, "config_files", None) or ["forwarder.yml"],
+        overrides=getattr(args, "overrides", []),
+        path_home=getattr(args, "path_home", None),
+        path_config=getattr(args, "path_config", None),
+        path_data=getattr(args, "path_data", None),
+        path_logs=getattr(args, "path_logs", None),
+        strict_perms=getattr(args, "strict_perms", True),
+        log_to_stderr=getattr(args, "log_to_stderr", False),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = options_from(args)
+    command = args.command or "run"
+    try:
+        if command == "version":
+            print(f"forwarder version {__version__}")
+            return 0
+        if command == "test":
+            return test_config(options) if args.what == "config" else test_output(options)
+        if command == "modules":
+            return manage_modules(options, args.action, args.names)
+        if command == "keystore":
+            return manage_keystore(options, args.action, args.key, args.stdin, args.force)
+        return run(options, debug=hasattr(args, "debug_selectors"))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 1
+    except (KeystoreError, RegistryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(options: CliOptions, debug: bool = False) -> int:
+    from forwarder.logs import configure_logging
+    from forwarder.runner import Forwarder, StartupError
+
+    settings = load_settings(options)
+    if debug:
+        settings.logging.level = "debug"
+    configure_logging(settings.logging, settings.secrets)
+    for warning in settings.warnings:
+        log.warning(warning)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        return Forwarder(settings, stop).run()
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def test_config(options: CliOptions) -> int:
+    settings = load_settings(options)
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print("Config OK")
+    return 0
+
+
+def test_output(options: CliOptions) -> int:
+    settings = load_settings(options)
+    results = settings.output_type.check(settings.output_config)
+    for result in results:
+        print(f"{settings.output_type.name} {result.target}... {'OK' if result.ok else 'ERROR'}: {result.detail}")
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+def raw_setting(options: CliOptions, dotted: str, default: str) -> tuple[str, dict]:
+    """A setting read without validating the whole config (for `modules` and `keystore`)."""
+    path = config_file_path(options)
+    config: dict = {}
+    if path.exists():
+        data = loader.read_yaml(path, options.strict_perms)
+        config = loader.expand_dotted(data) if isinstance(data, dict) else {}
+    for assignment in options.overrides:
+        loader.apply_override(config, assignment)
+    loader.fold_twin_keys(config)
+    paths = resolve_paths(options, config)
+    values = {"path.home": str(paths.home), "path.config": str(paths.config),
+              "path.data": str(paths.data), "path.logs": str(paths.logs)}
+    value = loader.lookup_setting(config, dotted) or default
+    resolved = loader.expand_variables(value, lambda n: values.get(n) or os.environ.get(n), str(path), dotted, [])
+    return str(resolved), {"paths": paths, "config": config}
+
+
+def manage_modules(options: CliOptions, action: str, names: list[str]) -> int:
+    pattern, _ = raw_setting(options, "forwarder.config.modules.path", "${path.config}/modules.d/*.yml")
+    directory = Path(pattern).parent
+    if action == "list":
+        enabled = sorted(Path(p).name[:-4] for p in glob.glob(str(directory / "*.yml")))
+        disabled = sorted(Path(p).name[:-13] for p in glob.glob(str(directory / "*.yml.disabled")))
+        print("Enabled:\n" + "".join(f"{name}\n" for name in enabled))
+        print("Disabled:\n" + "".join(f"{name}\n" for name in disabled), end="")
+        return 0
+    if not names:
+        print(f"error: modules {action} needs at least one module name", file=sys.stderr)
+        return 1
+    status = 0
+    for name in names:
+        enabled, disabled = directory / f"{name}.yml", directory / f"{name}.yml.disabled"
+        source, target = (disabled, enabled) if action == "enable" else (enabled, disabled)
+        if target.exists() and not source.exists():
+            print(f"Module {name} is already {action}d")
+        elif not source.exists():
+            print(f"Module {name} doesn't exist in {directory}!", file=sys.stderr)
+            status = 1
+        else:
+            source.rename(target)
+            print(f"{action.capitalize()}d {name}")
+    return status
+
+
+def manage_keystore(options: CliOptions, action: str, key: str | None, from_stdin: bool, force: bool) -> int:
+    _, context = raw_setting(options, "keystore.path", "")
+    keystore = Keystore(keystore_location(context["config"], context["paths"]))
+    if action == "create":
+        keystore.create(force)
+        print(f"Created keystore {keystore.path}")
+        return 0
+    if action == "list":
+        for name in keystore.keys():
+            print(name)
+        return 0
+    if not key:
+        print(f"error: keystore {action} needs a KEY", file=sys.stderr)
+        return 1
+    if action == "remove":
+        keystore.remove(key)
+        print(f"Removed {key}")
+        return 0
+    if not keystore.exists():
+        keystore.create()
+    value = sys.stdin.read().rstrip("\r\n") if from_stdin else getpass.getpass(f"Enter value for {key}: ")
+    if not value:
+        print("error: empty value; nothing stored", file=sys.stderr)
+        return 1
+    keystore.add(key, value, force)
+    print(f"Added {key} to {keystore.path}")
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

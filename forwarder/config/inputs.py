@@ -1,0 +1,140 @@
+"""Input configs → ready-to-start input specs.
+
+Inputs come from three places, as with Filebeat: `forwarder.inputs`, files
+matched by `forwarder.config.inputs.path`, and module files matched by
+`forwarder.config.modules.path` (each `- module: NAME` entry expands into one
+input per enabled fileset). Every one ends up as an `InputSpec`: the input
+type, its parsed config, and the pipeline settings shared by all input types.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forwarder.config.loader import expand_dotted, read_yaml
+from forwarder.config.section import ConfigError, Problem, Section
+from forwarder.inputs import INPUT_TYPES
+from forwarder.inputs.base import InputType
+from forwarder.modules import MODULE_TYPES
+from forwarder.pipeline.client import ClientSettings
+from forwarder.pipeline.processors import build_processors
+
+COMMON_INPUT_KEYS = (
+    "type", "id", "enabled", "tags", "fields", "fields_under_root", "processors",
+    "pipeline", "index", "publisher_pipeline", "keep_null", "service",
+)
+
+
+@dataclass
+class InputSpec:
+    input_type: InputType
+    config: Any
+    client: ClientSettings
+
+
+def parse_input(section: Section, position: int, module_fields: dict[str, Any] | None = None,
+                ingest_pipeline: str | None = None) -> InputSpec | None:
+    """One input mapping; None when it is disabled or has problems (recorded in the section)."""
+    type_name = section.string("type", None)
+    if not section.boolean("enabled", True):
+        section.ignore(*section.data)
+        return None
+    if type_name is None:
+        section.error("type", f"is required (one of {', '.join(sorted(INPUT_TYPES))})")
+        return None
+    input_type = INPUT_TYPES.get(type_name)
+    if input_type is None:
+        section.error("type", f"unknown input type {type_name!r} (known: {', '.join(sorted(INPUT_TYPES))})")
+        return None
+    problems_before = len(section.problems)
+    config = input_type.parse_config(section)
+    explicit_id = section.string("id", None)
+    tags = section.string_list("tags", [])
+    fields = section.mapping("fields", {})
+    under_root = section.boolean("fields_under_root", False)
+    processors = build_processors(section.sections("processors"))
+    pipeline = section.string("pipeline", ingest_pipeline)
+    disable_host = section.section("publisher_pipeline").boolean("disable_host", False)
+    section.ignore(*COMMON_INPUT_KEYS)
+    section.finish()
+    if len(section.problems) > problems_before:
+        return None
+    input_id = explicit_id or (input_type.default_id(config) if input_type.default_id else f"{type_name}-{position}")
+    return InputSpec(input_type, config, ClientSettings(
+        input_id=input_id,
+        input_type=type_name,
+        tags=tags,
+        fields=fields,
+        fields_under_root=under_root,
+        processors=processors,
+        disable_host=disable_host,
+        module_fields=module_fields or {},
+        ingest_pipeline=pipeline,
+    ))
+
+
+def parse_input_list(sections: list[Section], start: int = 0) -> list[InputSpec]:
+    specs = []
+    for offset, section in enumerate(sections):
+        spec = parse_input(section, start + offset)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def load_input_files(pattern: str, strict_perms: bool, problems: list[Problem], start: int) -> list[InputSpec]:
+    """Files of `forwarder.config.inputs.path`: each a YAML list of inputs."""
+    specs: list[InputSpec] = []
+    for name in sorted(glob.glob(pattern)):
+        path = Path(name)
+        data = _read_list(path, strict_perms, problems)
+        sections = [Section(expand_dotted(item), str(i), str(path), problems) for i, item in enumerate(data)]
+        specs.extend(parse_input_list(sections, start + len(specs)))
+    return specs
+
+
+def load_module_files(pattern: str, strict_perms: bool, problems: list[Problem]) -> list[InputSpec]:
+    """Enabled module files (`modules.d/*.yml`): each a YAML list of `- module: NAME` entries."""
+    specs: list[InputSpec] = []
+    for name in sorted(glob.glob(pattern)):
+        path = Path(name)
+        for index, item in enumerate(_read_list(path, strict_perms, problems)):
+            section = Section(expand_dotted(item), str(index), str(path), problems)
+            specs.extend(parse_module_entry(section))
+    return specs
+
+
+def parse_module_entry(section: Section) -> list[InputSpec]:
+    module_name = section.string("module", None)
+    if module_name is None:
+        section.error("module", "is required: each entry of a module file starts with `- module: NAME`")
+        return []
+    module_type = MODULE_TYPES.get(module_name)
+    if module_type is None:
+        known = ", ".join(sorted(MODULE_TYPES)) or "none"
+        section.error("module", f"unknown module {module_name!r} (known: {known})")
+        return []
+    specs = []
+    for fileset_input in module_type.expand(section):
+        spec = parse_input(fileset_input.section, 0, fileset_input.module_fields, fileset_input.ingest_pipeline)
+        if spec is not None:
+            spec.client.input_id = fileset_input.input_id
+            specs.append(spec)
+    return specs
+
+
+def _read_list(path: Path, strict_perms: bool, problems: list[Problem]) -> list[Any]:
+    try:
+        data = read_yaml(path, strict_perms)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return []
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append(Problem(str(path), "", "expected a YAML list at the top level"))
+        return []
+    return data

@@ -1,0 +1,169 @@
+"""Reads forwarder.yml (or an existing filebeat.yml) into one nested mapping.
+
+Steps, in order: permission check, YAML parse, dotted keys expanded into
+nested mappings (`output.logstash.hosts: [...]` and the nested form mean the
+same, as in Filebeat), `-E key=value` overrides, every `filebeat.` key read as
+its `forwarder.` twin, then `${VAR}` expansion (keystore, then environment,
+then other settings such as `${path.data}`). Problems are collected and raised
+together as a ConfigError naming file and key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from forwarder.config.section import ConfigError, Problem
+
+_VARIABLE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
+TWIN_PREFIX = "filebeat"
+OWN_PREFIX = "forwarder"
+
+
+def check_permissions(path: Path, strict: bool) -> list[Problem]:
+    """Filebeat's rule: owned by root or the running user, not writable by group or others."""
+    if not strict or os.name != "posix":
+        return []
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return [Problem(str(path), "", f"cannot read: {exc.strerror}")]
+    problems = []
+    if info.st_uid not in (0, os.geteuid()):
+        problems.append(Problem(str(path), "", f"must be owned by the forwarder's user (uid={os.geteuid()}) or root "
+                                               "(or run with --strict.perms=false)"))
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.filemode(info.st_mode)
+        problems.append(Problem(str(path), "", f"can only be writable by the owner but the permissions are {mode!r} "
+                                               f"(fix with chmod go-w {path}, or run with --strict.perms=false)"))
+    return problems
+
+
+def read_yaml(path: Path, strict_perms: bool) -> Any:
+    """Parses one YAML file; raises ConfigError with the line of a syntax error."""
+    problems = check_permissions(path, strict_perms)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([Problem(str(path), "", f"invalid YAML: {where}{reason}")]) from None
+
+
+def expand_dotted(value: Any) -> Any:
+    """`{"a.b": 1, "a": {"c": 2}}` → `{"a": {"b": 1, "c": 2}}`, recursively, lists included."""
+    if isinstance(value, list):
+        return [expand_dotted(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        item = expand_dotted(item)
+        parts = str(key).split(".") if isinstance(key, str) else [key]
+        node = result
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        merge_into(node, parts[-1], item)
+    return result
+
+
+def merge_into(node: dict[str, Any], key: Any, value: Any) -> None:
+    existing = node.get(key)
+    if isinstance(existing, dict) and isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            merge_into(existing, sub_key, sub_value)
+    else:
+        node[key] = value
+
+
+def apply_override(config: dict[str, Any], assignment: str) -> Problem | None:
+    """One `-E key=value`; the value is parsed as YAML, like Filebeat."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        return Problem("-E", assignment, "expected key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    deep_merge(config, expand_dotted({key.strip(): value}))
+    return None
+
+
+def deep_merge(target: dict[str, Any], source: dict[str, Any]) -> None:
+    for key, value in source.items():
+        merge_into(target, key, value)
+
+
+def fold_twin_keys(config: dict[str, Any]) -> None:
+    """Reads every `filebeat.` key as its `forwarder.` twin; the forwarder's own key wins."""
+    twin = config.pop(TWIN_PREFIX, None)
+    if isinstance(twin, dict):
+        own = config.setdefault(OWN_PREFIX, {})
+        if isinstance(own, dict):
+            merged: dict[str, Any] = {}
+            deep_merge(merged, twin)
+            deep_merge(merged, own)
+            config[OWN_PREFIX] = merged
+
+
+Resolver = Callable[[str], "str | None"]
+
+
+def expand_variables(value: Any, resolve: Resolver, source: str, path: str, problems: list[Problem]) -> Any:
+    """Replaces `${NAME}` / `${NAME:default}` in every string; a missing NAME is a problem."""
+    if isinstance(value, dict):
+        return {k: expand_variables(v, resolve, source, f"{path}.{k}" if path else str(k), problems)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_variables(v, resolve, source, f"{path}.{i}", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1).strip(), match.group(2)
+        found = resolve(name)
+        if found is not None:
+            return found
+        if default is not None:
+            return default
+        problems.append(Problem(source, path, f"${{{name}}} is not set in the keystore or the environment "
+                                              f"(add it with `forwarder keystore add {name}` or export it)"))
+        return ""
+
+    expanded = _VARIABLE.sub(substitute, value)
+    if expanded != value and _VARIABLE.fullmatch(value):
+        # A whole-value reference may stand for a number or a list: `port: ${PORT}`.
+        try:
+            parsed = yaml.safe_load(expanded)
+        except yaml.YAMLError:
+            return expanded
+        if isinstance(parsed, (int, float, bool, list)):
+            return parsed
+    return expanded
+
+
+def lookup_setting(config: dict[str, Any], dotted: str) -> str | None:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return None if isinstance(node, (dict, list)) or node is None else str(node)

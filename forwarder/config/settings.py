@@ -1,0 +1,350 @@
+"""The whole configuration, validated: `load_settings(options) -> Settings`.
+
+Everything the user can get wrong is found here, before anything starts, and
+reported as one line per problem naming the file and key path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forwarder.config import loader
+from forwarder.config.inputs import InputSpec, load_input_files, load_module_files, parse_input_list
+from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
+from forwarder.config.section import ConfigError, Problem, Section
+from forwarder.outputs import OUTPUT_TYPES
+from forwarder.outputs.base import OutputType
+from forwarder.pipeline.client import Processor
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.processors import build_processors
+
+log = logging.getLogger("forwarder.config")
+
+# Sections a filebeat.yml may carry that configure things this forwarder never talks to.
+IGNORED_SECTIONS = ("setup", "monitoring", "seccomp", "max_procs", "migration", "instrumentation")
+# Setting names whose values are secrets and must never be logged.
+SECRET_KEY_WORDS = ("password", "passphrase", "secret", "token", "connection_string", "api_key", "sas")
+
+
+@dataclass
+class CliOptions:
+    config_files: list[str] = field(default_factory=lambda: ["forwarder.yml"])
+    overrides: list[str] = field(default_factory=list)
+    path_home: str | None = None
+    path_config: str | None = None
+    path_data: str | None = None
+    path_logs: str | None = None
+    strict_perms: bool = True
+    log_to_stderr: bool = False
+
+
+@dataclass
+class Paths:
+    home: Path
+    config: Path
+    data: Path
+    logs: Path
+
+
+@dataclass
+class LoggingSettings:
+    level: str = "info"
+    to_stderr: bool = False
+    to_files: bool = True
+    files_path: Path = Path("logs")
+    files_name: str = "forwarder"
+    keepfiles: int = 7
+    permissions: int = 0o600
+    rotate_every_bytes: int = 10 * 1024 * 1024
+    metrics_enabled: bool = True
+    metrics_period: float = 30.0
+
+
+@dataclass
+class Settings:
+    config_file: Path
+    paths: Paths
+    name: str
+    inputs: list[InputSpec]
+    processors: list[Processor]
+    queue_events: int
+    queue_bytes: int
+    flush_min_events: int
+    flush_timeout: float
+    output_type: OutputType
+    output_config: Any
+    logging: LoggingSettings
+    http_enabled: bool
+    http_host: str
+    http_port: int
+    registry_path: Path
+    registry_flush: float
+    registry_permissions: int
+    shutdown_timeout: float
+    modules_glob: str
+    keystore_path: Path
+    secrets: list[str]
+    warnings: list[str]
+
+
+def resolve_paths(options: CliOptions, config: dict[str, Any]) -> Paths:
+    """CLI flags win over `path.*` settings; data and logs default under home, as in Filebeat."""
+    section = config.get("path") if isinstance(config.get("path"), dict) else {}
+    home = Path(options.path_home or section.get("home") or os.getcwd()).resolve()
+    conf = Path(options.path_config or section.get("config") or home)
+    data = Path(options.path_data or section.get("data") or home / "data")
+    logs = Path(options.path_logs or section.get("logs") or home / "logs")
+    return Paths(home, conf if conf.is_absolute() else home / conf,
+                 data if data.is_absolute() else home / data, logs if logs.is_absolute() else home / logs)
+
+
+def config_file_path(options: CliOptions) -> Path:
+    """`-c FILE` relative to --path.config (or home, or the working directory)."""
+    name = Path(options.config_files[-1] if options.config_files else "forwarder.yml")
+    if name.is_absolute():
+        return name
+    base = options.path_config or options.path_home
+    return Path(base) / name if base else Path.cwd() / name
+
+
+def keystore_location(config: dict[str, Any], paths: Paths) -> Path:
+    section = config.get("keystore")
+    configured = section.get("path") if isinstance(section, dict) else None
+    return Path(configured) if configured else paths.data / KEYSTORE_FILENAME
+
+
+def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, list[str]]:
+    """Parsed, merged, overridden and expanded config mapping, before validation."""
+    problems: list[Problem] = []
+    merged: dict[str, Any] = {}
+    config_file = config_file_path(options)
+    for name in options.config_files or ["forwarder.yml"]:
+        path = Path(name) if Path(name).is_absolute() else config_file.parent / Path(name).name
+        data = loader.read_yaml(path, options.strict_perms)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError([Problem(str(path), "", "expected a mapping of settings at the top level")])
+        loader.deep_merge(merged, loader.expand_dotted(data))
+    for assignment in options.overrides:
+        problem = loader.apply_override(merged, assignment)
+        if problem:
+            problems.append(problem)
+    loader.fold_twin_keys(merged)
+    paths = resolve_paths(options, merged)
+    keystore_path = keystore_location(merged, paths)
+    try:
+        secrets = Keystore(keystore_path).load()
+    except KeystoreError as exc:
+        raise ConfigError([Problem(str(keystore_path), "", str(exc))]) from None
+    path_values = {"path.home": str(paths.home), "path.config": str(paths.config),
+                   "path.data": str(paths.data), "path.logs": str(paths.logs)}
+
+    def resolve(name: str) -> str | None:
+        if name in secrets:
+            return secrets[name]
+        if name in os.environ:
+            return os.environ[name]
+        return path_values.get(name) or loader.lookup_setting(merged, name)
+
+    expanded = loader.expand_variables(merged, resolve, str(config_file), "", problems)
+    if problems:
+        raise ConfigError(problems)
+    return config_file, expanded, paths, list(secrets.values())
+
+
+def load_settings(options: CliOptions) -> Settings:
+    config_file, config, paths, keystore_secrets = load_raw_config(options)
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    source = str(config_file)
+    root = Section(config, "", source, problems)
+
+    own = root.section("forwarder")
+    inputs = parse_input_list(own.sections("inputs"))
+    external_config = own.section("config")
+    modules_section = external_config.section("modules")
+    modules_glob = modules_section.string("path", str(paths.config / "modules.d" / "*.yml"))
+    modules_section.ignore("reload")
+    modules_section.finish()
+    input_files = external_config.section("inputs")
+    external_inputs = input_files.string("path", None)
+    input_files.ignore("reload")
+    input_files.finish()
+    external_config.finish()
+    shutdown_timeout = own.duration("shutdown_timeout", 5.0)
+    registry = own.section("registry")
+    registry_path = Path(registry.string("path", "registry"))
+    registry_flush = registry.duration("flush", 1.0)
+    registry_permissions = _octal(registry, "file_permissions", 0o600)
+    registry.ignore("cleanup_interval", "migrate_file")
+    registry.finish()
+    own.ignore("modules", "overwrite_pipelines")
+    if own.raw("modules"):
+        own.error("modules", "inline modules are not supported; put each module in modules.d/NAME.yml")
+    own.finish()
+
+    if external_inputs:
+        inputs += load_input_files(_absolute(external_inputs, paths.config), options.strict_perms, problems, len(inputs))
+    inputs += load_module_files(_absolute(modules_glob, paths.config), options.strict_perms, problems)
+
+    global_tags = root.string_list("tags", [])
+    global_fields = root.mapping("fields", {})
+    fields_under_root = root.boolean("fields_under_root", False)
+    processors = build_processors(root.sections("processors"))
+    if global_fields:
+        processors.insert(0, _global_fields_processor(global_fields, fields_under_root))
+    for spec in inputs:
+        spec.client.tags = spec.client.tags + [t for t in global_tags if t not in spec.client.tags]
+
+    queue = root.section("queue")
+    memory = queue.section("mem")
+    queue_events = memory.integer("events", 3200, minimum=1)
+    flush = memory.section("flush")
+    flush_min_events = flush.integer("min_events", 1600, minimum=0)
+    flush_timeout = flush.duration("timeout", 1.0)
+    flush.finish()
+    queue_bytes = memory.size("bytes", 256 * 1024 * 1024)
+    memory.finish()
+    if queue.raw("disk") is not None:
+        queue.error("disk", "the disk queue is not supported yet; use queue.mem")
+    queue.finish()
+
+    output_type, output_config = _parse_output(root.section("output"))
+    logging_settings = _parse_logging(root.section("logging"), paths, options.log_to_stderr)
+    http = root.section("http")
+    http_enabled = http.boolean("enabled", False)
+    http_host = http.string("host", "localhost")
+    http_port = http.integer("port", 5066, minimum=0, maximum=65535)
+    http.ignore("named_pipe", "pprof")
+    http.finish()
+
+    name = root.string("name", socket.gethostname())
+    root.section("path")
+    keystore = root.section("keystore")
+    keystore.string("path", None)
+    keystore.finish()
+    for ignored in IGNORED_SECTIONS:
+        if root.has(ignored):
+            warnings.append(f"{source}: {ignored}.*: ignored (it configures Elasticsearch/Kibana services this "
+                            "forwarder does not use)")
+    root.finish()
+    if inputs == [] and not problems:
+        warnings.append(f"{source}: no inputs are enabled (forwarder.inputs is empty and no module is enabled)")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        config_file=config_file, paths=paths, name=name, inputs=inputs, processors=processors,
+        queue_events=queue_events, queue_bytes=queue_bytes, flush_min_events=flush_min_events,
+        flush_timeout=flush_timeout, output_type=output_type, output_config=output_config,
+        logging=logging_settings, http_enabled=http_enabled, http_host=http_host, http_port=http_port,
+        registry_path=_absolute_path(registry_path, paths.data), registry_flush=registry_flush,
+        registry_permissions=registry_permissions, shutdown_timeout=shutdown_timeout,
+        modules_glob=_absolute(modules_glob, paths.config),
+        keystore_path=keystore_location(config, paths),
+        secrets=keystore_secrets + collect_secrets(config), warnings=warnings,
+    )
+
+
+def _parse_output(section: Section) -> tuple[OutputType, Any]:
+    enabled = []
+    for name in section.data:
+        sub = section.data[name]
+        if isinstance(sub, dict) and sub.get("enabled", True) in (False, "false"):
+            section.ignore(name)
+            continue
+        enabled.append(name)
+    known = ", ".join(sorted(OUTPUT_TYPES))
+    if len(enabled) != 1:
+        if not enabled:
+            section.error("", f"no output is enabled: configure exactly one of output.{{{known}}}")
+        else:
+            section.error("", f"exactly one output may be enabled, found {', '.join(enabled)}")
+        section.ignore(*section.data)
+        return OUTPUT_TYPES["console"], None
+    name = enabled[0]
+    output_type = OUTPUT_TYPES.get(name)
+    if output_type is None:
+        section.error(name, f"unsupported output (supported: {known})")
+        section.ignore(name)
+        return OUTPUT_TYPES["console"], None
+    sub = section.section(name)
+    sub.ignore("enabled")
+    config = output_type.parse_config(sub)
+    sub.finish()
+    return output_type, config
+
+
+def _parse_logging(section: Section, paths: Paths, to_stderr: bool) -> LoggingSettings:
+    level = section.string("level", "info", choices=("debug", "info", "warning", "error", "critical"))
+    files = section.section("files")
+    metrics = section.section("metrics")
+    result = LoggingSettings(
+        level=level,
+        to_stderr=to_stderr or section.boolean("to_stderr", False),
+        to_files=section.boolean("to_files", True) and not to_stderr,
+        files_path=Path(files.string("path", str(paths.logs))),
+        files_name=files.string("name", "forwarder"),
+        keepfiles=files.integer("keepfiles", 7, minimum=1, maximum=1024),
+        permissions=_octal(files, "permissions", 0o600),
+        rotate_every_bytes=files.size("rotateeverybytes", 10 * 1024 * 1024),
+        metrics_enabled=metrics.boolean("enabled", True),
+        metrics_period=metrics.duration("period", 30.0),
+    )
+    files.ignore("rotateonstartup", "interval", "redirect_stderr")
+    files.finish()
+    metrics.finish()
+    section.ignore("selectors", "json", "to_syslog", "to_eventlog", "ecs")
+    section.finish()
+    return result
+
+
+def _octal(section: Section, key: str, default: int) -> int:
+    value = section.raw(key, None)
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # YAML already read 0600 as an octal number
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        section.error(key, f"expected an octal file mode such as 0600 (got {value!r})")
+        return default
+
+
+def _absolute(pattern: str, base: Path) -> str:
+    return pattern if os.path.isabs(pattern) else str(base / pattern)
+
+
+def _absolute_path(path: Path, base: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def _global_fields_processor(fields: dict[str, Any], under_root: bool) -> Processor:
+    """Top-level `fields` apply to every event, like Filebeat's global fields."""
+
+    def add_global_fields(event: Event) -> Event:
+        target = event.fields if under_root else event.fields.setdefault("fields", {})
+        loader.deep_merge(target, loader.expand_dotted(fields))
+        return event
+
+    return add_global_fields
+
+
+def collect_secrets(config: Any, key: str = "") -> list[str]:
+    """Values of settings whose names say they are secrets, so the log redactor can hide them."""
+    found: list[str] = []
+    if isinstance(config, dict):
+        for sub_key, value in config.items():
+            found.extend(collect_secrets(value, str(sub_key)))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(collect_secrets(value, key))
+    elif isinstance(config, str) and len(config) >= 4 and any(word in key.lower() for word in SECRET_KEY_WORDS):
+        found.append(config)
+    return found

@@ -1,0 +1,81 @@
+"""JSON log lines to `${path.logs}` (rotated) or to stderr with `-e`, with secrets redacted.
+
+Every configured secret value (keystore entries and settings named like
+password/secret/token) is replaced by `[REDACTED]` in every record before it
+is formatted, so a library that echoes a credential in an exception message
+cannot leak it into the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+from pythonjsonlogger.json import JsonFormatter
+
+from forwarder.config.settings import LoggingSettings
+
+REDACTED = "[REDACTED]"
+
+
+class SecretRedactor(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        redacted = self._redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def configure_logging(settings: LoggingSettings, secrets: list[str], name: str = "forwarder") -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    formatter = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                              rename_fields={"asctime": "@timestamp", "levelname": "log.level", "name": "log.logger"})
+    handlers: list[logging.Handler] = []
+    if settings.to_stderr or not settings.to_files:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if settings.to_files:
+        handlers.append(_file_handler(settings))
+    redactor = SecretRedactor(secrets)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redactor)
+        root.addHandler(handler)
+    root.setLevel(settings.level.upper())
+
+
+def _file_handler(settings: LoggingSettings) -> logging.Handler:
+    directory = Path(settings.files_path)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path = directory / settings.files_name
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, settings.permissions))
+    return logging.handlers.RotatingFileHandler(
+        path, maxBytes=settings.rotate_every_bytes, backupCount=settings.keepfiles - 1, encoding="utf-8")
+
+
+def configure_console_logging(level: str = "info") -> None:
+    """Before the config is read (and for one-shot commands): plain JSON on stderr."""
+    configure_logging(LoggingSettings(level=level, to_stderr=True, to_files=False), [])

@@ -1,0 +1,133 @@
+"""`output.file`: one JSON event per line, the same JSON the Logstash output sends.
+
+A batch is acknowledged only after its lines are written and fsynced, so
+what the registry commits is on disk. Files rotate by size:
+`<filename>.ndjson` is the current file, `<filename>.1.ndjson` the previous.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from forwarder.config.section import Section
+from forwarder.outputs.base import HostCheck, OutputType
+from forwarder.outputs.batch_worker import BatchWorker
+from forwarder.outputs.codec import EventEncoder
+from forwarder.pipeline.queue import Batch
+from forwarder.stats import OutputStats
+
+
+@dataclass
+class FileConfig:
+    path: Path
+    filename: str = "forwarder"
+    rotate_every_bytes: int = 10240 * 1024
+    number_of_files: int = 7
+    permissions: int = 0o600
+    rotate_on_startup: bool = True
+    index: str = "filebeat"
+    bulk_max_size: int = 2048
+
+
+def parse_config(section: Section) -> FileConfig:
+    permissions = section.raw("permissions", 0o600)
+    if isinstance(permissions, str):
+        try:
+            permissions = int(permissions, 8)
+        except ValueError:
+            section.error("permissions", f"expected an octal file mode such as 0600 (got {permissions!r})")
+            permissions = 0o600
+    config = FileConfig(
+        path=Path(section.string("path")),
+        filename=section.string("filename", "forwarder"),
+        rotate_every_bytes=section.integer("rotate_every_kb", 10240, minimum=1) * 1024,
+        number_of_files=section.integer("number_of_files", 7, minimum=2, maximum=1024),
+        permissions=permissions,
+        rotate_on_startup=section.boolean("rotate_on_startup", True),
+        index=section.string("index", "filebeat"),
+        bulk_max_size=section.integer("bulk_max_size", 2048, minimum=1),
+    )
+    section.ignore("codec")
+    return config
+
+
+class FileOutput:
+    def __init__(self, config: FileConfig, encoder: EventEncoder, stats: OutputStats) -> None:
+        self._config = config
+        self._encoder = encoder
+        self._stats = stats
+        self._current = config.path / f"{config.filename}.ndjson"
+        self._handle = None
+        self._size = 0
+        self._worker = BatchWorker("file", self._write, stats, config.bulk_max_size)
+
+    def start(self, queue) -> None:
+        self._config.path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if self._config.rotate_on_startup and self._current.exists() and self._current.stat().st_size > 0:
+            self._rotate()
+        self._worker.start(queue)
+
+    def stop(self, timeout: float) -> None:
+        self._worker.stop(timeout)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _write(self, batch: Batch) -> None:
+        data = b"".join(self._encoder.encode(event) + b"\n" for event in batch.pending)
+        if self._handle is not None and self._size > 0 and self._size + len(data) > self._config.rotate_every_bytes:
+            self._rotate()
+        if self._handle is None:
+            self._open()
+        try:
+            self._handle.write(data)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError:
+            # A partial write may have reached the file; reopen so the retry appends whole lines after it.
+            self._handle.close()
+            self._handle = None
+            raise
+        self._size += len(data)
+        self._stats.bytes_written += len(data)
+
+    def _open(self) -> None:
+        fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self._config.permissions)
+        self._handle = os.fdopen(fd, "ab")
+        self._size = self._current.stat().st_size
+
+    def _rotate(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        name, keep = self._config.filename, self._config.number_of_files
+        for number in range(keep - 1, 0, -1):
+            older = self._config.path / f"{name}.{number}.ndjson"
+            if number == keep - 1:
+                older.unlink(missing_ok=True)
+            elif older.exists():
+                older.rename(self._config.path / f"{name}.{number + 1}.ndjson")
+        if self._current.exists():
+            self._current.rename(self._config.path / f"{name}.1.ndjson")
+
+
+def check(config: FileConfig) -> list[HostCheck]:
+    target = str(config.path)
+    try:
+        config.path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        return [HostCheck(target, False, f"cannot create directory: {exc.strerror}")]
+    if not os.access(config.path, os.W_OK):
+        return [HostCheck(target, False, "directory is not writable by this user")]
+    return [HostCheck(target, True, f"writable; events go to {config.path / (config.filename + '.ndjson')}")]
+
+
+OUTPUT_TYPE = OutputType(
+    name="file",
+    parse_config=parse_config,
+    create=FileOutput,
+    check=check,
+    index=lambda config: config.index,
+)

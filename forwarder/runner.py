@@ -1,0 +1,182 @@
+"""Runs the forwarder: builds the pipeline from Settings, supervises inputs, shuts down cleanly.
+
+Start order: data-directory lock, registry, queue, output, then one
+supervised thread per input. Stop order (SIGTERM/SIGINT): inputs are told to
+stop and the queue stops taking new events, the output keeps delivering what
+is queued for up to `shutdown_timeout`, then the output stops and the
+registry is flushed. Anything not acknowledged by then was never committed
+and is read again at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from forwarder.config.settings import Settings
+from forwarder.inputs.base import InputContext, PermanentInputError
+from forwarder.monitoring import MonitoringServer
+from forwarder.outputs.codec import EventEncoder
+from forwarder.pipeline.client import AgentInfo, PipelineClient
+from forwarder.pipeline.pipeline import Pipeline
+from forwarder.pipeline.queue import EventQueue
+from forwarder.registry import Registry
+from forwarder.stats import InputStats, OutputStats, StatsTable
+
+log = logging.getLogger("forwarder")
+
+RESTART_BACKOFF_INIT = 1.0
+RESTART_BACKOFF_MAX = 60.0
+INPUT_JOIN_TIMEOUT = 5.0
+
+
+class StartupError(Exception):
+    """Something outside the config prevents starting (lock held, data path unwritable)."""
+
+
+class Forwarder:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.stats = StatsTable()
+        self._input_threads: list[threading.Thread] = []
+
+    def run(self) -> int:
+        settings = self.settings
+        lock = DataDirectoryLock(settings.paths.data)
+        lock.acquire()
+        try:
+            registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
+                                settings.registry_permissions)
+            registry.start()
+            queue = EventQueue(settings.queue_events, settings.queue_bytes, settings.flush_min_events,
+                               settings.flush_timeout)
+            output_stats = OutputStats(settings.output_type.name)
+            encoder = EventEncoder(settings.output_type.index(settings.output_config))
+            output = settings.output_type.create(settings.output_config, encoder, output_stats)
+            agent = AgentInfo(name=settings.name, id=persistent_agent_id(settings.paths.data))
+            pipeline = Pipeline(queue, registry, settings.processors, agent, self.stats)
+            self.stats.output, self.stats.queue, self.stats.registry = output_stats, queue, registry
+            output.start(queue)
+            for spec in settings.inputs:
+                client = pipeline.connect(spec.client)
+                thread = threading.Thread(target=self._supervise, args=(spec, client), daemon=True,
+                                          name=f"input-{spec.client.input_id}")
+                thread.start()
+                self._input_threads.append(thread)
+            monitoring = None
+            if settings.http_enabled:
+                monitoring = MonitoringServer(settings.http_host, settings.http_port, self.stats, settings.name)
+                monitoring.start()
+            log.info("forwarder started: %d input(s), output %s, data in %s", len(settings.inputs),
+                     settings.output_type.name, settings.paths.data)
+            self._wait_for_stop()
+            self._shutdown(queue, pipeline, output, registry)
+            if monitoring is not None:
+                monitoring.stop()
+        finally:
+            lock.release()
+        return 0
+
+    def _wait_for_stop(self) -> None:
+        period = self.settings.logging.metrics_period if self.settings.logging.metrics_enabled else None
+        while not self.stop.wait(period):
+            log.info("metrics", extra={"monitoring": self.stats.snapshot()})
+
+    def _shutdown(self, queue: EventQueue, pipeline: Pipeline, output, registry: Registry) -> None:
+        log.info("stopping: waiting up to %.0fs for queued events to be acknowledged", self.settings.shutdown_timeout)
+        queue.close()
+        deadline = time.monotonic() + INPUT_JOIN_TIMEOUT
+        for thread in self._input_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not pipeline.wait_acked(self.settings.shutdown_timeout):
+            log.info("stopping with %d event(s) unacknowledged; they will be sent again at the next start",
+                     queue.active_events)
+        output.stop(5.0)
+        registry.close()
+        log.info("forwarder stopped")
+
+    def _supervise(self, spec, client: PipelineClient) -> None:
+        """Runs one input; restarts it with backoff if it fails, parks it on a permanent error."""
+        input_id = spec.client.input_id
+        stats: InputStats = client.stats
+        input_log = logging.getLogger(f"forwarder.input.{spec.client.input_type}")
+        backoff = RESTART_BACKOFF_INIT
+        while not self.stop.is_set():
+            context = InputContext(input_id, client, self.stop, input_log, stats, self.settings.paths.data)
+            started = time.monotonic()
+            try:
+                stats.state = "running"
+                spec.input_type.create(spec.config, context).run()
+                if self.stop.is_set():
+                    break
+                input_log.warning("input %s returned unexpectedly; restarting in %.0fs", input_id, backoff)
+            except PermanentInputError as exc:
+                stats.state = "parked"
+                stats.error(str(exc))
+                input_log.error("input %s parked: %s; retrying in %.0f min", input_id, exc, exc.retry_after / 60)
+                self.stop.wait(exc.retry_after)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one failing input must never stop the others
+                stats.state = "failed"
+                stats.error(f"{type(exc).__name__}: {exc}")
+                input_log.error("input %s failed: %s: %s; restarting in %.0fs", input_id, type(exc).__name__, exc,
+                                backoff)
+                input_log.debug("input %s failure details", input_id, exc_info=True)
+            if time.monotonic() - started > RESTART_BACKOFF_MAX:
+                backoff = RESTART_BACKOFF_INIT
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+        stats.state = "stopped"
+
+
+class DataDirectoryLock:
+    """One forwarder per data path: two writing the same registry would corrupt each other's cursors."""
+
+    def __init__(self, data_path: Path) -> None:
+        self.path = Path(data_path) / "forwarder.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StartupError(f"cannot use data path {self.path.parent}: {exc.strerror}") from None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise StartupError(f"data path {self.path.parent} is in use by another forwarder "
+                               "(give each instance its own --path.data)") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def persistent_agent_id(data_path: Path) -> str:
+    """`agent.id` stays the same across restarts, like Filebeat's meta.json uuid."""
+    meta = Path(data_path) / "meta.json"
+    try:
+        return str(json.loads(meta.read_text())["uuid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        agent_id = str(uuid.uuid4())
+        try:
+            meta.write_text(json.dumps({"uuid": agent_id}))
+        except OSError as exc:
+            log.warning("cannot write %s (%s); agent.id will change at the next start", meta, exc.strerror)
+        return agent_id

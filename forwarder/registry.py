@@ -47,6 +47,7 @@ class Registry:
         self._seq = 0
         self._snapshot_seq = 0
         self._journal: Any = None
+        self._journal_path: Path | None = None
         self._journal_bytes = 0
         self._lock = threading.Lock()
         self._io_lock = threading.Lock()

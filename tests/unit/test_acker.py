@@ -1,0 +1,82 @@
+"""Cursors are committed in publish order, only when everything before them is acknowledged."""
+
+from __future__ import annotations
+
+import threading
+
+from forwarder.pipeline.acker import InputAcker
+
+
+class Commits:
+    def __init__(self):
+        self.state: dict = {}
+        self.calls: list[dict] = []
+
+    def __call__(self, updates):
+        self.calls.append(dict(updates))
+        self.state.update(updates)
+
+
+def test_out_of_order_acks_commit_only_the_contiguous_prefix():
+    commits = Commits()
+    acker = InputAcker(commits, "t::i::")
+    seqs = [acker.track({"f": n}) for n in range(5)]
+    acker.done(seqs[2])
+    acker.done(seqs[1])
+    assert commits.state == {}
+    acker.done(seqs[0])
+    assert commits.state == {"t::i::f": 2}
+    acker.done(seqs[4])
+    assert commits.state == {"t::i::f": 2}
+    acker.done(seqs[3])
+    assert commits.state == {"t::i::f": 4}
+    assert acker.in_flight == 0
+
+
+def test_events_without_cursor_still_hold_back_later_cursors():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    first = acker.track(None)
+    second = acker.track({"f": 1})
+    acker.done(second)
+    assert commits.state == {}
+    acker.done(first)
+    assert commits.state == {"f": 1}
+
+
+def test_abandoned_event_blocks_every_later_commit():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    first = acker.track({"f": 1})
+    lost = acker.track({"f": 2})
+    third = acker.track({"f": 3})
+    acker.done(first)
+    acker.abandon(lost)
+    acker.done(third)
+    assert commits.state == {"f": 1}
+    assert acker.wait_all_done(0.1)
+
+
+def test_duplicate_ack_is_ignored():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    seq = acker.track({"f": 1})
+    acker.done(seq)
+    acker.done(seq)
+    assert acker.acked == 1
+    assert len(commits.calls) == 1
+
+
+def test_concurrent_acks_never_commit_an_older_cursor_last():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    seqs = [acker.track({"f": n}) for n in range(20000)]
+    halves = [seqs[0::2], seqs[1::2]]
+    threads = [threading.Thread(target=lambda part=part: [acker.done(s) for s in part]) for part in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert commits.state == {"f": 19999}
+    values = [call["f"] for call in commits.calls]
+    assert values == sorted(values)

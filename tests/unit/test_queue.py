@@ -1,0 +1,70 @@
+"""The queue blocks publishers when full and frees space only on acknowledgement."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import EventQueue, QueueClosed
+
+
+def event(size=10):
+    e = Event({"message": "x"})
+    e.size = size
+    return e
+
+
+def test_put_blocks_until_a_batch_is_acknowledged():
+    queue = EventQueue(max_events=2, max_bytes=10_000, flush_min_events=1, flush_timeout=0)
+    queue.put(event())
+    queue.put(event())
+    put_done = threading.Event()
+    threading.Thread(target=lambda: (queue.put(event()), put_done.set()), daemon=True).start()
+    batch = queue.get_batch(2, wait=1)
+    assert len(batch) == 2
+    assert not put_done.wait(0.2), "taking a batch must not free space before it is acknowledged"
+    batch.ack_through(1)
+    assert put_done.wait(2)
+    assert queue.active_events == 2
+
+
+def test_byte_bound_blocks_but_an_oversized_event_passes_alone():
+    queue = EventQueue(max_events=100, max_bytes=100, flush_min_events=1, flush_timeout=0)
+    queue.put(event(500))
+    assert queue.try_put(event(1)) is False
+    queue.get_batch(10, wait=1).ack_all()
+    assert queue.try_put(event(60)) is True
+    assert queue.try_put(event(60)) is False
+
+
+def test_batch_waits_for_min_events_up_to_flush_timeout():
+    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=5, flush_timeout=0.3)
+    queue.put(event())
+    started = time.monotonic()
+    batch = queue.get_batch(10, wait=1)
+    assert len(batch) == 1
+    assert time.monotonic() - started >= 0.25
+    for _ in range(5):
+        queue.put(event())
+    started = time.monotonic()
+    assert len(queue.get_batch(10, wait=1)) == 5
+    assert time.monotonic() - started < 0.25
+
+
+def test_close_wakes_blocked_publishers_and_keeps_queued_events_drainable():
+    queue = EventQueue(max_events=1, max_bytes=10_000, flush_min_events=1, flush_timeout=0)
+    queue.put(event())
+    raised = threading.Event()
+
+    def publish():
+        try:
+            queue.put(event())
+        except QueueClosed:
+            raised.set()
+
+    threading.Thread(target=publish, daemon=True).start()
+    queue.close()
+    assert raised.wait(2)
+    assert len(queue.get_batch(10, wait=0.1)) == 1
+    assert queue.get_batch(10, wait=0.1) is None

@@ -29,6 +29,8 @@ class FileConfig:
     rotate_on_startup: bool = True
     index: str = "filebeat"
     bulk_max_size: int = 2048
+    backoff_init: float = 1.0
+    backoff_max: float = 60.0
 
 
 def parse_config(section: Section) -> FileConfig:
@@ -49,6 +51,10 @@ def parse_config(section: Section) -> FileConfig:
         index=section.string("index", "filebeat"),
         bulk_max_size=section.integer("bulk_max_size", 2048, minimum=1),
     )
+    backoff = section.section("backoff")
+    config.backoff_init = backoff.duration("init", 1.0)
+    config.backoff_max = backoff.duration("max", 60.0)
+    backoff.finish()
     section.ignore("codec")
     return config
 
@@ -61,7 +67,8 @@ class FileOutput:
         self._current = config.path / f"{config.filename}.ndjson"
         self._handle = None
         self._size = 0
-        self._worker = BatchWorker("file", self._write, stats, config.bulk_max_size)
+        self._worker = BatchWorker("file", self._write, stats, config.bulk_max_size, config.backoff_init,
+                                   config.backoff_max)
 
     def start(self, queue) -> None:
         self._config.path.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -94,9 +101,14 @@ class FileOutput:
         self._stats.bytes_written += len(data)
 
     def _open(self) -> None:
-        fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self._config.permissions)
-        self._handle = os.fdopen(fd, "ab")
+        fd = os.open(self._current, os.O_RDWR | os.O_CREAT | os.O_APPEND, self._config.permissions)
+        self._handle = os.fdopen(fd, "a+b")
         self._size = self._current.stat().st_size
+        self._handle.seek(max(0, self._size - 1))
+        if self._size and self._handle.read(1) != b"\n":
+            # A line torn by a crash is closed off, so the next event starts on a line of its own.
+            self._handle.write(b"\n")
+            self._size += 1
 
     def _rotate(self) -> None:
         if self._handle is not None:

@@ -20,7 +20,7 @@ from forwarder import __version__
 from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
 from forwarder.config.section import ConfigError
-from forwarder.config.settings import CliOptions, keystore_location, load_settings, resolve_paths, config_file_path
+from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
 from forwarder.registry import RegistryError
 
 log = logging.getLogger("forwarder")
@@ -194,7 +194,7 @@ def manage_keystore(options: CliOptions, action: str, key: str | None, from_stdi
         print(f"Created keystore {keystore.path}")
         return 0
     if action == "list":
-        for name in keystore.keys():
+        for name in keystore.names():
             print(name)
         return 0
     if not key:

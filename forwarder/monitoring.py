@@ -24,7 +24,7 @@ class MonitoringServer:
         table, beat_name = stats, name
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 if url.path == "/":
                     body: Any = {"beat": "forwarder", "name": beat_name, "version": __version__}

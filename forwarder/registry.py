@@ -146,7 +146,8 @@ class Registry:
                 log.warning("registry: %s is unreadable (%s); rewriting it", meta, exc)
                 version = FORMAT_VERSION
             if version != FORMAT_VERSION:
-                raise RegistryError(f"{meta}: registry format version {version!r}, this forwarder reads {FORMAT_VERSION}")
+                raise RegistryError(f"{meta}: registry format version {version!r}, "
+                                    f"this forwarder reads {FORMAT_VERSION}")
         self._write_atomically(meta, json.dumps({"version": FORMAT_VERSION}).encode())
         self._load()
         self._journal_path = self.directory / f"journal-{self._snapshot_seq}.log"
@@ -161,7 +162,8 @@ class Registry:
                 if not isinstance(data.get("entries"), dict) or data.get("seq") != seq:
                     raise ValueError("unexpected content")
             except (OSError, ValueError, AttributeError) as exc:
-                log.warning("registry: snapshot %s is unreadable (%s); kept as .corrupted, trying an older one", path, exc)
+                log.warning("registry: snapshot %s is unreadable (%s); kept as .corrupted, trying an older one",
+                            path, exc)
                 path.replace(path.with_name(path.name + ".corrupted"))
                 continue
             self._entries = data["entries"]

@@ -122,7 +122,7 @@ class Forwarder:
                 input_log.error("input %s parked: %s; retrying in %.0f min", input_id, exc, exc.retry_after / 60)
                 self.stop.wait(exc.retry_after)
                 continue
-            except Exception as exc:  # noqa: BLE001 - one failing input must never stop the others
+            except Exception as exc:
                 stats.state = "failed"
                 stats.error(f"{type(exc).__name__}: {exc}")
                 input_log.error("input %s failed: %s: %s; restarting in %.0fs", input_id, type(exc).__name__, exc,

@@ -45,7 +45,7 @@ class Keystore:
             raise KeystoreError(f"keystore {self.path} is unreadable ({type(exc).__name__}); "
                                 "recreate it with `forwarder keystore create --force`") from None
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         return sorted(self.load())
 
     def add(self, key: str, value: str, force: bool = False) -> None:

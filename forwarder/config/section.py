@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 REQUIRED = object()
 
@@ -193,11 +194,11 @@ class Section:
 
         return self._typed(key, default, convert, "a mapping")
 
-    def section(self, key: str) -> "Section":
+    def section(self, key: str) -> Section:
         self._seen.add(key)
         return Section(self.data.get(key), self.key_path(key), self.source, self.problems)
 
-    def sections(self, key: str) -> list["Section"]:
+    def sections(self, key: str) -> list[Section]:
         """A list of mappings, each as a Section at `key.N`."""
         self._seen.add(key)
         value = self.data.get(key)

@@ -190,7 +190,8 @@ def load_settings(options: CliOptions) -> Settings:
     own.finish()
 
     if external_inputs:
-        inputs += load_input_files(_absolute(external_inputs, paths.config), options.strict_perms, problems, len(inputs))
+        pattern = _absolute(external_inputs, paths.config)
+        inputs += load_input_files(pattern, options.strict_perms, problems, len(inputs))
     inputs += load_module_files(_absolute(modules_glob, paths.config), options.strict_perms, problems)
 
     global_tags = root.string_list("tags", [])

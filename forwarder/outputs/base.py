@@ -10,8 +10,9 @@ committed, so they are replayed at the next start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from forwarder.config.section import Section
 from forwarder.outputs.codec import EventEncoder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from forwarder.pipeline.queue import Batch, EventQueue
 from forwarder.stats import OutputStats

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from forwarder import __version__
 from forwarder.pipeline.acker import InputAcker
@@ -152,7 +153,8 @@ class PipelineClient:
             else:
                 fields.setdefault(key, dict(value) if isinstance(value, dict) else value)
         if settings.tags:
-            fields["tags"] = list(fields.get("tags", [])) + [t for t in settings.tags if t not in fields.get("tags", [])]
+            existing_tags = fields.get("tags", [])
+            fields["tags"] = list(existing_tags) + [t for t in settings.tags if t not in existing_tags]
         if settings.fields:
             if settings.fields_under_root:
                 for key, value in settings.fields.items():

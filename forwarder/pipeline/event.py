@@ -9,7 +9,7 @@ specially and processors must not drop them by accident.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _MISSING = object()
@@ -96,7 +96,7 @@ def is_missing(value: Any) -> bool:
 
 def format_timestamp(epoch_seconds: float) -> str:
     """UTC with millisecond precision and a `Z`, as Filebeat writes `@timestamp`."""
-    millis = int(round(epoch_seconds * 1000))
+    millis = round(epoch_seconds * 1000)
     seconds, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
@@ -113,5 +113,5 @@ def parse_timestamp(value: Any) -> float:
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()

@@ -39,7 +39,4 @@ class Pipeline:
     def wait_acked(self, timeout: float) -> bool:
         """True when every published event was acknowledged within `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        for acker in self._ackers:
-            if not acker.wait_all_done(max(0.0, deadline - time.monotonic())):
-                return False
-        return True
+        return all(acker.wait_all_done(max(0.0, deadline - time.monotonic())) for acker in self._ackers)

@@ -23,7 +23,7 @@ class Batch:
 
     __slots__ = ("events", "acked", "_queue")
 
-    def __init__(self, events: list[Event], queue: "EventQueue") -> None:
+    def __init__(self, events: list[Event], queue: EventQueue) -> None:
         self.events = events
         self.acked = 0
         self._queue = queue

@@ -22,13 +22,12 @@ class ForwarderProcess:
         self.log_path = self.home / "stderr.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, *extra_args: str) -> "ForwarderProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "forwarder", "-e", "-c", str(self.config_path), "--path.home", str(self.home),
-             *extra_args],
-            cwd=self.home, stdout=log, stderr=log)
-        log.close()
+    def start(self, *extra_args: str) -> ForwarderProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "forwarder", "-e", "-c", str(self.config_path), "--path.home", str(self.home),
+                 *extra_args],
+                cwd=self.home, stdout=log, stderr=log)
         return self
 
     def kill_hard(self) -> None:

@@ -11,8 +11,8 @@ from forwarder import __version__
 
 
 def forwarder(*args, cwd, stdin=None, env=None):
-    return subprocess.run([sys.executable, "-m", "forwarder", *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "forwarder", *args], check=False, cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
 def write(path, text, mode=0o600):
@@ -64,7 +64,7 @@ def test_test_config_reports_each_problem_on_one_line(tmp_path):
 def test_missing_variable_and_malformed_yaml_fail_cleanly(tmp_path):
     write(tmp_path / "forwarder.yml", GOOD + "name: ${FWD_CLI_NOT_SET}\n")
     env = {k: v for k, v in os.environ.items() if k != "FWD_CLI_NOT_SET"}
-    result = subprocess.run([sys.executable, "-m", "forwarder", "test", "config"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "forwarder", "test", "config"], check=False, cwd=tmp_path,
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1
     assert "${FWD_CLI_NOT_SET} is not set" in result.stderr

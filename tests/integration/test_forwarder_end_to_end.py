@@ -109,7 +109,8 @@ def test_kill_9_three_times_loses_nothing(tmp_path, registry_flush):
             before = len(output_events(home))
             forwarder.start()
             target = before + chooser.randint(2_000, 12_000)
-            wait_until(lambda: len(output_events(home)) >= target, 60, f"progress before kill {kill} (seed {seed})")
+            wait_until(lambda target=target: len(output_events(home)) >= target, 60,
+                       f"progress before kill {kill} (seed {seed})")
             forwarder.kill_hard()
         forwarder.start()
         seen = wait_until(lambda: (lambda e: e if len({x["message"] for x in e}) >= total else None)(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from forwarder.registry import Registry, SNAPSHOT_AFTER_BYTES
+from forwarder.registry import SNAPSHOT_AFTER_BYTES, Registry
 
 
 def reopen(directory):

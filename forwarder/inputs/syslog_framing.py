@@ -74,9 +74,8 @@ class SyslogFrameSplitter:
     def _next_frame(self) -> Frame | None:
         if self._counted:
             return self._counted_frame()
-        if self._skipping_line:
-            if not self._skip_line():
-                return None
+        if self._skipping_line and not self._skip_line():
+            return None
         start = 0
         while start < len(self._buffer) and self._buffer[start] in _BETWEEN_FRAMES:
             start += 1

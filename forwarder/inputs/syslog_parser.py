@@ -80,7 +80,9 @@ def parse_timezone(name: str) -> tzinfo | None:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use Local, an offset like +0200 or a name like Europe/Berlin)")
+        raise ValueError(
+            f"unknown time zone {name!r} (use Local, an offset like +0200 or a name like Europe/Berlin)"
+        ) from None
 
 
 class SyslogParser:

@@ -1,0 +1,245 @@
+"""One open log file: its identity, a fingerprint of its head, and the lines read from it.
+
+A file is known by device and inode, not by path, so a renamed file keeps its
+place. Because an inode number is reused once a file is deleted, and
+copytruncate rewrites a file in place, the first bytes of the file are hashed
+too: when they change under a known identity, the content is a new one and is
+read from the start. Lines are cut at `\\n` and never held beyond the configured
+maximum: the first part of an over-long line is handed over at once and the
+rest of it skipped, so one runaway line cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+FINGERPRINT_BYTES = 1024
+READ_CHUNK = 64 * 1024
+
+
+def file_identity(stat: os.stat_result) -> str:
+    return f"{stat.st_dev}-{stat.st_ino}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FilePosition:
+    """Where reading resumes in one file, and what the file's head looked like then."""
+
+    offset: int = 0
+    # The bytes at `offset` continue an over-long line that was already forwarded truncated.
+    skip_to_newline: bool = False
+    fingerprint: str = ""
+    fingerprint_size: int = 0
+    # Counts rewrites of the same inode, so event ids of new content differ from the old.
+    generation: int = 0
+
+    def to_cursor(self, path: str) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "offset": self.offset,
+            "path": path,
+            "fingerprint": self.fingerprint,
+            "fingerprint_size": self.fingerprint_size,
+        }
+        if self.skip_to_newline:
+            value["skip_to_newline"] = True
+        if self.generation:
+            value["generation"] = self.generation
+        return value
+
+    @classmethod
+    def from_cursor(cls, value: Any) -> FilePosition:
+        """Raises ValueError when `value` is not a cursor this input wrote."""
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object, got {type(value).__name__}")
+        position = cls(
+            offset=value.get("offset", 0),
+            skip_to_newline=value.get("skip_to_newline", False),
+            fingerprint=value.get("fingerprint", ""),
+            fingerprint_size=value.get("fingerprint_size", 0),
+            generation=value.get("generation", 0),
+        )
+        numbers = (position.offset, position.fingerprint_size, position.generation)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in numbers):
+            raise ValueError("offset, fingerprint_size and generation must be non-negative integers")
+        if not isinstance(position.fingerprint, str) or not isinstance(position.skip_to_newline, bool):
+            raise ValueError("fingerprint must be a string and skip_to_newline a boolean")
+        return position
+
+
+@dataclass(slots=True)
+class RawLine:
+    data: bytes
+    offset: int
+    end: int
+    truncated: bool
+    # Resuming at `end` must first skip the rest of this (over-long) line.
+    skip_to_newline: bool
+
+
+class FileRewritten(Exception):
+    """The file under an open handle shrank or its first bytes changed (copytruncate, rewrite)."""
+
+
+class IdentityChanged(Exception):
+    """The path no longer leads to the expected file (it was rotated between scan and open)."""
+
+
+class FileReader:
+    def __init__(self, fd: int, identity: str, position: FilePosition, max_line_bytes: int) -> None:
+        self.identity = identity
+        self.max_line_bytes = max_line_bytes
+        self._fd = fd
+        self._fingerprint = position.fingerprint
+        self._fingerprint_size = position.fingerprint_size
+        self._generation = position.generation
+        self._line_start = position.offset
+        self._read_pos = position.offset
+        self._skipping = position.skip_to_newline
+        self._buffer = bytearray()
+        self.links = 1
+        self.at_eof = False
+        # Why the given position was not used, when the reader started over.
+        self.restarted: str | None = None
+
+    @classmethod
+    def open(cls, path: str, identity: str, position: FilePosition, max_line_bytes: int) -> FileReader:
+        """Opens `path` at `position`, or at 0 when the file shrank below it or its head changed."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            stat = os.fstat(fd)
+            if file_identity(stat) != identity:
+                raise IdentityChanged(path)
+            reason = None
+            if stat.st_size < position.offset:
+                reason = f"it is {stat.st_size} bytes, shorter than the saved offset {position.offset}"
+            elif position.fingerprint_size and not cls._head_matches(fd, position):
+                reason = "its first bytes differ from the ones seen before"
+        except BaseException:
+            os.close(fd)
+            raise
+        reader = cls(fd, identity, position, max_line_bytes)
+        if reason is not None:
+            reader.restart()
+            reader.restarted = reason
+        return reader
+
+    @staticmethod
+    def _head_matches(fd: int, position: FilePosition) -> bool:
+        head = os.pread(fd, position.fingerprint_size, 0)
+        return len(head) == position.fingerprint_size and _digest(head) == position.fingerprint
+
+    @property
+    def position(self) -> FilePosition:
+        """Where a reopen resumes: after the last complete line handed out."""
+        return FilePosition(
+            self._line_start, self._skipping, self._fingerprint, self._fingerprint_size, self._generation
+        )
+
+    @property
+    def bytes_read(self) -> int:
+        return self._read_pos
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def fingerprint_size(self) -> int:
+        return self._fingerprint_size
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def restart(self) -> None:
+        """Reads the file again from its first byte, as new content."""
+        self._line_start = self._read_pos = 0
+        self._skipping = False
+        self._buffer.clear()
+        self._fingerprint, self._fingerprint_size = "", 0
+        self._generation += 1
+
+    def read_lines(self, budget: int) -> list[RawLine]:
+        """Complete lines among the next `budget` bytes; an unfinished last line waits for its newline.
+
+        Raises FileRewritten when the file shrank below what was read or its head changed.
+        """
+        stat = os.fstat(self._fd)
+        self.links = stat.st_nlink
+        size = stat.st_size
+        if size < self._read_pos:
+            raise FileRewritten(f"it shrank to {size} bytes, below the {self._read_pos} bytes already read")
+        if size == self._read_pos:
+            self.at_eof = True
+            return []
+        self._check_head(size)
+        lines: list[RawLine] = []
+        want = min(budget, size - self._read_pos)
+        while want > 0:
+            chunk = os.pread(self._fd, min(READ_CHUNK, want), self._read_pos)
+            if not chunk:
+                break
+            self._read_pos += len(chunk)
+            want -= len(chunk)
+            self._split(chunk, lines)
+        self.at_eof = self._read_pos >= size
+        return lines
+
+    def _check_head(self, size: int) -> None:
+        if self._fingerprint_size >= FINGERPRINT_BYTES:
+            head = os.pread(self._fd, self._fingerprint_size, 0)
+            if _digest(head) != self._fingerprint:
+                raise FileRewritten("its first bytes changed")
+            return
+        head = os.pread(self._fd, min(size, FINGERPRINT_BYTES), 0)
+        if self._fingerprint_size and _digest(head[: self._fingerprint_size]) != self._fingerprint:
+            raise FileRewritten("its first bytes changed")
+        self._fingerprint, self._fingerprint_size = _digest(head), len(head)
+
+    def _split(self, chunk: bytes, lines: list[RawLine]) -> None:
+        if self._skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                self._line_start += len(chunk)
+                return
+            self._line_start += newline + 1
+            chunk = chunk[newline + 1:]
+            self._skipping = False
+        buffer = self._buffer
+        search_from = len(buffer)
+        buffer += chunk
+        limit = self.max_line_bytes
+        start = 0
+        while (newline := buffer.find(b"\n", search_from)) >= 0:
+            stop = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
+            length = stop - start
+            lines.append(RawLine(
+                bytes(buffer[start:start + min(length, limit)]),
+                self._line_start + start,
+                self._line_start + newline + 1,
+                length > limit,
+                False,
+            ))
+            start = search_from = newline + 1
+        if start:
+            del buffer[:start]
+            self._line_start += start
+        # One byte of slack: a line of exactly `limit` bytes may still end in "\r\n".
+        if len(buffer) > limit + 1:
+            consumed = len(buffer)
+            lines.append(RawLine(bytes(buffer[:limit]), self._line_start, self._line_start + consumed, True, True))
+            self._line_start += consumed
+            buffer.clear()
+            self._skipping = True
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,449 @@
+"""The `filestream` input: follows the log files matched by globs, across rotation and truncation.
+
+One thread does all the work. Every `prospector.scanner.check_interval` it
+scans the globs and reconciles what it finds with the files it tracks, keyed
+by device and inode, so a renamed file keeps its place and is never read
+twice. Between scans it tails the open files, runs the parsers and publishes
+each record with the cursor of its file. A single thread keeps the events of
+one file in file order, which the committed cursor relies on.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import stat as stat_module
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder.config.section import Section
+from forwarder.inputs.base import InputContext, InputType
+from forwarder.inputs.file_reader import (
+    FilePosition,
+    FileReader,
+    FileRewritten,
+    IdentityChanged,
+    RawLine,
+    file_identity,
+)
+from forwarder.inputs.line_parsers import (
+    TRUNCATED_FLAG,
+    Message,
+    ParserChain,
+    ParserConfig,
+    build_chain,
+    deep_update,
+    parse_parsers,
+)
+from forwarder.pipeline.event import Event
+
+DEFAULT_MESSAGE_MAX_BYTES = 10 * 1024 * 1024
+# Bytes read from one file per round, so one busy file cannot starve the others.
+READ_BUDGET = 256 * 1024
+# Longest sleep between looks at the open files and at the stop flag.
+IDLE_WAIT = 0.2
+TRUNCATED_TAG = "_truncated"
+SUPPORTED_ENCODINGS = ("utf-8", "utf8", "plain")
+COUNTERS = ("files_opened", "files_closed", "files_truncated", "files_renamed", "files_removed")
+
+
+@dataclass
+class FilestreamConfig:
+    paths: list[str]
+    id: str | None = None
+    exclude_files: list[re.Pattern[str]] = field(default_factory=list)
+    include_files: list[re.Pattern[str]] = field(default_factory=list)
+    exclude_lines: list[re.Pattern[str]] = field(default_factory=list)
+    include_lines: list[re.Pattern[str]] = field(default_factory=list)
+    check_interval: float = 10.0
+    symlinks: bool = False
+    close_inactive: float = 300.0
+    close_removed: bool = True
+    close_renamed: bool = False
+    ignore_older: float = 0.0
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
+    parsers: list[ParserConfig] = field(default_factory=list)
+    harvester_limit: int = 0
+    clean_removed: bool = True
+
+
+def parse_config(section: Section) -> FilestreamConfig:
+    paths = section.string_list("paths")
+    if paths is not None and not any(p.strip() for p in paths):
+        section.error("paths", "must list at least one glob, e.g. /var/log/app/*.log")
+    prospector = section.section("prospector")
+    scanner = prospector.section("scanner")
+    close = section.section("close")
+    on_state_change = close.section("on_state_change")
+    encoding = section.string("encoding", "utf-8")
+    if encoding.lower() not in SUPPORTED_ENCODINGS:
+        section.error("encoding", f"{encoding!r} is not supported; use utf-8 (or plain)")
+    identity = section.raw("file_identity")
+    if identity is not None and (not isinstance(identity, dict) or set(identity) - {"native"}):
+        section.error("file_identity", "only file_identity.native (device and inode) is supported")
+    config = FilestreamConfig(
+        paths=[p for p in paths or [] if p.strip()],
+        id=section.string("id", None),
+        # `exclude_files`/`include_files` are the log input's spelling, still common in filestream configs.
+        exclude_files=_regexes(section, "exclude_files") + _regexes(scanner, "exclude_files"),
+        include_files=_regexes(section, "include_files") + _regexes(scanner, "include_files"),
+        exclude_lines=_regexes(section, "exclude_lines"),
+        include_lines=_regexes(section, "include_lines"),
+        check_interval=_positive_duration(scanner, "check_interval", 10.0),
+        symlinks=scanner.boolean("symlinks", False),
+        close_inactive=_positive_duration(on_state_change, "inactive", 300.0),
+        close_removed=on_state_change.boolean("removed", True),
+        close_renamed=on_state_change.boolean("renamed", False),
+        ignore_older=section.duration("ignore_older", 0.0),
+        message_max_bytes=section.size("message_max_bytes", DEFAULT_MESSAGE_MAX_BYTES),
+        parsers=parse_parsers(section),
+        harvester_limit=section.integer("harvester_limit", 0, minimum=0),
+        clean_removed=section.boolean("clean_removed", True),
+    )
+    if config.message_max_bytes <= 0:
+        section.error("message_max_bytes", "must be greater than 0")
+        config.message_max_bytes = DEFAULT_MESSAGE_MAX_BYTES
+    # Tuning knobs of Filebeat's Go reader that have no counterpart here.
+    section.ignore("buffer_size", "backoff")
+    on_state_change.ignore("check_interval")
+    for nested in (scanner, prospector, on_state_change, close):
+        nested.finish()
+    return config
+
+
+def _positive_duration(section: Section, key: str, default: float) -> float:
+    value = section.duration(key, default)
+    if value <= 0:
+        section.error(key, "must be a duration greater than 0")
+        return default
+    return value
+
+
+def _regexes(section: Section, key: str) -> list[re.Pattern[str]]:
+    compiled = []
+    for text in section.string_list(key, []):
+        try:
+            compiled.append(re.compile(text))
+        except re.error as exc:
+            section.error(key, f"invalid regular expression {text!r}: {exc}")
+    return compiled
+
+
+def default_id(config: FilestreamConfig) -> str:
+    """Stable while `paths` stay the same, so the registry state is found again after a restart."""
+    digest = hashlib.sha256("\n".join(sorted(config.paths)).encode()).hexdigest()
+    return f"filestream-{digest[:16]}"
+
+
+@dataclass
+class TrackedFile:
+    identity: str
+    path: str
+    device: int
+    inode: int
+    # Where a reopen resumes; valid while `reader` is None.
+    position: FilePosition
+    parsers: ParserChain
+    # Bytes read when the file was last closed: it is reopened once it grows past them.
+    read_size: int = 0
+    reader: FileReader | None = None
+    last_activity: float = 0.0
+    renamed: bool = False
+    open_failed: bool = False
+
+
+class FilestreamInput:
+    def __init__(self, config: FilestreamConfig, context: InputContext) -> None:
+        self._config = config
+        self._context = context
+        self._log = context.log
+        self._name = f"filestream {context.input_id}"
+        self._files: dict[str, TrackedFile] = {}
+        self._committed: dict[str, Any] = {}
+        # Registry entries to delete, sent along with the next published event.
+        self._removals: dict[str, None] = {}
+        for name in ("files_open", "files_seen", *COUNTERS):
+            context.stats.extra.setdefault(name, 0)
+
+    def run(self) -> None:
+        if self._config.id is None:
+            self._log.warning(
+                "filestream input %s has no `id`; set one so its read positions survive a change of `paths`",
+                self._context.input_id,
+            )
+        self._committed = self._context.client.committed()
+        try:
+            self._follow()
+        finally:
+            for tracked in self._files.values():
+                if tracked.reader is not None:
+                    tracked.reader.close()
+                    tracked.reader = None
+            self._update_stats()
+
+    def _follow(self) -> None:
+        stop = self._context.stop
+        next_scan = 0.0
+        first_scan = True
+        while not stop.is_set():
+            if time.monotonic() >= next_scan:
+                self._scan(first_scan)
+                first_scan = False
+                next_scan = time.monotonic() + self._config.check_interval
+            busy = False
+            for tracked in self._open_files():
+                progress = self._harvest(tracked)
+                if progress is None:
+                    return
+                busy = busy or progress
+            now = time.monotonic()
+            deadlines = [d for d in (t.parsers.deadline() for t in self._open_files()) if d is not None]
+            if any(d <= now for d in deadlines) and not self._expire_multiline(now):
+                return
+            if not busy:
+                wake = min([next_scan, now + IDLE_WAIT, *deadlines])
+                stop.wait(max(0.0, wake - now))
+
+    def _open_files(self) -> list[TrackedFile]:
+        return [t for t in self._files.values() if t.reader is not None]
+
+    # ----- scanning ------------------------------------------------------------
+
+    def _scan(self, first: bool) -> None:
+        found = self._find_files()
+        wall = time.time()
+        for identity, (path, stat) in found.items():
+            tracked = self._files.get(identity) or self._track(identity, path, stat)
+            if tracked.path != path:
+                offset = tracked.reader.position.offset if tracked.reader else tracked.position.offset
+                self._log.info("%s: %s was renamed to %s; reading on at offset %d",
+                               self._name, tracked.path, path, offset)
+                tracked.path = path
+                tracked.renamed = True
+                self._count("files_renamed")
+            if tracked.reader is None:
+                self._open(tracked, stat, wall)
+        for identity, tracked in list(self._files.items()):
+            if identity in found:
+                continue
+            if tracked.reader is not None:
+                # Moved out of the globs but still on disk: a rename as far as closing goes.
+                tracked.renamed = tracked.renamed or tracked.reader.links > 0
+                continue
+            del self._files[identity]
+            self._count("files_removed")
+            self._log.debug("%s: %s is gone; forgetting it", self._name, tracked.path)
+            if self._config.clean_removed:
+                self._removals[identity] = None
+        if first and self._config.clean_removed:
+            # Saved positions of files that no longer exist: the files they described are gone.
+            self._removals.update(dict.fromkeys(self._committed))
+            self._committed.clear()
+        self._update_stats()
+
+    def _find_files(self) -> dict[str, tuple[str, os.stat_result]]:
+        found: dict[str, tuple[str, os.stat_result]] = {}
+        for pattern in self._config.paths:
+            for path in sorted(glob.glob(pattern, recursive=True, include_hidden=True)):
+                if self._excluded(path):
+                    continue
+                try:
+                    stat = os.lstat(path)
+                    if stat_module.S_ISLNK(stat.st_mode):
+                        if not self._config.symlinks:
+                            continue
+                        stat = os.stat(path)
+                except OSError:
+                    continue
+                if stat_module.S_ISREG(stat.st_mode):
+                    found.setdefault(file_identity(stat), (path, stat))
+        return found
+
+    def _excluded(self, path: str) -> bool:
+        if any(pattern.search(path) for pattern in self._config.exclude_files):
+            return True
+        include = self._config.include_files
+        return bool(include) and not any(pattern.search(path) for pattern in include)
+
+    def _track(self, identity: str, path: str, stat: os.stat_result) -> TrackedFile:
+        self._removals.pop(identity, None)
+        position = FilePosition()
+        saved = self._committed.pop(identity, None)
+        if saved is not None:
+            try:
+                position = FilePosition.from_cursor(saved)
+            except ValueError as exc:
+                self._log.warning("%s: saved position of %s is unusable (%s); reading from 0", self._name, path, exc)
+        parsers = build_chain(self._config.parsers, self._config.message_max_bytes)
+        tracked = TrackedFile(identity, path, stat.st_dev, stat.st_ino, position, parsers, read_size=position.offset)
+        self._files[identity] = tracked
+        return tracked
+
+    def _open(self, tracked: TrackedFile, stat: os.stat_result, wall: float) -> None:
+        config = self._config
+        if config.ignore_older and wall - stat.st_mtime > config.ignore_older:
+            return
+        if tracked.position.offset <= stat.st_size <= tracked.read_size:
+            return
+        if config.harvester_limit and len(self._open_files()) >= config.harvester_limit:
+            return
+        try:
+            reader = FileReader.open(tracked.path, tracked.identity, tracked.position, config.message_max_bytes)
+        except IdentityChanged:
+            return
+        except OSError as exc:
+            if not tracked.open_failed:
+                self._log.warning("%s: cannot open %s: %s; will retry", self._name, tracked.path, exc)
+                self._context.stats.error(f"cannot open {tracked.path}: {exc}")
+            tracked.open_failed = True
+            return
+        tracked.open_failed = False
+        if reader.restarted:
+            self._log.info("%s: reading %s again from the start: %s", self._name, tracked.path, reader.restarted)
+            self._count("files_truncated")
+        else:
+            self._log.info("%s: reading %s from offset %d", self._name, tracked.path, reader.position.offset)
+        tracked.reader = reader
+        tracked.last_activity = time.monotonic()
+        self._count("files_opened")
+
+    # ----- reading -------------------------------------------------------------
+
+    def _harvest(self, tracked: TrackedFile) -> bool | None:
+        """Reads and publishes what one file has; True if it had data, None when stopping."""
+        reader = tracked.reader
+        assert reader is not None
+        before = reader.bytes_read
+        try:
+            lines = reader.read_lines(READ_BUDGET)
+        except FileRewritten as exc:
+            if not self._publish_all(tracked, tracked.parsers.flush(time.monotonic())):
+                return None
+            self._log.info("%s: %s was truncated or rewritten (%s); reading from 0", self._name, tracked.path, exc)
+            self._count("files_truncated")
+            reader.restart()
+            return True
+        except OSError as exc:
+            self._log.warning("%s: cannot read %s: %s; will reopen it", self._name, tracked.path, exc)
+            self._context.stats.error(f"cannot read {tracked.path}: {exc}")
+            return None if not self._close(tracked, "read error") else False
+        now = time.monotonic()
+        if reader.bytes_read != before:
+            tracked.last_activity = now
+        for line in lines:
+            for message in tracked.parsers.feed(self._message(line), now):
+                if not self._publish(tracked, message):
+                    return None
+        if reader.bytes_read != before:
+            return True
+        reason = self._close_reason(tracked, now)
+        if reason is not None and not self._close(tracked, reason):
+            return None
+        return False
+
+    def _close_reason(self, tracked: TrackedFile, now: float) -> str | None:
+        reader = tracked.reader
+        assert reader is not None
+        if not reader.at_eof:
+            return None
+        if reader.links == 0 and self._config.close_removed:
+            return "removed"
+        if tracked.renamed and self._config.close_renamed:
+            return "renamed"
+        if now - tracked.last_activity >= self._config.close_inactive:
+            return "inactive"
+        return None
+
+    def _close(self, tracked: TrackedFile, reason: str) -> bool:
+        """Publishes what the parsers still hold, then closes; False when stopping."""
+        reader = tracked.reader
+        assert reader is not None
+        published = self._publish_all(tracked, tracked.parsers.flush(time.monotonic()))
+        tracked.position = reader.position
+        tracked.read_size = reader.bytes_read if reason != "read error" else tracked.position.offset
+        reader.close()
+        tracked.reader = None
+        self._log.info("%s: closed %s (%s) at offset %d", self._name, tracked.path, reason, tracked.position.offset)
+        self._count("files_closed")
+        self._update_stats()
+        return published
+
+    def _expire_multiline(self, now: float) -> bool:
+        return all(self._publish_all(tracked, tracked.parsers.expire(now)) for tracked in self._open_files())
+
+    @staticmethod
+    def _message(line: RawLine) -> Message:
+        text = line.data.decode("utf-8", "replace")
+        if line.offset == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        message = Message(text, line.offset, line.end, len(line.data), line.skip_to_newline)
+        if line.truncated:
+            message.flags.append(TRUNCATED_FLAG)
+        return message
+
+    # ----- publishing ----------------------------------------------------------
+
+    def _publish_all(self, tracked: TrackedFile, messages: list[Message]) -> bool:
+        return all(self._publish(tracked, message) for message in messages)
+
+    def _publish(self, tracked: TrackedFile, message: Message) -> bool:
+        """Publishes one record with its file's cursor; False when the forwarder is stopping."""
+        if not message.content and not message.fields:
+            return True
+        if not self._wanted(message.content):
+            return True
+        reader = tracked.reader
+        assert reader is not None
+        position = FilePosition(
+            message.end, message.skip_to_newline, reader.fingerprint, reader.fingerprint_size, reader.generation
+        )
+        cursor: dict[str, Any] = {tracked.identity: position.to_cursor(tracked.path)}
+        cursor.update(self._removals)
+        if self._context.stop.is_set() or not self._context.client.publish(self._event(tracked, message), cursor):
+            return False
+        self._removals = {}
+        return True
+
+    def _wanted(self, content: str) -> bool:
+        if self._config.include_lines and not any(p.search(content) for p in self._config.include_lines):
+            return False
+        return not any(p.search(content) for p in self._config.exclude_lines)
+
+    def _event(self, tracked: TrackedFile, message: Message) -> Event:
+        log: dict[str, Any] = {
+            "offset": message.offset,
+            "file": {"path": tracked.path, "device_id": str(tracked.device), "inode": str(tracked.inode)},
+        }
+        if message.flags:
+            log["flags"] = list(message.flags)
+        fields: dict[str, Any] = {"log": log}
+        if message.fields:
+            deep_update(fields, message.fields, overwrite=True)
+        if message.content:
+            fields["message"] = message.content
+        tags = list(message.tags)
+        if TRUNCATED_FLAG in message.flags:
+            tags.append(TRUNCATED_TAG)
+        if tags:
+            existing = fields.get("tags")
+            fields["tags"] = (existing if isinstance(existing, list) else []) + tags
+        generation = tracked.reader.generation if tracked.reader else 0
+        prefix = tracked.identity if not generation else f"{tracked.identity}-{generation}"
+        message.meta.setdefault("_id", f"{prefix}-{message.offset}")
+        return Event(fields, timestamp=message.timestamp, meta=message.meta)
+
+    # ----- stats ---------------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        self._context.stats.extra[name] += 1
+
+    def _update_stats(self) -> None:
+        extra = self._context.stats.extra
+        extra["files_open"] = len(self._open_files())
+        extra["files_seen"] = len(self._files)
+
+
+INPUT_TYPE = InputType("filestream", parse_config, FilestreamInput, default_id=default_id)

@@ -14,6 +14,7 @@ import ssl
 import struct
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -211,7 +212,7 @@ class SyslogInput:
         self._closing = threading.Event()
 
     def run(self) -> None:
-        listeners: list[UdpListener | TcpListener] = []
+        listeners: list[_Listener] = []
         try:
             if self.config.udp is not None:
                 listeners.append(UdpListener(self, self.config.udp))
@@ -254,26 +255,17 @@ class SyslogInput:
         return Event(fields, parsed.timestamp, meta)
 
 
-class UdpListener:
-    """One thread reading datagrams: one message each, cut at max_message_size."""
+class _Listener(ABC):
+    """A bound socket served by one thread; a crash of that thread is handed to run() as `failure`."""
 
-    def __init__(self, owner: SyslogInput, config: UdpConfig) -> None:
+    def __init__(self, owner: SyslogInput, protocol: str, host: str, port: int) -> None:
         self.owner = owner
-        self.config = config
         self.failure: BaseException | None = None
-        self._stats = owner.context.stats
-        self._sock = _bind(socket.SOCK_DGRAM, config.host, config.port, "udp")
-        if config.read_buffer:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
-        try:
-            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
-            self._stats.extra.setdefault("udp_kernel_drops", 0)
-        except OSError:
-            pass
-        owner.addresses["udp"] = self._sock.getsockname()[:2]
-        self._thread = threading.Thread(target=self._serve, name=f"syslog-udp-{owner.context.input_id}", daemon=True)
-        self._reported_drops = 0
-        self._last_warning = -_DROP_WARNING_INTERVAL
+        kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+        self._sock = _bind(kind, host, port, protocol)
+        owner.addresses[protocol] = self._sock.getsockname()[:2]
+        self._thread = threading.Thread(target=self._serve, name=f"syslog-{protocol}-{owner.context.input_id}",
+                                        daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -285,11 +277,33 @@ class UdpListener:
 
     def _serve(self) -> None:
         try:
-            self._receive()
+            self._loop()
         except Exception as exc:  # handed to run(), which raises it to the supervisor
             self.failure = exc
 
-    def _receive(self) -> None:
+    @abstractmethod
+    def _loop(self) -> None:
+        """Serves the socket until the input stops."""
+
+
+class UdpListener(_Listener):
+    """One thread reading datagrams: one message each, cut at max_message_size."""
+
+    def __init__(self, owner: SyslogInput, config: UdpConfig) -> None:
+        super().__init__(owner, "udp", config.host, config.port)
+        self.config = config
+        self._stats = owner.context.stats
+        if config.read_buffer:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+            self._stats.extra.setdefault("udp_kernel_drops", 0)
+        except OSError:
+            pass
+        self._reported_drops = 0
+        self._last_warning = -_DROP_WARNING_INTERVAL
+
+    def _loop(self) -> None:
         client = self.owner.context.client
         ancillary_size = socket.CMSG_SPACE(4)
         while not self.owner.stopping:
@@ -319,42 +333,27 @@ class UdpListener:
             self._last_warning = now
 
 
-class TcpListener:
+class TcpListener(_Listener):
     """Accepts connections (at most max_connections at once) and reads each in its own thread."""
 
     def __init__(self, owner: SyslogInput, config: TcpConfig) -> None:
-        self.owner = owner
+        super().__init__(owner, "tcp", config.host, config.port)
         self.config = config
-        self.failure: BaseException | None = None
         self._log = owner.context.log
-        self._sock = _bind(socket.SOCK_STREAM, config.host, config.port, "tcp")
-        owner.addresses["tcp"] = self._sock.getsockname()[:2]
         self._slots = threading.Semaphore(config.max_connections) if config.max_connections else None
         self._lock = threading.Lock()
         self._connections: set[threading.Thread] = set()
         self._last_tls_warning = -_DROP_WARNING_INTERVAL
-        self._thread = threading.Thread(target=self._serve, name=f"syslog-tcp-{owner.context.input_id}", daemon=True)
         owner.context.stats.extra["tcp_connections"] = 0
 
-    def start(self) -> None:
-        self._thread.start()
-
     def close(self, deadline: float) -> None:
-        if self._thread.ident is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        self._sock.close()
+        super().close(deadline)
         with self._lock:
             threads = list(self._connections)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _serve(self) -> None:
-        try:
-            self._accept()
-        except Exception as exc:  # handed to run(), which raises it to the supervisor
-            self.failure = exc
-
-    def _accept(self) -> None:
+    def _loop(self) -> None:
         while not self.owner.stopping:
             if self._slots is not None and not self._slots.acquire(timeout=_POLL_SECONDS):
                 continue

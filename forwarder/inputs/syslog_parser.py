@@ -195,7 +195,11 @@ class SyslogParser:
         return calendar.timegm(moment.timetuple()) - offset + fraction
 
     def _bsd_stamp(self, match: re.Match[str], now: float) -> float | None:
-        """A zone-less stamp in the configured zone; the year, when absent, is this year or the previous one."""
+        """A zone-less stamp in the configured zone.
+
+        Without a year, the latest year that puts the stamp no more than a month
+        after `now` (a Feb 29 stamp goes back to the last leap year).
+        """
         month = _MONTHS[match.group(1).capitalize()]
         day, hour, minute, second = int(match.group(2)), int(match.group(4)), int(match.group(5)), int(match.group(6))
         fraction = float("0." + match.group(7)) if match.group(7) else 0.0
@@ -203,7 +207,8 @@ class SyslogParser:
             years = [int(match.group(3))]
         else:
             current = datetime.fromtimestamp(now, self.tz).year
-            years = [current, current - 1, current - 2, current - 3, current - 4]
+            # Next year first: a stamp just after New Year may arrive while the receiver still has 31 Dec.
+            years = [current + 1, current, current - 1, current - 2, current - 3, current - 4]
         for year in years:
             try:
                 epoch = self._local_epoch(datetime(year, month, day, hour, minute, second)) + fraction
@@ -229,7 +234,9 @@ def _structured_data(text: str) -> tuple[dict[str, dict[str, str]], str]:
         while end_id < length and text[end_id] not in ' ]="':
             end_id += 1
         sd_id = text[position + 1:end_id]
-        if not sd_id or end_id >= length or text[end_id] not in " ]":
+        if end_id >= length:
+            raise _Malformed(f"malformed RFC 5424 structured data: unterminated [{sd_id}]")
+        if not sd_id or text[end_id] not in " ]":
             raise _Malformed("malformed RFC 5424 structured data: bad SD-ID")
         params = elements.setdefault(sd_id, {})
         position = end_id

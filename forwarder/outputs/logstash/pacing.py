@@ -1,0 +1,52 @@
+"""How long a worker waits before reconnecting, and how many events it puts in a window."""
+
+from __future__ import annotations
+
+import random
+
+SLOW_START_WINDOW = 10
+
+
+class Backoff:
+    """Exponential delay with jitter (half fixed, half random), reset after a window is acknowledged.
+
+    The jitter keeps many forwarders that lost the same Logstash from
+    reconnecting in lockstep when it comes back.
+    """
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        self.initial = initial
+        self.maximum = max(initial, maximum)
+        self._rng = rng or random.Random()
+        self._failures = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * (2 ** min(self._failures, 32)))
+        self._failures += 1
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+
+class WindowSize:
+    """Events per Lumberjack window.
+
+    Without slow start every batch goes out whole. With it, a connection
+    starts at 10 events, grows ×1.5 after each acknowledged window and halves
+    after a failure (never below 1, never above `bulk_max_size`), so a
+    Logstash that chokes on large windows is probed gently.
+    """
+
+    def __init__(self, bulk_max_size: int, slow_start: bool) -> None:
+        self.maximum = bulk_max_size
+        self.slow_start = slow_start
+        self.size = min(SLOW_START_WINDOW, bulk_max_size) if slow_start else bulk_max_size
+
+    def grow(self) -> None:
+        if self.slow_start:
+            self.size = min(self.maximum, max(self.size + 1, int(self.size * 1.5)))
+
+    def shrink(self) -> None:
+        if self.slow_start:
+            self.size = max(1, self.size // 2)

@@ -1,0 +1,1 @@
+"""Fakes of remote peers that speak the real wire formats, failure modes included."""

@@ -256,7 +256,6 @@ NAMED_NETWORKS: dict[str, Callable[[IPAddress], bool]] = {
 }
 
 
-@lru_cache(maxsize=4096)
 def _parse_ip(text: str) -> IPAddress | None:
     """IPv4-mapped IPv6 addresses count as IPv4, as in Go."""
     try:
@@ -298,12 +297,17 @@ def _network(section: Section, name: str) -> Condition:
 
 
 def _in_networks(matchers: list[Callable[[IPAddress], bool]]) -> Callable[[Any], bool]:
+    @lru_cache(maxsize=4096)
+    def address_matches(text: str) -> bool:
+        """Cached per condition: log sources repeat the same addresses over and over."""
+        ip = _parse_ip(text)
+        return ip is not None and any(matches(ip) for matches in matchers)
+
     def test(value: Any) -> bool:
-        candidates = value if isinstance(value, list) else (value,)
-        for candidate in candidates:
-            ip = _parse_ip(candidate) if isinstance(candidate, str) else None
-            if ip is not None and any(matches(ip) for matches in matchers):
-                return True
+        if isinstance(value, str):
+            return address_matches(value)
+        if isinstance(value, list):
+            return any(isinstance(item, str) and address_matches(item) for item in value)
         return False
 
     return test

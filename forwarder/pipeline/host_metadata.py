@@ -169,20 +169,27 @@ def build_add_host_metadata(options: Section) -> Processor:
     if geo:
         host["geo"] = {key: value for key, value in geo.items() if not isinstance(value, (dict, list))}
 
+    scalars = {key: value for key, value in host.items() if not isinstance(value, dict)}
+    objects = {key: value for key, value in host.items() if isinstance(value, dict)}
+
     def add_host_metadata(event: Event) -> Event:
         fields = event.fields
         current = fields.get("host")
-        if not isinstance(current, dict):
-            fields["host"] = {key: dict(value) if isinstance(value, dict) else value for key, value in host.items()}
+        if not isinstance(current, dict) or (len(current) == 1 and "name" in current):
+            fresh = dict(scalars)
+            for key, value in objects.items():
+                fresh[key] = dict(value)
+            fields["host"] = fresh
             return event
-        if not replace_fields and current and not (len(current) == 1 and "name" in current):
+        if not replace_fields:
             return event
-        for key, value in host.items():
+        current.update(scalars)
+        for key, value in objects.items():
             existing = current.get(key)
-            if isinstance(value, dict) and isinstance(existing, dict):
+            if isinstance(existing, dict):
                 existing.update(value)
             else:
-                current[key] = dict(value) if isinstance(value, dict) else value
+                current[key] = dict(value)
         return event
 
     return add_host_metadata

@@ -218,7 +218,7 @@ def open_transport(
 def describe_tls_error(exc: ssl.SSLError) -> str:
     """One line, e.g. `certificate verify failed: unable to get local issuer certificate`."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message}"
+        return f"certificate verify failed: {exc.verify_message.rstrip('.')}"
     if exc.reason:
         return exc.reason.replace("_", " ").lower()
     return str(exc)

@@ -125,7 +125,7 @@ class LumberjackWorker:
             if failure.idle and resend == 0 and (connection.windows_completed or _age(connection) >= _SETTLED_AFTER):
                 log.info("logstash: %s closed the idle connection (%s); reconnecting", address, failure.cause)
                 continue
-            self._after_failure(address, f"connection failed ({failure.cause})", resend)
+            self._after_failure(address, f"connection failed: {failure.cause}", resend)
 
     def interrupt(self) -> None:
         """Unblocks a connect, send or wait in progress (the stop event is already set)."""
@@ -140,14 +140,15 @@ class LumberjackWorker:
             if connection.failure is not None:
                 raise connection.failure
             if self._current is None:
-                if self._ttl and _age(connection) >= self._ttl:
-                    connection.wait_drained(self._timeout)
-                    self._ttl_expired = True
-                    return
                 batch = self._source.take(_TAKE_WAIT)
                 if batch is None:
                     continue
                 self._current, self._offset = batch, batch.acked
+                if self._ttl and _age(connection) >= self._ttl:
+                    # The batch is given back on close and goes out first on the fresh connection.
+                    connection.wait_drained(self._timeout)
+                    self._ttl_expired = True
+                    return
             batch = self._current
             count = min(self._window_size.size, len(batch) - self._offset)
             data = self._encoder.encode(batch.events[self._offset:self._offset + count])
@@ -190,12 +191,16 @@ class LumberjackWorker:
         delay = self._backoff.next_delay()
         if len(self._hosts) > 1:
             self._host_index = (self._host_index + 1) % len(self._hosts)
-            following = f"; trying {self._hosts[self._host_index]} in {delay:.1f}s"
+            following = f"; trying {self._hosts[self._host_index]} in {_seconds(delay)}"
         else:
-            following = f"; retrying in {delay:.1f}s"
+            following = f"; retrying in {_seconds(delay)}"
         pending = f"; {resend} unacknowledged events will be resent" if resend else ""
         log.warning("logstash: %s %s%s%s", address, cause, pending, following)
         self._stop.wait(delay)
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:.1f}s" if delay >= 1 else f"{delay * 1000:.0f}ms"
 
 
 def _age(connection: LumberjackConnection) -> float:

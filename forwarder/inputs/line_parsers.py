@@ -109,16 +109,17 @@ def _parse_ndjson(section: Section) -> NdjsonConfig:
 
 
 def _parse_multiline(section: Section) -> MultilineConfig:
+    problems_before = len(section.problems)
     kind = section.string("type", "pattern", choices=("pattern", "count", "while_pattern"))
+    known_type = len(section.problems) == problems_before
     pattern = _regex(section, "pattern")
     match = section.string("match", None, choices=("after", "before"))
     count_lines = section.integer("count_lines", 0, minimum=1)
-    if kind in ("pattern", "while_pattern") and pattern is None and not section.has("pattern"):
-        section.error("pattern", f"is required when type is {kind}")
-    if kind == "pattern" and match is None and not section.has("match"):
-        section.error("match", "is required when type is pattern (after or before)")
-    if kind == "count" and not count_lines and not section.has("count_lines"):
-        section.error("count_lines", "is required when type is count")
+    if known_type:
+        required = {"pattern": ("pattern", "match"), "while_pattern": ("pattern",), "count": ("count_lines",)}[kind]
+        for key in required:
+            if not section.has(key):
+                section.error(key, f"is required when type is {kind}")
     config = MultilineConfig(
         type=kind,
         pattern=pattern,

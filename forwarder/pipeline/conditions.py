@@ -5,6 +5,7 @@ parsing, field path splitting, value types) is done when the config is read,
 so a check on the publishing thread is only dict lookups and comparisons.
 Config maps arrive with dotted keys expanded into nested dicts; conditions
 walk them back into the dotted field names Filebeat users write.
+
 The fields are read through `FieldPath`, the same lookup the processors use,
 so a condition and a processor always agree on whether a field exists.
 """
@@ -23,6 +24,7 @@ from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import MISSING, FieldPath
 
 Condition = Callable[[Event], bool]
+
 
 def build_condition(section: Section) -> Condition | None:
     """Compiles one condition mapping; None when it has problems (already reported)."""

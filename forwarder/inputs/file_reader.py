@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from forwarder.inputs.line_parsers import TRUNCATED_FLAG, Message
+
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 64 * 1024
 
@@ -26,6 +28,14 @@ def file_identity(stat: os.stat_result) -> str:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def decode_line(data: bytes, offset: int, end: int, truncated: bool, skip_to_newline: bool = False) -> Message:
+    """UTF-8 with invalid bytes replaced (NULs kept); a byte order mark opening the file is dropped."""
+    text = data.decode("utf-8", "replace")
+    if offset == 0 and text.startswith("\ufeff"):
+        text = text[1:]
+    return Message(text, offset, end, len(data), skip_to_newline, flags=[TRUNCATED_FLAG] if truncated else [])
 
 
 @dataclass
@@ -71,16 +81,6 @@ class FilePosition:
         if not isinstance(position.fingerprint, str) or not isinstance(position.skip_to_newline, bool):
             raise ValueError("fingerprint must be a string and skip_to_newline a boolean")
         return position
-
-
-@dataclass(slots=True)
-class RawLine:
-    data: bytes
-    offset: int
-    end: int
-    truncated: bool
-    # Resuming at `end` must first skip the rest of this (over-long) line.
-    skip_to_newline: bool
 
 
 class FileRewritten(Exception):
@@ -166,8 +166,8 @@ class FileReader:
         self._fingerprint, self._fingerprint_size = "", 0
         self._generation += 1
 
-    def read_lines(self, budget: int) -> list[RawLine]:
-        """Complete lines among the next `budget` bytes; an unfinished last line waits for its newline.
+    def read_lines(self, budget: int) -> list[Message]:
+        """Complete lines among the next `budget` bytes, decoded; an unfinished last line waits for its newline.
 
         Raises FileRewritten when the file shrank below what was read or its head changed.
         """
@@ -180,7 +180,7 @@ class FileReader:
             self.at_eof = True
             return []
         self._check_head(size)
-        lines: list[RawLine] = []
+        lines: list[Message] = []
         want = min(budget, size - self._read_pos)
         while want > 0:
             chunk = os.pread(self._fd, min(READ_CHUNK, want), self._read_pos)
@@ -203,7 +203,7 @@ class FileReader:
             raise FileRewritten("its first bytes changed")
         self._fingerprint, self._fingerprint_size = _digest(head), len(head)
 
-    def _split(self, chunk: bytes, lines: list[RawLine]) -> None:
+    def _split(self, chunk: bytes, lines: list[Message]) -> None:
         if self._skipping:
             newline = chunk.find(b"\n")
             if newline < 0:
@@ -220,12 +220,11 @@ class FileReader:
         while (newline := buffer.find(b"\n", search_from)) >= 0:
             stop = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
             length = stop - start
-            lines.append(RawLine(
+            lines.append(decode_line(
                 bytes(buffer[start:start + min(length, limit)]),
                 self._line_start + start,
                 self._line_start + newline + 1,
                 length > limit,
-                False,
             ))
             start = search_from = newline + 1
         if start:
@@ -234,7 +233,7 @@ class FileReader:
         # One byte of slack: a line of exactly `limit` bytes may still end in "\r\n".
         if len(buffer) > limit + 1:
             consumed = len(buffer)
-            lines.append(RawLine(bytes(buffer[:limit]), self._line_start, self._line_start + consumed, True, True))
+            lines.append(decode_line(bytes(buffer[:limit]), self._line_start, self._line_start + consumed, True, True))
             self._line_start += consumed
             buffer.clear()
             self._skipping = True

@@ -26,19 +26,11 @@ from forwarder.inputs.file_reader import (
     FileReader,
     FileRewritten,
     IdentityChanged,
-    RawLine,
     file_identity,
 )
-from forwarder.inputs.line_parsers import (
-    TRUNCATED_FLAG,
-    Message,
-    ParserChain,
-    ParserConfig,
-    build_chain,
-    deep_update,
-    parse_parsers,
-)
+from forwarder.inputs.line_parsers import TRUNCATED_FLAG, Message, ParserChain, ParserConfig, build_chain, parse_parsers
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.field_path import deep_update
 
 DEFAULT_MESSAGE_MAX_BYTES = 10 * 1024 * 1024
 # Bytes read from one file per round, so one busy file cannot starve the others.
@@ -334,8 +326,8 @@ class FilestreamInput:
         if reader.bytes_read != before:
             tracked.last_activity = now
         for line in lines:
-            for message in tracked.parsers.feed(self._message(line), now):
-                if not self._publish(tracked, message):
+            for record in tracked.parsers.feed(line, now):
+                if not self._publish(tracked, record):
                     return None
         if reader.bytes_read != before:
             return True
@@ -374,16 +366,6 @@ class FilestreamInput:
     def _expire_multiline(self, now: float) -> bool:
         return all(self._publish_all(tracked, tracked.parsers.expire(now)) for tracked in self._open_files())
 
-    @staticmethod
-    def _message(line: RawLine) -> Message:
-        text = line.data.decode("utf-8", "replace")
-        if line.offset == 0 and text.startswith("\ufeff"):
-            text = text[1:]
-        message = Message(text, line.offset, line.end, len(line.data), line.skip_to_newline)
-        if line.truncated:
-            message.flags.append(TRUNCATED_FLAG)
-        return message
-
     # ----- publishing ----------------------------------------------------------
 
     def _publish_all(self, tracked: TrackedFile, messages: list[Message]) -> bool:
@@ -421,7 +403,7 @@ class FilestreamInput:
             log["flags"] = list(message.flags)
         fields: dict[str, Any] = {"log": log}
         if message.fields:
-            deep_update(fields, message.fields, overwrite=True)
+            deep_update(fields, message.fields, copy=False)
         if message.content:
             fields["message"] = message.content
         tags = list(message.tags)

@@ -10,6 +10,7 @@ lines still waiting in a multiline buffer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ import orjson
 
 from forwarder.config.section import Section
 from forwarder.pipeline.event import parse_timestamp
+from forwarder.pipeline.field_path import deep_update
+from forwarder.pipeline.json_fields import expand_dotted_keys
 
 PARSE_FAILURE_TAG = "_parse_failure"
 TRUNCATED_FLAG = "truncated"
@@ -171,20 +174,16 @@ class ParserChain:
 
     def expire(self, now: float) -> list[Message]:
         """Records whose multiline timeout has passed, in file order."""
-        result: list[Message] = []
-        for index, stage in enumerate(self._stages):
-            expired = stage.expire(now)
-            if expired:
-                result.extend(self._run(index + 1, expired, now))
-        return result
+        return self._drain(lambda stage: stage.expire(now), now)
 
     def flush(self, now: float) -> list[Message]:
         """Everything still buffered, for a file that is being closed or rewritten."""
+        return self._drain(lambda stage: stage.flush(), now)
+
+    def _drain(self, take: Callable[[NdjsonParser | MultilineParser], list[Message]], now: float) -> list[Message]:
         result: list[Message] = []
         for index, stage in enumerate(self._stages):
-            flushed = stage.flush()
-            if flushed:
-                result.extend(self._run(index + 1, flushed, now))
+            result.extend(self._run(index + 1, take(stage), now))
         return result
 
     def deadline(self) -> float | None:
@@ -268,7 +267,7 @@ def write_json_keys(message: Message, keys: dict[str, Any], config: NdjsonConfig
     if not config.overwrite_keys:
         keys.pop("@timestamp", None)
         keys.pop("@metadata", None)
-        deep_update(message.fields, keys, overwrite=False)
+        deep_update(message.fields, keys, overwrite=False, copy=False)
         return
     if "@timestamp" in keys:
         stamp = keys.pop("@timestamp")
@@ -283,7 +282,7 @@ def write_json_keys(message: Message, keys: dict[str, Any], config: NdjsonConfig
     if "@metadata" in keys:
         metadata = keys.pop("@metadata")
         if isinstance(metadata, dict):
-            deep_update(message.meta, metadata, overwrite=True)
+            deep_update(message.meta, metadata, copy=False)
         else:
             _set_error(message, "failed to update @metadata", config.add_error_key)
     if "type" in keys:
@@ -294,40 +293,7 @@ def write_json_keys(message: Message, keys: dict[str, Any], config: NdjsonConfig
             _set_error(message, f"type not overwritten (invalid value [{kind}])", config.add_error_key)
         else:
             message.fields["type"] = kind
-    deep_update(message.fields, keys, overwrite=True)
-
-
-def deep_update(target: dict[str, Any], source: dict[str, Any], overwrite: bool) -> None:
-    """Merges nested objects key by key; `overwrite` decides who wins on a leaf conflict."""
-    for key, value in source.items():
-        existing = target.get(key)
-        if isinstance(value, dict) and isinstance(existing, dict):
-            deep_update(existing, value, overwrite)
-        elif overwrite or key not in target:
-            target[key] = value
-
-
-def expand_dotted_keys(keys: dict[str, Any]) -> dict[str, Any]:
-    """`{"a.b": 1}` → `{"a": {"b": 1}}`, recursively; a key given both as a value and an object is an error."""
-    result: dict[str, Any] = {}
-    for key, value in keys.items():
-        if isinstance(value, dict):
-            value = expand_dotted_keys(value)
-        parts = key.split(".") if "" not in key.split(".") else [key]
-        for part in reversed(parts[1:]):
-            value = {part: value}
-        _merge_strict(result, {parts[0]: value}, key)
-    return result
-
-
-def _merge_strict(target: dict[str, Any], source: dict[str, Any], key: str) -> None:
-    for name, value in source.items():
-        if name not in target:
-            target[name] = value
-        elif isinstance(target[name], dict) and isinstance(value, dict):
-            _merge_strict(target[name], value, key)
-        else:
-            raise ValueError(f"cannot expand {key!r}: {name!r} is given twice")
+    deep_update(message.fields, keys, copy=False)
 
 
 def _set_error(message: Message, text: str, add_error_key: bool) -> None:
@@ -363,16 +329,17 @@ class MultilineParser:
     def __init__(self, config: MultilineConfig, max_bytes: int) -> None:
         self._config = config
         self._max_bytes = max_bytes
+        self._reset()
+
+    def _reset(self) -> None:
         self._first: Message | None = None
+        self._last: Message | None = None
         self._parts: list[str] = []
-        self._last_content = ""
         # Lines stored in the record, and lines consumed by it (beyond max_lines these differ).
         self._lines = 0
         self._consumed = 0
         self._size = 0
         self._truncated = False
-        self._end = 0
-        self._skip_to_newline = False
         self._deadline: float | None = None
 
     def feed(self, message: Message, now: float) -> list[Message]:
@@ -395,7 +362,7 @@ class MultilineParser:
             self._add(message)
             out.append(self._finish())
         else:
-            probe = message.content if config.match == "after" else self._last_content
+            probe = message.content if config.match == "after" or self._last is None else self._last.content
             if not self._matches(config.pattern, probe):
                 out.append(self._finish())
             self._add(message)
@@ -418,9 +385,7 @@ class MultilineParser:
         return found != self._config.negate
 
     def _add(self, message: Message) -> None:
-        self._end = message.end
-        self._skip_to_newline = message.skip_to_newline
-        self._last_content = message.content
+        self._last = message
         self._consumed += 1
         if TRUNCATED_FLAG in message.flags:
             self._truncated = True
@@ -430,7 +395,7 @@ class MultilineParser:
             self._lines = 1
             self._size = message.size
             return
-        deep_update(self._first.fields, message.fields, overwrite=True)
+        deep_update(self._first.fields, message.fields, copy=False)
         separator = 0 if self._config.skip_newline else 1
         space = self._max_bytes - self._size - separator
         if (self._config.max_lines and self._lines >= self._config.max_lines) or space <= 0:
@@ -449,30 +414,14 @@ class MultilineParser:
         self._lines += 1
 
     def _finish(self) -> Message:
-        first = self._first
-        assert first is not None
+        first, last = self._first, self._last
+        assert first is not None and last is not None
         flags = [flag for flag in first.flags if flag != TRUNCATED_FLAG]
         if self._truncated:
             flags.append(TRUNCATED_FLAG)
         if self._lines > 1:
             flags.append(MULTILINE_FLAG)
-        combined = Message(
-            content="".join(self._parts),
-            offset=first.offset,
-            end=self._end,
-            size=self._size,
-            skip_to_newline=self._skip_to_newline,
-            fields=first.fields,
-            meta=first.meta,
-            timestamp=first.timestamp,
-            flags=flags,
-            tags=first.tags,
-        )
-        self._first = None
-        self._parts = []
-        self._lines = 0
-        self._consumed = 0
-        self._size = 0
-        self._truncated = False
-        self._deadline = None
+        combined = Message("".join(self._parts), first.offset, last.end, self._size, last.skip_to_newline,
+                           first.fields, first.meta, first.timestamp, flags, first.tags)
+        self._reset()
         return combined

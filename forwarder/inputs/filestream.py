@@ -45,7 +45,6 @@ COUNTERS = ("files_opened", "files_closed", "files_truncated", "files_renamed", 
 @dataclass
 class FilestreamConfig:
     paths: list[str]
-    id: str | None = None
     exclude_files: list[re.Pattern[str]] = field(default_factory=list)
     include_files: list[re.Pattern[str]] = field(default_factory=list)
     exclude_lines: list[re.Pattern[str]] = field(default_factory=list)
@@ -78,7 +77,6 @@ def parse_config(section: Section) -> FilestreamConfig:
         section.error("file_identity", "only file_identity.native (device and inode) is supported")
     config = FilestreamConfig(
         paths=[p for p in paths or [] if p.strip()],
-        id=section.string("id", None),
         # `exclude_files`/`include_files` are the log input's spelling, still common in filestream configs.
         exclude_files=_regexes(section, "exclude_files") + _regexes(scanner, "exclude_files"),
         include_files=_regexes(section, "include_files") + _regexes(scanner, "include_files"),
@@ -161,7 +159,7 @@ class FilestreamInput:
             context.stats.extra.setdefault(name, 0)
 
     def run(self) -> None:
-        if self._config.id is None:
+        if self._context.input_id == default_id(self._config):
             self._log.warning(
                 "filestream input %s has no `id`; set one so its read positions survive a change of `paths`",
                 self._context.input_id,

@@ -241,6 +241,20 @@ def test_rename_rotation_with_unacknowledged_lines_reads_each_line_once(harness,
     assert cursors[identity(log)]["offset"] == log.stat().st_size
 
 
+def test_a_file_rotated_out_of_the_globs_is_still_read_to_its_end(harness, files, start):
+    log = files / "app.log"
+    log.write_text("old 0\nold 1\n")
+    start()
+    harness.take(2)
+    old_identity = identity(log)
+    os.rename(log, files / "app.log.1")
+    append(files / "app.log.1", "old 2, written before the logger reopened\n")
+    log.write_text("new 0\n")
+    later = harness.take(2)
+    assert sorted(messages(later)) == ["new 0", "old 2, written before the logger reopened"]
+    assert committed(harness)[old_identity]["offset"] == (files / "app.log.1").stat().st_size
+
+
 @pytest.mark.parametrize("rewrite", ["copytruncate", "overwrite_in_place"])
 def test_truncated_or_rewritten_file_is_read_again_from_the_start(harness, files, start, rewrite):
     log = files / "app.log"
@@ -345,6 +359,13 @@ def test_exclude_files_and_ignore_older(harness, files, start):
     assert messages(harness.take(2)) == ["old line", "written again"], "an ignored file that changes is read"
 
 
+def test_include_and_exclude_lines(harness, files, start):
+    (files / "app.log").write_text("DEBUG noise\nINFO kept\nINFO ignored heartbeat\nWARN kept too\n")
+    start(include_lines=["^(INFO|WARN)"], exclude_lines=["heartbeat"])
+    assert messages(harness.take(2)) == ["INFO kept", "WARN kept too"]
+    assert harness.take(1, timeout=0.3) == []
+
+
 def test_inactive_file_is_closed_and_reopened_when_it_grows(harness, files, start):
     log = files / "app.log"
     log.write_text("one\n")
@@ -391,7 +412,7 @@ def test_stop_is_prompt_when_idle_and_when_blocked_on_a_full_queue(tmp_path, fil
 
 def test_config_reads_filebeat_keys():
     config, problems = parse({
-        "id": "app", "paths": ["/var/log/*.log"], "prospector": {"scanner": {"check_interval": "1s",
+        "paths": ["/var/log/*.log"], "prospector": {"scanner": {"check_interval": "1s",
                                                                            "exclude_files": [r"\.gz$"]}},
         "close": {"on_state_change": {"inactive": "2m", "removed": False}}, "ignore_older": "24h",
         "encoding": "UTF-8", "message_max_bytes": "1MiB", "harvester_limit": 5, "clean_removed": False,

@@ -49,7 +49,8 @@ class BatchWorker:
             while not self._stop.is_set():
                 try:
                     self._deliver(batch)
-                except OSError as exc:
+                except Exception as exc:
+                    # Whatever failed, the batch is retried, never dropped.
                     self._stats.errors += 1
                     self._stats.retries += 1
                     self._stats.last_error = str(exc)

@@ -65,7 +65,7 @@ class FileOutput:
         self._encoder = encoder
         self._stats = stats
         self._current = config.path / f"{config.filename}.ndjson"
-        self._handle = None
+        self._fd: int | None = None
         self._size = 0
         self._worker = BatchWorker("file", self._write, stats, config.bulk_max_size, config.backoff_init,
                                    config.backoff_max)
@@ -78,42 +78,43 @@ class FileOutput:
 
     def stop(self, timeout: float) -> None:
         self._worker.stop(timeout)
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._close()
 
     def _write(self, batch: Batch) -> None:
         data = b"".join(self._encoder.encode(event) + b"\n" for event in batch.pending)
-        if self._handle is not None and self._size > 0 and self._size + len(data) > self._config.rotate_every_bytes:
+        if self._fd is not None and self._size > 0 and self._size + len(data) > self._config.rotate_every_bytes:
             self._rotate()
-        if self._handle is None:
+        if self._fd is None:
             self._open()
         try:
-            self._handle.write(data)
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
         except OSError:
-            # A partial write may have reached the file; reopen so the retry appends whole lines after it.
-            self._handle.close()
-            self._handle = None
+            # Part of the batch may be in the file; the reopen before the retry closes that line off.
+            self._close()
             raise
         self._size += len(data)
         self._stats.bytes_written += len(data)
 
     def _open(self) -> None:
-        fd = os.open(self._current, os.O_RDWR | os.O_CREAT | os.O_APPEND, self._config.permissions)
-        self._handle = os.fdopen(fd, "a+b")
-        self._size = self._current.stat().st_size
-        self._handle.seek(max(0, self._size - 1))
-        if self._size and self._handle.read(1) != b"\n":
+        self._fd = os.open(self._current, os.O_RDWR | os.O_CREAT | os.O_APPEND, self._config.permissions)
+        self._size = os.fstat(self._fd).st_size
+        os.lseek(self._fd, max(0, self._size - 1), os.SEEK_SET)
+        if self._size and os.read(self._fd, 1) != b"\n":
             # A line torn by a crash is closed off, so the next event starts on a line of its own.
-            self._handle.write(b"\n")
+            _write_all(self._fd, b"\n")
             self._size += 1
 
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def _rotate(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self._close()
         name, keep = self._config.filename, self._config.number_of_files
         for number in range(keep - 1, 0, -1):
             older = self._config.path / f"{name}.{number}.ndjson"
@@ -123,6 +124,12 @@ class FileOutput:
                 older.rename(self._config.path / f"{name}.{number + 1}.ndjson")
         if self._current.exists():
             self._current.rename(self._config.path / f"{name}.1.ndjson")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def check(config: FileConfig) -> list[HostCheck]:

@@ -22,12 +22,12 @@ def write(path, text, mode=0o600):
     return path
 
 
-GOOD = """
+GOOD = textwrap.dedent("""
     forwarder.inputs:
       - type: syslog
         protocol.udp.host: "127.0.0.1:5514"
     output.file.path: ${path.data}/events
-"""
+""")
 
 
 def test_version(tmp_path):

@@ -15,21 +15,21 @@ from forwarder.config.settings import CliOptions, load_settings
 MINIMAL_OUTPUT = "output.file:\n  path: ${path.data}/events\n"
 
 
-def write_config(tmp_path, text, name="forwarder.yml", mode=0o600):
+def write_config(tmp_path, *parts, name="forwarder.yml", mode=0o600):
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
+    path.write_text("".join(textwrap.dedent(part) for part in parts))
     os.chmod(path, mode)
     return path
 
 
-def load(tmp_path, text, **options):
-    path = write_config(tmp_path, text)
+def load(tmp_path, *parts, **options):
+    path = write_config(tmp_path, *parts)
     return load_settings(CliOptions(config_files=[str(path)], path_home=str(tmp_path), **options))
 
 
-def problems_of(tmp_path, text, **options) -> list[str]:
+def problems_of(tmp_path, *parts, **options) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        load(tmp_path, text, **options)
+        load(tmp_path, *parts, **options)
     return [str(p) for p in caught.value.problems]
 
 
@@ -137,7 +137,7 @@ def test_group_writable_config_is_refused_unless_strict_perms_off(tmp_path):
 
 
 def test_unknown_input_type_and_bad_input_key(tmp_path):
-    problems = problems_of(tmp_path, MINIMAL_OUTPUT + """
+    problems = problems_of(tmp_path, MINIMAL_OUTPUT, """
         forwarder.inputs:
           - type: sylsog
           - type: syslog
@@ -148,7 +148,7 @@ def test_unknown_input_type_and_bad_input_key(tmp_path):
 
 
 def test_disabled_input_is_not_validated_further(tmp_path):
-    settings = load(tmp_path, MINIMAL_OUTPUT + """
+    settings = load(tmp_path, MINIMAL_OUTPUT, """
         forwarder.inputs:
           - type: syslog
             enabled: false
@@ -166,7 +166,7 @@ def test_module_file_with_unknown_module_names_the_file(tmp_path):
 
 
 def test_secret_like_settings_are_collected_for_redaction(tmp_path):
-    settings = load(tmp_path, MINIMAL_OUTPUT + """
+    settings = load(tmp_path, MINIMAL_OUTPUT, """
         forwarder.inputs:
           - type: syslog
             protocol.udp.host: "127.0.0.1:5514"

@@ -60,12 +60,14 @@ def test_rotation_keeps_number_of_files(tmp_path, harness):
     output = file_output(tmp_path, rotate_every_kb=1, number_of_files=3)
     output.start(harness.queue)
     client = harness.connect("syslog")
-    for number in range(60):
-        client.publish(Event({"message": f"{number:04d} " + "x" * 200}))
-    assert wait_for(lambda: harness.queue.active_events == 0)
+    for number in range(6):
+        client.publish(Event({"message": f"{number:04d} " + "x" * 600}))
+        assert wait_for(lambda: harness.queue.active_events == 0)
     output.stop(2)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["forwarder.1.ndjson", "forwarder.2.ndjson", "forwarder.ndjson"]
+    assert lines_in(tmp_path / "out" / "forwarder.ndjson")[0]["message"].startswith("0005")
+    assert lines_in(tmp_path / "out" / "forwarder.2.ndjson")[0]["message"].startswith("0003")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to simulate a full disk")

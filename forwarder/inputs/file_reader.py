@@ -92,9 +92,8 @@ class IdentityChanged(Exception):
 
 
 class FileReader:
-    def __init__(self, fd: int, identity: str, position: FilePosition, max_line_bytes: int) -> None:
-        self.identity = identity
-        self.max_line_bytes = max_line_bytes
+    def __init__(self, fd: int, position: FilePosition, max_line_bytes: int) -> None:
+        self._max_line_bytes = max_line_bytes
         self._fd = fd
         self._fingerprint = position.fingerprint
         self._fingerprint_size = position.fingerprint_size
@@ -124,7 +123,7 @@ class FileReader:
         except BaseException:
             os.close(fd)
             raise
-        reader = cls(fd, identity, position, max_line_bytes)
+        reader = cls(fd, position, max_line_bytes)
         if reason is not None:
             reader.restart()
             reader.restarted = reason
@@ -215,7 +214,7 @@ class FileReader:
         buffer = self._buffer
         search_from = len(buffer)
         buffer += chunk
-        limit = self.max_line_bytes
+        limit = self._max_line_bytes
         start = 0
         while (newline := buffer.find(b"\n", search_from)) >= 0:
             stop = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline

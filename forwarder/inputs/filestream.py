@@ -319,7 +319,7 @@ class FilestreamInput:
         except OSError as exc:
             self._log.warning("%s: cannot read %s: %s; will reopen it", self._name, tracked.path, exc)
             self._context.stats.error(f"cannot read {tracked.path}: {exc}")
-            return None if not self._close(tracked, "read error") else False
+            return False if self._close(tracked, "read error") else None
         now = time.monotonic()
         if reader.bytes_read != before:
             tracked.last_activity = now

@@ -222,6 +222,8 @@ class SyslogInput:
                 listeners.append(TcpListener(self, self.config.tcp))
             for listener in listeners:
                 listener.start()
+            bound = ", ".join(f"{protocol} {_address_text(address)}" for protocol, address in self.addresses.items())
+            self.context.log.info("syslog input %s listening on %s", self.context.input_id, bound)
             self.listening.set()
             while not self.context.stop.wait(_POLL_SECONDS):
                 for listener in listeners:

@@ -106,8 +106,11 @@ def assert_local3_warning(event) -> None:
 
 
 @needs_logger
-def test_logger_rfc5424_over_udp(harness, start):
-    running = start(**udp_and_tcp())
+def test_logger_rfc5424_over_udp(harness, start, caplog):
+    with caplog.at_level(logging.INFO, logger="forwarder.input.syslog"):
+        running = start(**udp_and_tcp())
+    assert (f"syslog input syslog-test listening on udp 127.0.0.1:{running.port('udp')}, "
+            f"tcp 127.0.0.1:{running.port('tcp')}") in caplog.text
     send_with_logger(running.port("udp"), "--udp", "--rfc5424")
     [event] = harness.take(1)
     assert_local3_warning(event)

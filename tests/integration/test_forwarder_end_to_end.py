@@ -28,6 +28,15 @@ def free_port() -> int:
 
 def output_events(home: Path) -> list[dict]:
     """Every event in the output files; a line torn by kill -9 was never acknowledged, so it is skipped."""
+    for _ in range(10):
+        try:
+            return _read_output_files(home)
+        except FileNotFoundError:
+            continue  # a file was rotated between listing and reading; list again
+    raise AssertionError("output files keep rotating under the reader")
+
+
+def _read_output_files(home: Path) -> list[dict]:
     events = []
     for path in sorted((home / "data" / "events").glob("*.ndjson")):
         for line in path.read_text().splitlines():
@@ -58,8 +67,8 @@ def test_shipped_config_receives_syslog_and_files_and_stops_cleanly(tmp_path):
         by_message = {e["message"]: e for e in events}
         tcp = by_message["hello over tcp"]
         assert tcp["log"]["syslog"]["appname"] == "demo"
-        assert tcp["log"]["syslog"]["facility"]["name"] == "auth"
-        assert tcp["log"]["syslog"]["severity"]["name"] in ("warning", "Warning")
+        assert tcp["log"]["syslog"]["facility"]["code"] == 4
+        assert tcp["log"]["syslog"]["severity"]["code"] == 4
         assert tcp["input"]["type"] == "syslog"
         assert "hello over udp" in by_message
         line = by_message["hello from a file"]

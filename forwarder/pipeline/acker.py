@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _PENDING, _DONE, _ABANDONED = 0, 1, 2
@@ -51,16 +51,21 @@ class InputAcker:
                     self._all_done.notify_all()
 
     def done(self, sequence: int) -> None:
+        self.done_many((sequence,))
+
+    def done_many(self, sequences: Iterable[int]) -> None:
+        """Marks events acknowledged; commits the cursors that became contiguous, in one call."""
         updates: dict[str, Any] = {}
         with self._lock:
-            index = sequence - self._base
-            if index < 0 or index >= len(self._pending) or self._pending[index][0] != _PENDING:
-                return
-            self._pending[index][0] = _DONE
-            self._outstanding -= 1
-            self.acked += 1
-            while self._pending and self._pending[0][0] == _DONE:
-                _, cursor = self._pending.popleft()
+            pending = self._pending
+            for sequence in sequences:
+                index = sequence - self._base
+                if 0 <= index < len(pending) and pending[index][0] == _PENDING:
+                    pending[index][0] = _DONE
+                    self._outstanding -= 1
+                    self.acked += 1
+            while pending and pending[0][0] == _DONE:
+                _, cursor = pending.popleft()
                 self._base += 1
                 if cursor:
                     for key, value in cursor.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from forwarder.pipeline.event import Event
 
@@ -50,10 +51,14 @@ class Batch:
 
 
 def acknowledge(events: list[Event]) -> None:
+    """Hands each input's acknowledged sequence numbers to its acker in one call per input."""
+    by_acker: dict[Any, list[int]] = {}
     for event in events:
         token = event.ack_token
         if token is not None:
-            token[0].done(token[1])
+            by_acker.setdefault(token[0], []).append(token[1])
+    for acker, sequences in by_acker.items():
+        acker.done_many(sequences)
 
 
 class EventQueue:

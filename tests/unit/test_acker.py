@@ -80,3 +80,11 @@ def test_concurrent_acks_never_commit_an_older_cursor_last():
     assert commits.state == {"f": 19999}
     values = [call["f"] for call in commits.calls]
     assert values == sorted(values)
+
+
+def test_a_batch_acknowledgement_commits_once():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    seqs = [acker.track({"f": n}) for n in range(2048)]
+    acker.done_many(reversed(seqs))
+    assert commits.calls == [{"f": 2047}]

@@ -22,6 +22,15 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
+# Setting names whose values are secrets: never echoed in an error, always redacted from logs.
+SECRET_KEY_WORDS = ("password", "passphrase", "secret", "token", "connection_string", "api_key", "sas", "key_data")
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_KEY_WORDS)
+
+
 @dataclass(frozen=True)
 class Problem:
     source: str
@@ -123,7 +132,8 @@ class Section:
             return convert(self.data[key])
         except (TypeError, ValueError) as exc:
             detail = str(exc) if str(exc) else f"expected {what}"
-            self.error(key, f"{detail} (got {self.data[key]!r})")
+            shown = "a value that is not shown (secret)" if is_secret_key(key) else repr(self.data[key])
+            self.error(key, f"{detail} (got {shown})")
             return default if default is not REQUIRED else None
 
     def string(self, key: str, default: Any = REQUIRED, choices: Iterable[str] | None = None) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from forwarder.config import loader
 from forwarder.config.inputs import InputSpec, load_input_files, load_module_files, parse_input_list
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
-from forwarder.config.section import ConfigError, Problem, Section
+from forwarder.config.section import ConfigError, Problem, Section, is_secret_key
 from forwarder.outputs import OUTPUT_TYPES
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
@@ -27,8 +27,6 @@ log = logging.getLogger("forwarder.config")
 
 # Sections a filebeat.yml may carry that configure things this forwarder never talks to.
 IGNORED_SECTIONS = ("setup", "monitoring", "seccomp", "max_procs", "migration", "instrumentation")
-# Setting names whose values are secrets and must never be logged.
-SECRET_KEY_WORDS = ("password", "passphrase", "secret", "token", "connection_string", "api_key", "sas")
 
 
 @dataclass
@@ -346,6 +344,6 @@ def collect_secrets(config: Any, key: str = "") -> list[str]:
     elif isinstance(config, list):
         for value in config:
             found.extend(collect_secrets(value, key))
-    elif isinstance(config, str) and len(config) >= 4 and any(word in key.lower() for word in SECRET_KEY_WORDS):
+    elif isinstance(config, str) and len(config) >= 4 and is_secret_key(key):
         found.append(config)
     return found

@@ -174,3 +174,14 @@ def test_secret_like_settings_are_collected_for_redaction(tmp_path):
               client_secret: "s3cr3t-value"
         """)
     assert "s3cr3t-value" in settings.secrets
+
+
+def test_a_secret_with_the_wrong_type_is_not_echoed(tmp_path):
+    problems = problems_of(tmp_path, MINIMAL_OUTPUT, """
+        output.file.enabled: false
+        output.logstash:
+          hosts: ["127.0.0.1:5044"]
+          ssl.key_passphrase: [hunter2-secret]
+        """)
+    assert any("ssl.key_passphrase" in p for p in problems)
+    assert not any("hunter2" in p for p in problems)

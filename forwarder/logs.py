@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
@@ -53,6 +54,10 @@ def configure_logging(settings: LoggingSettings, secrets: list[str], name: str =
         handler.close()
     formatter = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
                               rename_fields={"asctime": "@timestamp", "levelname": "log.level", "name": "log.logger"})
+    # ISO 8601 in UTC with milliseconds, like the events themselves.
+    formatter.converter = time.gmtime
+    formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+    formatter.default_msec_format = "%s.%03dZ"
     handlers: list[logging.Handler] = []
     if settings.to_stderr or not settings.to_files:
         handlers.append(logging.StreamHandler(sys.stderr))

@@ -95,6 +95,7 @@ class LumberjackServer:
         self._events: list[dict[str, Any]] = []
         self._windows: list[WindowRecord] = []
         self.event_count = 0
+        self.payload_bytes = 0
         self.window_count = 0
         self.connections = 0
         self.errors: list[str] = []
@@ -268,6 +269,7 @@ class LumberjackServer:
             if self._store:
                 self._events.extend(decoded)
             self.event_count += len(payloads)
+            self.payload_bytes += sum(len(p) for p in payloads)
             self.window_count += 1
             self._windows.append(WindowRecord(number, size, compressed))
             self._changed.notify_all()
@@ -373,10 +375,14 @@ def _decode(payload: bytes) -> dict[str, Any]:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with SO_LINGER 0: the peer sees a RST, as with Logstash."""
+    """Close with SO_LINGER 0, so the peer sees a RST (as with Logstash) rather than a FIN.
+
+    Shutting down only the read side wakes a thread blocked in `recv` on this
+    socket without sending anything to the peer.
+    """
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RD)
     except OSError:
         pass
     sock.close()
@@ -414,7 +420,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def _report(server: LumberjackServer, started: float) -> str:
     elapsed = time.monotonic() - started
     return json.dumps({
-        "events": server.event_count, "windows": server.window_count, "connections": server.connections,
+        "events": server.event_count, "payload_bytes": server.payload_bytes, "windows": server.window_count,
+        "connections": server.connections,
         "errors": len(server.errors), "elapsed": round(elapsed, 3),
         "rate": round(server.event_count / elapsed, 1) if elapsed > 0 else 0.0,
     })

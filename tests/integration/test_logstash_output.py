@@ -295,8 +295,8 @@ def test_loadbalance_hands_a_failed_hosts_batches_to_the_others(run_output) -> N
         # Well before the flaky host's 5 s backoff ends: the healthy host took over its batch.
         run.wait_all_acked(timeout=4.0)
         assert set(ids(flaky.events) + ids(healthy.events)) == set(expected_ids(100))
-        # The windows in flight to the flaky host and the batch it had ready, all whole batches of 10.
-        assert flaky.event_count == 1 and run.stats.retries in (10, 20, 30)
+        # Whole batches of 10: the windows in flight to the flaky host, one encoded ahead, one being cut.
+        assert flaky.event_count == 1 and run.stats.retries in (10, 20, 30, 40)
 
 
 def test_slow_start_begins_small_and_grows_to_bulk_max_size(server: LumberjackServer, run_output) -> None:

@@ -260,7 +260,8 @@ class LumberjackConnection:
         batch_done = window.start + sequence >= len(window.batch)
         self._counters.add(acked=newly, in_flight=-newly, batches=1 if batch_done else 0)
         if complete:
-            self._counters.record_rtt(now - window.sent_at)
+            # A small window can be ACKed before `send` has stamped the end of its write.
+            self._counters.record_rtt(max(0.0, now - window.sent_at))
             self._on_window_done(window)
 
     def _check_stall(self, window: Window, now: float) -> None:

@@ -44,10 +44,18 @@ def json_frames(payloads: list[bytes]) -> bytes:
 
 def encode_window(payloads: list[bytes], compression_level: int) -> bytes:
     """The complete bytes of one window: `W`, then the `J` frames, zlib-wrapped in one `C` frame unless level 0."""
-    if len(payloads) > MAX_SEQUENCE:
+    return seal_window(len(payloads), json_frames(payloads), compression_level)
+
+
+def seal_window(count: int, frames: bytes, compression_level: int) -> bytes:
+    """`W` + the `count` J `frames`, compressed into one `C` frame unless level 0.
+
+    Separate from `json_frames` because zlib releases the GIL: a worker can
+    compress one window on another thread while it encodes the next.
+    """
+    if count > MAX_SEQUENCE:
         raise ValueError(f"a window holds at most {MAX_SEQUENCE} events")
-    header = _WINDOW_HEADER.pack(b"2W", len(payloads))
-    frames = json_frames(payloads)
+    header = _WINDOW_HEADER.pack(b"2W", count)
     if compression_level <= 0:
         return header + frames
     compressed = zlib.compress(frames, compression_level)

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from forwarder.outputs.codec import EventEncoder
-from forwarder.outputs.logstash.frames import encode_window
+from forwarder.outputs.logstash.frames import json_frames, seal_window
 from forwarder.pipeline.event import Event
 
 log = logging.getLogger("forwarder.outputs.logstash")
@@ -28,8 +28,20 @@ class WindowEncoder:
         self._compression_level = compression_level
         self._escape_html = escape_html
 
+    @property
+    def compresses(self) -> bool:
+        return self._compression_level > 0
+
     def encode(self, events: list[Event]) -> bytes:
-        return encode_window(self.payloads(events), self._compression_level)
+        return self.seal(len(events), self.frames(events))
+
+    def frames(self, events: list[Event]) -> bytes:
+        """The uncompressed `J` frames; CPU-bound Python work that holds the GIL."""
+        return json_frames(self.payloads(events))
+
+    def seal(self, count: int, frames: bytes) -> bytes:
+        """The window ready to write; mostly zlib, which runs without the GIL."""
+        return seal_window(count, frames, self._compression_level)
 
     def payloads(self, events: list[Event]) -> list[bytes]:
         encode = self._encoder.encode

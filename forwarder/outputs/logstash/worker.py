@@ -16,6 +16,8 @@ import ssl
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from forwarder.outputs.logstash.config import HostAddress
 from forwarder.outputs.logstash.connection import ConnectionBroken, LumberjackConnection, OutputCounters, Window
@@ -32,6 +34,12 @@ _TAKE_WAIT = 0.2
 _SETTLED_AFTER = 10.0
 
 
+@dataclass
+class _PreparedWindow:
+    window: Window
+    data: Future[bytes]
+
+
 class BatchSource:
     """Batches for the workers: given-back ones first, in their original order, then new ones from the queue."""
 
@@ -46,6 +54,15 @@ class BatchSource:
             if self._returned:
                 return self._returned.popleft()
         return self._queue.get_batch(self._max_size, wait=wait)
+
+    def take_ready(self) -> Batch | None:
+        """A batch only if one can be had without waiting for the queue to fill up."""
+        with self._lock:
+            if self._returned:
+                return self._returned.popleft()
+        if self._queue.ready_events < min(self._max_size, self._queue.flush_min_events):
+            return None
+        return self._queue.get_batch(self._max_size, wait=0)
 
     def give_back(self, batches: list[Batch]) -> None:
         with self._lock:
@@ -86,46 +103,23 @@ class LumberjackWorker:
         self._connection: LumberjackConnection | None = None
         self._lock = threading.Lock()
         self._current: Batch | None = None
+        # Windows encoded (and being compressed) but not yet handed to the connection.
+        self._ahead: deque[_PreparedWindow] = deque()
+        # zlib releases the GIL, so compressing on this thread overlaps with encoding the next window.
+        self._compressor = (
+            ThreadPoolExecutor(1, thread_name_prefix="logstash-compress") if encoder.compresses else None
+        )
         self._offset = 0
         self._connected_before = False
         self._ttl_expired = False
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            address = self._hosts[self._host_index]
-            connection = LumberjackConnection(
-                address,
-                self._context,
-                self._timeout,
-                self._max_in_flight,
-                self._counters,
-                on_window_done=self._window_done,
-                stall_warning_after=self._stall_warning_after,
-            )
-            with self._lock:
-                self._connection = connection
-            if self._stop.is_set():
-                return
-            try:
-                connection.open()
-            except (ConnectError, ConnectionBroken) as exc:
-                if not self._stop.is_set():
-                    self._after_failure(address, f"unreachable ({exc})", resend=0)
-                continue
-            self._connected(address, connection)
-            failure: ConnectionBroken | None = None
-            try:
-                self._send_batches(connection)
-            except ConnectionBroken as exc:
-                failure = exc
-            finally:
-                resend = self._give_back(connection.close())
-            if failure is None or self._stop.is_set():
-                continue
-            if failure.idle and resend == 0 and (connection.windows_completed or _age(connection) >= _SETTLED_AFTER):
-                log.info("logstash: %s closed the idle connection (%s); reconnecting", address, failure.cause)
-                continue
-            self._after_failure(address, f"connection failed: {failure.cause}", resend)
+        try:
+            while not self._stop.is_set():
+                self._connect_and_send()
+        finally:
+            if self._compressor is not None:
+                self._compressor.shutdown(wait=False)
 
     def interrupt(self) -> None:
         """Unblocks a connect, send or wait in progress (the stop event is already set)."""
@@ -134,34 +128,103 @@ class LumberjackWorker:
         if connection is not None:
             connection.interrupt()
 
+    def _connect_and_send(self) -> None:
+        address = self._hosts[self._host_index]
+        connection = LumberjackConnection(
+            address,
+            self._context,
+            self._timeout,
+            self._max_in_flight,
+            self._counters,
+            on_window_done=self._window_done,
+            stall_warning_after=self._stall_warning_after,
+        )
+        with self._lock:
+            self._connection = connection
+        if self._stop.is_set():
+            return
+        try:
+            connection.open()
+        except (ConnectError, ConnectionBroken) as exc:
+            if not self._stop.is_set():
+                self._after_failure(address, f"unreachable ({exc})", resend=0)
+            return
+        self._connected(address, connection)
+        failure: ConnectionBroken | None = None
+        try:
+            self._send_batches(connection)
+        except ConnectionBroken as exc:
+            failure = exc
+        except Exception as exc:  # a bug must not end the worker and strand its batches
+            log.exception("logstash: unexpected error sending to %s", address)
+            failure = ConnectionBroken(f"internal error ({exc!r})")
+        finally:
+            resend = self._give_back(connection.close())
+        if failure is None or self._stop.is_set():
+            return
+        if failure.idle and resend == 0 and (connection.windows_completed or _age(connection) >= _SETTLED_AFTER):
+            log.info("logstash: %s closed the idle connection (%s); reconnecting", address, failure.cause)
+            return
+        self._after_failure(address, f"connection failed: {failure.cause}", resend)
+
     def _send_batches(self, connection: LumberjackConnection) -> None:
-        """Returns on stop or when `ttl` asks for a fresh connection; raises ConnectionBroken."""
+        """Returns on stop or when `ttl` asks for a fresh connection; raises ConnectionBroken.
+
+        One window is always prepared ahead: its JSON is encoded here while the
+        previous window is compressed on the compressor thread, then sent.
+        """
         while not self._stop.is_set():
             if connection.failure is not None:
                 raise connection.failure
             if self._current is None:
-                batch = self._source.take(_TAKE_WAIT)
+                batch = self._source.take_ready() if self._ahead else self._source.take(_TAKE_WAIT)
                 if batch is None:
+                    self._send_prepared(connection, keep=0)
                     continue
                 self._current, self._offset = batch, batch.acked
                 if self._ttl and _age(connection) >= self._ttl:
                     # The batch is given back on close and goes out first on the fresh connection.
+                    self._send_prepared(connection, keep=0)
                     connection.wait_drained(self._timeout)
                     self._ttl_expired = True
                     return
-            batch = self._current
-            count = min(self._window_size.size, len(batch) - self._offset)
-            data = self._encoder.encode(batch.events[self._offset:self._offset + count])
-            connection.send(Window(batch, self._offset, count), data)
-            self._offset += count
-            if self._offset >= len(batch):
-                self._current = None
+            self._ahead.append(self._prepare_window())
+            self._send_prepared(connection, keep=1)
+
+    def _prepare_window(self) -> _PreparedWindow:
+        batch = self._current
+        assert batch is not None
+        count = min(self._window_size.size, len(batch) - self._offset)
+        frames = self._encoder.frames(batch.events[self._offset:self._offset + count])
+        data: Future[bytes]
+        if self._compressor is not None:
+            data = self._compressor.submit(self._encoder.seal, count, frames)
+        else:
+            data = Future()
+            data.set_result(self._encoder.seal(count, frames))
+        prepared = _PreparedWindow(Window(batch, self._offset, count), data)
+        self._offset += count
+        if self._offset >= len(batch):
+            self._current = None
+        return prepared
+
+    def _send_prepared(self, connection: LumberjackConnection, keep: int) -> None:
+        """Sends prepared windows, oldest first, until `keep` are left; each stays known to `_give_back` until sent."""
+        while len(self._ahead) > keep:
+            prepared = self._ahead[0]
+            connection.send(prepared.window, prepared.data.result())
+            self._ahead.popleft()
 
     def _give_back(self, unacked: list[Batch]) -> int:
         """Hands every batch with unacknowledged events back to the source; returns how many events."""
-        if self._current is not None and self._current not in unacked:
-            unacked.append(self._current)
+        pending = [prepared.window.batch for prepared in self._ahead]
+        if self._current is not None:
+            pending.append(self._current)
+        for batch in pending:
+            if not any(batch is known for known in unacked):
+                unacked.append(batch)
         self._current = None
+        self._ahead.clear()
         unacked = [batch for batch in unacked if batch.acked < len(batch)]
         if unacked:
             self._source.give_back(unacked)

@@ -143,7 +143,6 @@ class LumberjackConnection:
             transport.sendall(data)
         except (OSError, ValueError) as exc:
             raise self._fail(ConnectionBroken(f"write failed ({describe_os_error(exc)})")) from None
-        window.sent_at = time.monotonic()
         self._counters.add(bytes_written=len(data))
 
     def wait_drained(self, timeout: float) -> bool:
@@ -260,8 +259,7 @@ class LumberjackConnection:
         batch_done = window.start + sequence >= len(window.batch)
         self._counters.add(acked=newly, in_flight=-newly, batches=1 if batch_done else 0)
         if complete:
-            # A small window can be ACKed before `send` has stamped the end of its write.
-            self._counters.record_rtt(max(0.0, now - window.sent_at))
+            self._counters.record_rtt(now - window.sent_at)
             self._on_window_done(window)
 
     def _check_stall(self, window: Window, now: float) -> None:

@@ -232,6 +232,10 @@ class FilestreamInput:
             # Saved positions of files that no longer exist: the files they described are gone.
             self._removals.update(dict.fromkeys(self._committed))
             self._committed.clear()
+        if self._removals:
+            # Deleted once everything read before is acknowledged, without waiting for a next event.
+            self._context.client.commit(dict(self._removals))
+            self._removals = {}
         self._update_stats()
 
     def _find_files(self) -> dict[str, tuple[str, os.stat_result]]:
@@ -381,11 +385,7 @@ class FilestreamInput:
             message.end, message.skip_to_newline, reader.fingerprint, reader.fingerprint_size, reader.generation
         )
         cursor: dict[str, Any] = {tracked.identity: position.to_cursor(tracked.path)}
-        cursor.update(self._removals)
-        if self._context.stop.is_set() or not self._context.client.publish(self._event(tracked, message), cursor):
-            return False
-        self._removals = {}
-        return True
+        return not self._context.stop.is_set() and self._context.client.publish(self._event(tracked, message), cursor)
 
     def _wanted(self, content: str) -> bool:
         if self._config.include_lines and not any(p.search(content) for p in self._config.include_lines):

@@ -129,6 +129,11 @@ class PipelineClient:
         self.stats.published += 1
         return True
 
+    def commit(self, cursor: dict[str, Any]) -> None:
+        """Commits a cursor that has no event (a removed file's entry set to None), in publish order:
+        it takes effect once everything published before it is acknowledged."""
+        self._acker.done(self._acker.track(cursor))
+
     def committed(self) -> dict[str, Any]:
         """This input's committed cursors, {source: value}; read once at start."""
         return dict(self._committed)

@@ -333,12 +333,16 @@ def test_clean_removed_drops_the_state_of_files_that_are_gone(harness, files, st
     harness.take(2)
     gone_identity = identity(gone)
     assert set(committed(harness)) == {gone_identity, identity(kept)}
+    kept_identity = identity(kept)
+    append(kept, "c\n")
+    unacknowledged = harness.take(1, ack=False)
     gone.unlink()
     wait_for(lambda: running.stats.extra["files_removed"] == 1, what="the input to notice the removal")
-    assert gone_identity in committed(harness), "the deletion travels with the next event"
-    append(kept, "c\n")
-    assert messages(harness.take(1)) == ["c"]
-    assert set(committed(harness)) == {identity(kept)}
+    assert gone_identity in committed(harness), "the deletion waits for what was read before it"
+    harness.queue.release(unacknowledged)
+    acknowledge(unacknowledged)
+    assert messages(unacknowledged) == ["c"]
+    assert set(committed(harness)) == {kept_identity}, "then it is committed without waiting for a next event"
 
 
 # ----- selection and limits ------------------------------------------------------

@@ -185,3 +185,17 @@ def test_a_secret_with_the_wrong_type_is_not_echoed(tmp_path):
         """)
     assert any("ssl.key_passphrase" in p for p in problems)
     assert not any("hunter2" in p for p in problems)
+
+
+def test_external_input_files_are_loaded_and_checked(tmp_path):
+    (tmp_path / "inputs.d").mkdir()
+    write_config(tmp_path / "inputs.d", """
+        - type: syslog
+          protocol.tcp.host: "127.0.0.1:6514"
+        """, name="edge.yml")
+    write_config(tmp_path / "inputs.d", "- type: syslog\n  protocol.tcp.hots: x\n", name="bad.yml")
+    problems = problems_of(tmp_path, MINIMAL_OUTPUT, "forwarder.config.inputs.path: ${path.config}/inputs.d/*.yml\n")
+    assert any("inputs.d/bad.yml: 0.protocol.tcp.hots: unknown setting (did you mean" in p for p in problems)
+    (tmp_path / "inputs.d" / "bad.yml").unlink()
+    settings = load(tmp_path, MINIMAL_OUTPUT, "forwarder.config.inputs.path: ${path.config}/inputs.d/*.yml\n")
+    assert [spec.client.input_type for spec in settings.inputs] == ["syslog"]

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from forwarder.inputs.line_parsers import TRUNCATED_FLAG, Message
+from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
 
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 64 * 1024

@@ -11,15 +11,12 @@ one file in file order, which the committed cursor relies on.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
-import re
 import stat as stat_module
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from forwarder.config.section import Section
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.file_reader import (
     FilePosition,
@@ -28,104 +25,18 @@ from forwarder.inputs.file_reader import (
     IdentityChanged,
     file_identity,
 )
-from forwarder.inputs.line_parsers import TRUNCATED_FLAG, Message, ParserChain, ParserConfig, build_chain, parse_parsers
+from forwarder.inputs.filestream_config import FilestreamConfig, default_id, parse_config
+from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
+from forwarder.inputs.line_parsers import ParserChain, build_chain
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import deep_update
 
-DEFAULT_MESSAGE_MAX_BYTES = 10 * 1024 * 1024
 # Bytes read from one file per round, so one busy file cannot starve the others.
 READ_BUDGET = 256 * 1024
 # Longest sleep between looks at the open files and at the stop flag.
 IDLE_WAIT = 0.2
 TRUNCATED_TAG = "_truncated"
-SUPPORTED_ENCODINGS = ("utf-8", "utf8", "plain")
 COUNTERS = ("files_opened", "files_closed", "files_truncated", "files_renamed", "files_removed")
-
-
-@dataclass
-class FilestreamConfig:
-    paths: list[str]
-    exclude_files: list[re.Pattern[str]] = field(default_factory=list)
-    include_files: list[re.Pattern[str]] = field(default_factory=list)
-    exclude_lines: list[re.Pattern[str]] = field(default_factory=list)
-    include_lines: list[re.Pattern[str]] = field(default_factory=list)
-    check_interval: float = 10.0
-    symlinks: bool = False
-    close_inactive: float = 300.0
-    close_removed: bool = True
-    close_renamed: bool = False
-    ignore_older: float = 0.0
-    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
-    parsers: list[ParserConfig] = field(default_factory=list)
-    harvester_limit: int = 0
-    clean_removed: bool = True
-
-
-def parse_config(section: Section) -> FilestreamConfig:
-    paths = section.string_list("paths")
-    if paths is not None and not any(p.strip() for p in paths):
-        section.error("paths", "must list at least one glob, e.g. /var/log/app/*.log")
-    prospector = section.section("prospector")
-    scanner = prospector.section("scanner")
-    close = section.section("close")
-    on_state_change = close.section("on_state_change")
-    encoding = section.string("encoding", "utf-8")
-    if encoding.lower() not in SUPPORTED_ENCODINGS:
-        section.error("encoding", f"{encoding!r} is not supported; use utf-8 (or plain)")
-    identity = section.raw("file_identity")
-    if identity is not None and (not isinstance(identity, dict) or set(identity) - {"native"}):
-        section.error("file_identity", "only file_identity.native (device and inode) is supported")
-    config = FilestreamConfig(
-        paths=[p for p in paths or [] if p.strip()],
-        # `exclude_files`/`include_files` are the log input's spelling, still common in filestream configs.
-        exclude_files=_regexes(section, "exclude_files") + _regexes(scanner, "exclude_files"),
-        include_files=_regexes(section, "include_files") + _regexes(scanner, "include_files"),
-        exclude_lines=_regexes(section, "exclude_lines"),
-        include_lines=_regexes(section, "include_lines"),
-        check_interval=_positive_duration(scanner, "check_interval", 10.0),
-        symlinks=scanner.boolean("symlinks", False),
-        close_inactive=_positive_duration(on_state_change, "inactive", 300.0),
-        close_removed=on_state_change.boolean("removed", True),
-        close_renamed=on_state_change.boolean("renamed", False),
-        ignore_older=section.duration("ignore_older", 0.0),
-        message_max_bytes=section.size("message_max_bytes", DEFAULT_MESSAGE_MAX_BYTES),
-        parsers=parse_parsers(section),
-        harvester_limit=section.integer("harvester_limit", 0, minimum=0),
-        clean_removed=section.boolean("clean_removed", True),
-    )
-    if config.message_max_bytes <= 0:
-        section.error("message_max_bytes", "must be greater than 0")
-        config.message_max_bytes = DEFAULT_MESSAGE_MAX_BYTES
-    # Tuning knobs of Filebeat's Go reader that have no counterpart here.
-    section.ignore("buffer_size", "backoff")
-    on_state_change.ignore("check_interval")
-    for nested in (scanner, prospector, on_state_change, close):
-        nested.finish()
-    return config
-
-
-def _positive_duration(section: Section, key: str, default: float) -> float:
-    value = section.duration(key, default)
-    if value <= 0:
-        section.error(key, "must be a duration greater than 0")
-        return default
-    return value
-
-
-def _regexes(section: Section, key: str) -> list[re.Pattern[str]]:
-    compiled = []
-    for text in section.string_list(key, []):
-        try:
-            compiled.append(re.compile(text))
-        except re.error as exc:
-            section.error(key, f"invalid regular expression {text!r}: {exc}")
-    return compiled
-
-
-def default_id(config: FilestreamConfig) -> str:
-    """Stable while `paths` stay the same, so the registry state is found again after a restart."""
-    digest = hashlib.sha256("\n".join(sorted(config.paths)).encode()).hexdigest()
-    return f"filestream-{digest[:16]}"
 
 
 @dataclass
@@ -146,11 +57,13 @@ class TrackedFile:
 
 
 class FilestreamInput:
-    def __init__(self, config: FilestreamConfig, context: InputContext) -> None:
+    """Follows the files of one input; `type_name` is how its log lines name it (`filestream` or `log`)."""
+
+    def __init__(self, config: FilestreamConfig, context: InputContext, type_name: str = "filestream") -> None:
         self._config = config
         self._context = context
         self._log = context.log
-        self._name = f"filestream {context.input_id}"
+        self._name = f"{type_name} {context.input_id}"
         self._files: dict[str, TrackedFile] = {}
         self._committed: dict[str, Any] = {}
         # Registry entries to delete, sent along with the next published event.
@@ -159,11 +72,6 @@ class FilestreamInput:
             context.stats.extra.setdefault(name, 0)
 
     def run(self) -> None:
-        if self._context.input_id == default_id(self._config):
-            self._log.warning(
-                "filestream input %s has no `id`; set one so its read positions survive a change of `paths`",
-                self._context.input_id,
-            )
         self._committed = self._context.client.committed()
         try:
             self._follow()
@@ -426,4 +334,13 @@ class FilestreamInput:
         extra["files_seen"] = len(self._files)
 
 
-INPUT_TYPE = InputType("filestream", parse_config, FilestreamInput, default_id=default_id)
+def create(config: FilestreamConfig, context: InputContext) -> FilestreamInput:
+    if context.input_id == default_id(config):
+        context.log.warning(
+            "filestream input %s has no `id`; set one so its read positions survive a change of `paths`",
+            context.input_id,
+        )
+    return FilestreamInput(config, context)
+
+
+INPUT_TYPE = InputType("filestream", parse_config, create, default_id=default_id)

@@ -21,7 +21,8 @@ import pytest
 
 from forwarder.config.section import Section
 from forwarder.inputs.base import InputContext
-from forwarder.inputs.filestream import INPUT_TYPE, FilestreamConfig, default_id
+from forwarder.inputs.filestream import INPUT_TYPE
+from forwarder.inputs.filestream_config import FilestreamConfig, default_id
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import acknowledge
 from tests.conftest import PipelineHarness

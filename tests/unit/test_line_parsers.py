@@ -8,14 +8,10 @@ import re
 import pytest
 
 from forwarder.config.section import Section
-from forwarder.inputs.line_parsers import (
-    PARSE_FAILURE_TAG,
-    Message,
-    MultilineConfig,
-    NdjsonConfig,
-    build_chain,
-    parse_parsers,
-)
+from forwarder.inputs.line_message import Message
+from forwarder.inputs.line_parsers import build_chain, parse_parsers
+from forwarder.inputs.multiline_parser import MultilineConfig
+from forwarder.inputs.ndjson_parser import PARSE_FAILURE_TAG, NdjsonConfig
 
 
 def lines(*texts: str, start: int = 0) -> list[Message]:

@@ -6,6 +6,8 @@ by device and inode, so a renamed file keeps its place and is never read
 twice. Between scans it tails the open files, runs the parsers and publishes
 each record with the cursor of its file. A single thread keeps the events of
 one file in file order, which the committed cursor relies on.
+
+The deprecated `log` input runs on this same class (see log_input.py).
 """
 
 from __future__ import annotations

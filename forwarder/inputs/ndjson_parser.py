@@ -33,10 +33,14 @@ class NdjsonConfig:
     add_error_key: bool = True
 
 
-def parse_ndjson_config(section: Section) -> NdjsonConfig:
-    """Reads one `ndjson` parser entry; unknown keys are reported here."""
+def parse_ndjson_config(section: Section, target: str | None = None) -> NdjsonConfig:
+    """Reads one ndjson setting block; unknown keys are reported here.
+
+    `target` is given by the log input, whose `json.keys_under_root` decides it
+    instead of a `target` key.
+    """
     config = NdjsonConfig(
-        target=section.string("target", ""),
+        target=section.string("target", "") if target is None else target,
         message_key=section.string("message_key", ""),
         document_id=section.string("document_id", ""),
         overwrite_keys=section.boolean("overwrite_keys", False),

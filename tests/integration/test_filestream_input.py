@@ -455,3 +455,15 @@ def test_default_id_is_stable_and_depends_on_the_paths():
     other, _ = parse({"paths": ["/c/*.log"]})
     assert default_id(one) == default_id(same) != default_id(other)
     assert default_id(one).startswith("filestream-")
+
+
+def test_a_missing_id_is_warned_about_only_when_the_derived_id_is_used(harness, files, caplog):
+    config, _ = parse({"paths": [str(files / "*.log")]})
+    client = harness.connect("filestream", input_id="any")
+    caplog.set_level(logging.WARNING, logger="test.filestream")
+    for input_id in (default_id(config), "explicit"):
+        context = InputContext(input_id, client, threading.Event(), logging.getLogger("test.filestream"),
+                               client.stats, harness.data_path)
+        INPUT_TYPE.create(config, context)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"filestream input {default_id(config)} has no `id`; set one")

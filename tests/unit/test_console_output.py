@@ -1,0 +1,44 @@
+"""`output.console` prints the same JSON as the other outputs, one event per line or indented."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from forwarder.config.section import Section
+from forwarder.outputs.codec import EventEncoder
+from forwarder.outputs.console import ConsoleOutput, parse_config
+from forwarder.pipeline.event import Event
+from forwarder.stats import OutputStats
+
+
+def run_console(harness, capfdbinary, pretty: bool) -> str:
+    config = parse_config(Section({"pretty": pretty}, "output.console", "test", []))
+    output = ConsoleOutput(config, EventEncoder(), OutputStats("console"))
+    output.start(harness.queue)
+    client = harness.connect("syslog", input_id="c")
+    client.publish(Event({"message": "first"}), cursor={"s": 1})
+    client.publish(Event({"message": "second"}), cursor={"s": 2})
+    deadline = time.monotonic() + 10
+    while harness.registry.get("syslog::c::s") != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    output.stop(2)
+    return capfdbinary.readouterr().out.decode()
+
+
+def test_one_json_event_per_line(harness, capfdbinary):
+    lines = run_console(harness, capfdbinary, pretty=False).splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["first", "second"]
+    assert harness.registry.get("syslog::c::s") == 2
+
+
+def test_pretty_output_is_indented_json(harness, capfdbinary):
+    text = run_console(harness, capfdbinary, pretty=True)
+    assert '\n  "message": "first"' in text
+    decoder, position, messages = json.JSONDecoder(), 0, []
+    while position < len(text.rstrip()):
+        document, position = decoder.raw_decode(text, position)
+        messages.append(document["message"])
+        while position < len(text) and text[position].isspace():
+            position += 1
+    assert messages == ["first", "second"]

@@ -299,6 +299,26 @@ def test_loadbalance_hands_a_failed_hosts_batches_to_the_others(run_output) -> N
         assert flaky.event_count == 1 and run.stats.retries in (10, 20, 30, 40)
 
 
+def test_several_workers_share_one_queue_without_ever_sending_an_empty_window(server: LumberjackServer) -> None:
+    # Events one at a time, so all three workers wait in the queue for a batch to fill up at once.
+    problems: list[Problem] = []
+    config = OUTPUT_TYPE.parse_config(Section({"hosts": [server.address], "worker": 3, **FAST},
+                                              "output.logstash", "t.yml", problems))
+    queue = EventQueue(100, 1 << 24, flush_min_events=50, flush_timeout=0.02)
+    output = LogstashOutput(config, EventEncoder(), OutputStats("logstash"))
+    output.start(queue)
+    try:
+        for number in range(40):
+            queue.put(Event({"message": f"event {number}"}, meta={"_id": f"id-{number}"}))
+            server.wait_for_events(number + 1)
+        wait_until(lambda: queue.active_events == 0, what="every event acknowledged")
+    finally:
+        output.stop(5.0)
+    assert server.errors == []
+    assert ids(server.events) == expected_ids(40)
+    assert 0 not in [w.size for w in server.windows]
+
+
 def test_slow_start_begins_small_and_grows_to_bulk_max_size(server: LumberjackServer, run_output) -> None:
     run = run_output([server.address], slow_start=True, bulk_max_size=100, pipelining=0)
     run.publish(600)

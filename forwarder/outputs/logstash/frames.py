@@ -31,12 +31,12 @@ class LumberjackProtocolError(Exception):
     """The peer sent bytes that are not a valid Lumberjack v2 frame where one was expected."""
 
 
-def json_frames(payloads: list[bytes]) -> bytes:
-    """`2 J <seq> <len> <json>` for each payload, numbered from 1."""
+def json_frames(payloads: list[bytes], first_sequence: int = 1) -> bytes:
+    """`2 J <seq> <len> <json>` for each payload, numbered from `first_sequence` (1 for a whole window)."""
     pack = _JSON_HEADER.pack
     parts: list[bytes] = []
     append = parts.append
-    for seq, payload in enumerate(payloads, 1):
+    for seq, payload in enumerate(payloads, first_sequence):
         append(pack(b"2J", seq, len(payload)))
         append(payload)
     return b"".join(parts)
@@ -48,18 +48,21 @@ def encode_window(payloads: list[bytes], compression_level: int) -> bytes:
 
 
 def seal_window(count: int, frames: bytes, compression_level: int) -> bytes:
-    """`W` + the `count` J `frames`, compressed into one `C` frame unless level 0.
+    """`W` + the `count` J `frames`, compressed into one `C` frame unless level 0."""
+    if compression_level <= 0:
+        return _window_header(count) + frames
+    return compressed_window(count, zlib.compress(frames, compression_level))
 
-    Separate from `json_frames` because zlib releases the GIL: a worker can
-    compress one window on another thread while it encodes the next.
-    """
+
+def compressed_window(count: int, compressed: bytes) -> bytes:
+    """`W` + one `C` frame around `compressed`, a complete zlib stream of `count` J frames."""
+    return b"".join((_window_header(count), _COMPRESSED_HEADER.pack(b"2C", len(compressed)), compressed))
+
+
+def _window_header(count: int) -> bytes:
     if count > MAX_SEQUENCE:
         raise ValueError(f"a window holds at most {MAX_SEQUENCE} events")
-    header = _WINDOW_HEADER.pack(b"2W", count)
-    if compression_level <= 0:
-        return header + frames
-    compressed = zlib.compress(frames, compression_level)
-    return b"".join((header, _COMPRESSED_HEADER.pack(b"2C", len(compressed)), compressed))
+    return _WINDOW_HEADER.pack(b"2W", count)
 
 
 def encode_ack(sequence: int) -> bytes:

@@ -9,15 +9,19 @@ message and says why, tagged `_encoding_failure`.
 from __future__ import annotations
 
 import logging
+import zlib
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from forwarder.outputs.codec import EventEncoder
-from forwarder.outputs.logstash.frames import json_frames, seal_window
+from forwarder.outputs.logstash.frames import compressed_window, json_frames, seal_window
 from forwarder.pipeline.event import Event
 
 log = logging.getLogger("forwarder.outputs.logstash")
 
 ENCODING_FAILURE_TAG = "_encoding_failure"
+# Events per piece handed to the compressor thread: big enough that the hand-off costs nothing.
+COMPRESSION_CHUNK = 256
 # Go's encoding/json HTML escaping; these bytes can only occur inside JSON strings, so replacing them is safe.
 _HTML_ESCAPES = ((b"&", b"\\u0026"), (b"<", b"\\u003c"), (b">", b"\\u003e"))
 
@@ -33,15 +37,28 @@ class WindowEncoder:
         return self._compression_level > 0
 
     def encode(self, events: list[Event]) -> bytes:
-        return self.seal(len(events), self.frames(events))
+        return seal_window(len(events), json_frames(self.payloads(events)), self._compression_level)
 
-    def frames(self, events: list[Event]) -> bytes:
-        """The uncompressed `J` frames; CPU-bound Python work that holds the GIL."""
-        return json_frames(self.payloads(events))
+    def encode_in_background(self, events: list[Event], compressor: Executor | None) -> Future[bytes]:
+        """The window's bytes, deflated on `compressor` (one thread) while the next chunk's JSON is encoded here.
 
-    def seal(self, count: int, frames: bytes) -> bytes:
-        """The window ready to write; mostly zlib, which runs without the GIL."""
-        return seal_window(count, frames, self._compression_level)
+        JSON encoding holds the GIL and zlib releases it, so feeding one
+        zlib stream chunk by chunk lets both run at once instead of one
+        after the other. The result is still one `C` frame.
+        """
+        if compressor is None or not self.compresses:
+            done: Future[bytes] = Future()
+            done.set_result(self.encode(events))
+            return done
+        stream = zlib.compressobj(self._compression_level)
+        parts = []
+        for start in range(0, len(events), COMPRESSION_CHUNK):
+            frames = json_frames(self.payloads(events[start:start + COMPRESSION_CHUNK]), first_sequence=start + 1)
+            parts.append(compressor.submit(stream.compress, frames))
+        parts.append(compressor.submit(stream.flush))
+        count = len(events)
+        # The executor runs jobs in order, so every part is finished when this one starts.
+        return compressor.submit(lambda: compressed_window(count, b"".join(part.result() for part in parts)))
 
     def payloads(self, events: list[Event]) -> list[bytes]:
         encode = self._encoder.encode

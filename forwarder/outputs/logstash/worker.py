@@ -53,7 +53,7 @@ class BatchSource:
         with self._lock:
             if self._returned:
                 return self._returned.popleft()
-        return self._queue.get_batch(self._max_size, wait=wait)
+        return _non_empty(self._queue.get_batch(self._max_size, wait=wait))
 
     def take_ready(self) -> Batch | None:
         """A batch only if one can be had without waiting for the queue to fill up."""
@@ -62,7 +62,7 @@ class BatchSource:
                 return self._returned.popleft()
         if self._queue.ready_events < min(self._max_size, self._queue.flush_min_events):
             return None
-        return self._queue.get_batch(self._max_size, wait=0)
+        return _non_empty(self._queue.get_batch(self._max_size, wait=0))
 
     def give_back(self, batches: list[Batch]) -> None:
         with self._lock:
@@ -170,8 +170,10 @@ class LumberjackWorker:
     def _send_batches(self, connection: LumberjackConnection) -> None:
         """Returns on stop or when `ttl` asks for a fresh connection; raises ConnectionBroken.
 
-        One window is always prepared ahead: its JSON is encoded here while the
-        previous window is compressed on the compressor thread, then sent.
+        Compression runs on the compressor thread, overlapping with the JSON
+        encoding of the same window and, when the queue already holds the
+        next batch, of the next window, which is prepared before this one is
+        sent.
         """
         while not self._stop.is_set():
             if connection.failure is not None:
@@ -195,13 +197,7 @@ class LumberjackWorker:
         batch = self._current
         assert batch is not None
         count = min(self._window_size.size, len(batch) - self._offset)
-        frames = self._encoder.frames(batch.events[self._offset:self._offset + count])
-        data: Future[bytes]
-        if self._compressor is not None:
-            data = self._compressor.submit(self._encoder.seal, count, frames)
-        else:
-            data = Future()
-            data.set_result(self._encoder.seal(count, frames))
+        data = self._encoder.encode_in_background(batch.events[self._offset:self._offset + count], self._compressor)
         prepared = _PreparedWindow(Window(batch, self._offset, count), data)
         self._offset += count
         if self._offset >= len(batch):
@@ -260,6 +256,15 @@ class LumberjackWorker:
         pending = f"; {resend} unacknowledged events will be resent" if resend else ""
         log.warning("logstash: %s %s%s%s", address, cause, pending, following)
         self._stop.wait(delay)
+
+
+def _non_empty(batch: Batch | None) -> Batch | None:
+    """None for an empty batch, which must never become a window: no receiver answers an empty window.
+
+    With several workers the queue can hand one out: another worker took the
+    events while this one waited for more.
+    """
+    return batch if batch is not None and batch.events else None
 
 
 def _seconds(delay: float) -> str:

@@ -9,8 +9,6 @@ import orjson
 from forwarder import __version__
 from forwarder.pipeline.event import Event, format_timestamp
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
-
 
 class EventEncoder:
     """Encodes events as `{"@timestamp", "@metadata": {beat, type, version, …}, fields…}`."""
@@ -27,7 +25,12 @@ class EventEncoder:
         return document
 
     def encode(self, event: Event) -> bytes:
-        return orjson.dumps(self.document(event), default=_fallback, option=_OPTIONS)
+        document = self.document(event)
+        try:
+            return orjson.dumps(document, default=_fallback)
+        except orjson.JSONEncodeError:
+            # Rare (a non-string key from a YAML `fields` map): the slower option handles it.
+            return orjson.dumps(document, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _fallback(value: Any) -> Any:

@@ -94,11 +94,19 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
+# (second, formatted "YYYY-MM-DDTHH:MM:SS") of the last call: events of a batch mostly share a second,
+# and strftime is the costliest step of encoding an event.
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def format_timestamp(epoch_seconds: float) -> str:
     """UTC with millisecond precision and a `Z`, as Filebeat writes `@timestamp`."""
-    millis = round(epoch_seconds * 1000)
-    seconds, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+    seconds, ms = divmod(round(epoch_seconds * 1000), 1000)
+    cached = _last_second[0]
+    if cached[0] != seconds:
+        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _last_second[0] = cached
+    return f"{cached[1]}.{ms:03d}Z"
 
 
 def parse_timestamp(value: Any) -> float:

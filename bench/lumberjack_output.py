@@ -9,12 +9,14 @@ Two figures from the same receiver process, one after the other:
 
 Usage (from the repository root):
 
-    python bench/lumberjack_output.py [--events 300000] [--ceiling-windows 150]
+    python bench/lumberjack_output.py [--events 300000] [--ceiling-windows 150] [--queue-events 4096]
+                                      [--gc-threshold N]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -34,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 from forwarder.config.section import Problem, Section  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
 from forwarder.outputs.logstash import OUTPUT_TYPE  # noqa: E402
-from forwarder.outputs.logstash.frames import encode_window  # noqa: E402
+from forwarder.outputs.logstash.frames import encode_window, json_frames, seal_window  # noqa: E402
 from forwarder.outputs.logstash.output import LogstashOutput  # noqa: E402
+from forwarder.outputs.logstash.window_encoder import WindowEncoder  # noqa: E402
 from forwarder.pipeline.client import AgentInfo, ClientSettings  # noqa: E402
 from forwarder.pipeline.event import Event  # noqa: E402
 from forwarder.pipeline.pipeline import Pipeline  # noqa: E402
@@ -157,12 +160,62 @@ def receiver_ceiling(port: int, factory: EventFactory, windows: int, level: int)
     return windows * WINDOW / elapsed
 
 
-def forwarder_run(port: int, factory: EventFactory, total: int, level: int) -> dict[str, float]:
-    """Events/s from the first publish until the acker has seen every event acknowledged."""
+class GcClock:
+    """Wall time spent in the cyclic garbage collector (it holds the GIL, so it stalls every thread)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started = 0.0
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full_collections += info["generation"] == 2
+
+
+def cost_breakdown(factory: EventFactory, level: int, windows: int = 10) -> dict[str, float]:
+    """Microseconds per event of each stage, one thread at a time, nothing else running."""
+    count = windows * WINDOW
     with tempfile.TemporaryDirectory() as data:
         registry = Registry(Path(data) / "registry", flush_interval=1.0)
+        queue = EventQueue(count, 1 << 34, flush_min_events=WINDOW, flush_timeout=0.1)
+        pipeline = Pipeline(queue, registry, [], AgentInfo(name="bench-host"), StatsTable())
+        client = pipeline.connect(ClientSettings(input_id="bench", input_type="azure-signins"))
+        encoder = WindowEncoder(EventEncoder(), level)
+        timings: dict[str, float] = {}
+
+        def timed(name: str, work: Any) -> Any:
+            started = time.perf_counter()
+            result = work()
+            timings[name] = (time.perf_counter() - started) / count * 1e6
+            return result
+
+        events = timed("build event (input)", lambda: [factory.event(n) for n in range(count)])
+        timed("publish", lambda: [client.publish(e, cursor={"signins": n}) for n, e in enumerate(events)])
+        batches = [queue.get_batch(WINDOW, wait=0) for _ in range(windows)]
+        frames = timed("encode JSON + J frames", lambda: [json_frames(encoder.payloads(b.events)) for b in batches])
+        timed("zlib (GIL released)", lambda: [seal_window(WINDOW, f, level) for f in frames])
+        timed("acknowledge", lambda: [b.ack_all() for b in batches])
+        registry.close()
+    return timings
+
+
+def forwarder_run(port: int, factory: EventFactory, total: int, level: int, queue_events: int) -> dict[str, float]:
+    """Events/s from the first publish until the acker has seen every event acknowledged."""
+    with tempfile.TemporaryDirectory() as data, GcClock() as gc_clock:
+        registry = Registry(Path(data) / "registry", flush_interval=1.0)
         registry.start()
-        queue = EventQueue(4096, 1 << 30, flush_min_events=WINDOW, flush_timeout=0.1)
+        queue = EventQueue(queue_events, 1 << 30, flush_min_events=WINDOW, flush_timeout=0.1)
         stats = StatsTable()
         pipeline = Pipeline(queue, registry, [], AgentInfo(name="bench-host"), stats)
         client = pipeline.connect(ClientSettings(input_id="bench", input_type="azure-signins"))
@@ -193,7 +246,8 @@ def forwarder_run(port: int, factory: EventFactory, total: int, level: int) -> d
         queue.close()
         registry.close()
     assert committed == total - 1, committed
-    return {"rate": total / elapsed, "elapsed": elapsed, "cpu": cpu, "bytes": output_stats.bytes_written}
+    return {"rate": total / elapsed, "elapsed": elapsed, "cpu": cpu, "bytes": output_stats.bytes_written,
+            "gc": gc_clock.seconds, "full_gc": gc_clock.full_collections}
 
 
 def main() -> None:
@@ -201,10 +255,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--ceiling-windows", type=int, default=150)
     parser.add_argument("--compression-level", type=int, default=3)
+    parser.add_argument("--queue-events", type=int, default=4096, help="queue bound in events (in flight included)")
+    parser.add_argument("--gc-threshold", type=int, help="gc.set_threshold(N, 50, 100) for the run (default: Python's)")
     args = parser.parse_args()
 
     factory = EventFactory()
-    print(f"batch {WINDOW}, compression {args.compression_level}, pipelining 2, {os.cpu_count()} CPUs")
+    print(f"batch {WINDOW}, compression {args.compression_level}, pipelining 2, queue {args.queue_events} events, "
+          f"gc threshold {args.gc_threshold or gc.get_threshold()[0]}, {os.cpu_count()} CPUs")
+    costs = cost_breakdown(factory, args.compression_level)
+    gil = sum(value for name, value in costs.items() if "GIL released" not in name)
+    print("per event, one stage at a time: " + ", ".join(f"{name} {value:.1f} µs" for name, value in costs.items()))
+    print(f"  → {gil:.1f} µs hold the GIL: at most {1e6 / gil:,.0f} events/s for one process, however it overlaps")
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, 50, 100)
     receiver = Receiver()
     try:
         cpu = receiver.cpu_seconds()
@@ -214,13 +277,14 @@ def main() -> None:
               f"receiver CPU {ceiling_cpu:.1f}s)")
         cpu = receiver.cpu_seconds()
         before = receiver.settled()
-        result = forwarder_run(receiver.port, factory, args.events, args.compression_level)
+        result = forwarder_run(receiver.port, factory, args.events, args.compression_level, args.queue_events)
         run_cpu = receiver.cpu_seconds() - cpu
         after = receiver.settled()
         size = (after["payload_bytes"] - before["payload_bytes"]) / (after["events"] - before["events"])
         print(f"forwarder:         {result['rate']:>9,.0f} events/s  ({args.events:,} events of {size:,.0f} bytes "
               f"JSON in {result['elapsed']:.1f}s, forwarder CPU {result['cpu']:.1f}s, receiver CPU {run_cpu:.1f}s, "
-              f"{result['bytes'] / args.events:.0f} bytes/event on the wire)")
+              f"{result['bytes'] / args.events:.0f} bytes/event on the wire, GC {result['gc']:.2f}s "
+              f"with {result['full_gc']} full collections)")
         print(f"ratio forwarder / receiver ceiling: {result['rate'] / ceiling:.2f}")
     finally:
         final = receiver.stop()

@@ -12,12 +12,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-VERSION = 0x32  # '2'
-WINDOW = 0x57  # 'W'
-JSON = 0x4A  # 'J'
-COMPRESSED = 0x43  # 'C'
-ACK = 0x41  # 'A'
-
+# Every frame starts with the version byte '2' and a type byte: W(indow), J(SON), C(ompressed), A(CK).
 ACK_SIZE = 6
 MAX_SEQUENCE = 0x7FFFFFFF  # Logstash reads u32 into a signed Java int
 
@@ -63,10 +58,6 @@ def _window_header(count: int) -> bytes:
     if count > MAX_SEQUENCE:
         raise ValueError(f"a window holds at most {MAX_SEQUENCE} events")
     return _WINDOW_HEADER.pack(b"2W", count)
-
-
-def encode_ack(sequence: int) -> bytes:
-    return _ACK.pack(b"2A", sequence)
 
 
 def parse_ack(frame: bytes | bytearray | memoryview) -> int:

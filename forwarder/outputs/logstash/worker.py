@@ -105,7 +105,7 @@ class LumberjackWorker:
         self._current: Batch | None = None
         # Windows encoded (and being compressed) but not yet handed to the connection.
         self._ahead: deque[_PreparedWindow] = deque()
-        # zlib releases the GIL, so compressing on this thread overlaps with encoding the next window.
+        # zlib releases the GIL, so compressing on this thread overlaps with the JSON encoding.
         self._compressor = (
             ThreadPoolExecutor(1, thread_name_prefix="logstash-compress") if encoder.compresses else None
         )
@@ -145,7 +145,7 @@ class LumberjackWorker:
             return
         try:
             connection.open()
-        except (ConnectError, ConnectionBroken) as exc:
+        except (ConnectError, ConnectionBroken, OSError) as exc:
             if not self._stop.is_set():
                 self._after_failure(address, f"unreachable ({exc})", resend=0)
             return

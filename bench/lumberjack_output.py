@@ -10,7 +10,10 @@ Two figures from the same receiver process, one after the other:
 Usage (from the repository root):
 
     python bench/lumberjack_output.py [--events 300000] [--ceiling-windows 150] [--queue-events 4096]
-                                      [--gc-threshold N]
+                                      [--python-gc]
+
+The garbage collector is tuned as the runner tunes it (`forwarder.runner.tune_garbage_collection`)
+unless `--python-gc` is given.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from forwarder.pipeline.event import Event  # noqa: E402
 from forwarder.pipeline.pipeline import Pipeline  # noqa: E402
 from forwarder.pipeline.queue import EventQueue  # noqa: E402
 from forwarder.registry import Registry  # noqa: E402
+from forwarder.runner import tune_garbage_collection  # noqa: E402
 from forwarder.stats import OutputStats, StatsTable  # noqa: E402
 
 WINDOW = 2048
@@ -256,18 +260,19 @@ def main() -> None:
     parser.add_argument("--ceiling-windows", type=int, default=150)
     parser.add_argument("--compression-level", type=int, default=3)
     parser.add_argument("--queue-events", type=int, default=4096, help="queue bound in events (in flight included)")
-    parser.add_argument("--gc-threshold", type=int, help="gc.set_threshold(N, 50, 100) for the run (default: Python's)")
+    parser.add_argument("--python-gc", action="store_true",
+                        help="keep Python's garbage-collector defaults instead of the runner's tuning")
     args = parser.parse_args()
 
     factory = EventFactory()
+    if not args.python_gc:
+        tune_garbage_collection()
     print(f"batch {WINDOW}, compression {args.compression_level}, pipelining 2, queue {args.queue_events} events, "
-          f"gc threshold {args.gc_threshold or gc.get_threshold()[0]}, {os.cpu_count()} CPUs")
+          f"gc threshold {gc.get_threshold()[0]}, {os.cpu_count()} CPUs")
     costs = cost_breakdown(factory, args.compression_level)
     gil = sum(value for name, value in costs.items() if "GIL released" not in name)
     print("per event, one stage at a time: " + ", ".join(f"{name} {value:.1f} µs" for name, value in costs.items()))
     print(f"  → {gil:.1f} µs hold the GIL: at most {1e6 / gil:,.0f} events/s for one process, however it overlaps")
-    if args.gc_threshold:
-        gc.set_threshold(args.gc_threshold, 50, 100)
     receiver = Receiver()
     try:
         cpu = receiver.cpu_seconds()

@@ -36,15 +36,13 @@ import struct
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import orjson
+from tests.fakes.lumberjack_frames import ProtocolViolation, StreamReader, decode, inflate, read_json_frame
 
 _U32 = struct.Struct(">I")
-_U32_PAIR = struct.Struct(">II")
 
 
 @dataclass(frozen=True)
@@ -66,10 +64,6 @@ class WindowRecord:
     connection: int
     size: int
     compressed: bool
-
-
-class ProtocolViolation(Exception):
-    pass
 
 
 class LumberjackServer:
@@ -220,7 +214,7 @@ class LumberjackServer:
         with self._lock:
             self._open.add(sock)
         try:
-            self._read_windows(_StreamReader(sock), sock, number)
+            self._read_windows(StreamReader(sock), sock, number)
         except ProtocolViolation as exc:
             with self._lock:
                 self.errors.append(f"connection {number}: {exc}")
@@ -232,7 +226,7 @@ class LumberjackServer:
                 self._open.discard(sock)
             _reset(sock)
 
-    def _read_windows(self, reader: _StreamReader, sock: socket.socket, number: int) -> None:
+    def _read_windows(self, reader: StreamReader, sock: socket.socket, number: int) -> None:
         while not self._stopping.is_set():
             header = reader.read_or_eof(2)
             if header is None:
@@ -246,10 +240,10 @@ class LumberjackServer:
             while len(payloads) < size:
                 kind = reader.read(2)
                 if kind == b"2J":
-                    payloads.append(_read_json_frame(reader.read, len(payloads) + 1))
+                    payloads.append(read_json_frame(reader.read, len(payloads) + 1))
                 elif kind == b"2C":
                     compressed = True
-                    payloads.extend(_inflate(reader.read(_U32.unpack(reader.read(4))[0]), len(payloads)))
+                    payloads.extend(inflate(reader.read(_U32.unpack(reader.read(4))[0]), len(payloads)))
                 else:
                     raise ProtocolViolation(f"unexpected frame {kind!r} inside a window of {size}")
                 if behaviour.drop_after_events is not None and len(payloads) >= behaviour.drop_after_events:
@@ -262,7 +256,7 @@ class LumberjackServer:
             self._acknowledge(sock, size, behaviour)
 
     def _accept(self, payloads: list[bytes], number: int, size: int, compressed: bool) -> None:
-        decoded = [_decode(p) for p in payloads] if self._decode else []
+        decoded = [decode(p) for p in payloads] if self._decode else []
         if self._on_window is not None:
             self._on_window(payloads)
         with self._lock:
@@ -300,78 +294,6 @@ class LumberjackServer:
             if interval and holding():
                 sock.sendall(b"2A\x00\x00\x00\x00")
         sock.sendall(b"2A" + _U32.pack(size))
-
-
-class _StreamReader:
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buffer = bytearray()
-
-    def read_or_eof(self, count: int) -> bytes | None:
-        """`count` bytes, or None on a clean end of stream between frames."""
-        while len(self._buffer) < count:
-            data = self._sock.recv(262144)
-            if not data:
-                if self._buffer:
-                    raise ProtocolViolation(f"connection closed inside a frame ({len(self._buffer)} stray bytes)")
-                return None
-            self._buffer += data
-        chunk = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return chunk
-
-    def read(self, count: int) -> bytes:
-        chunk = self.read_or_eof(count)
-        if chunk is None:
-            raise EOFError("connection closed mid-window")
-        return chunk
-
-
-def _read_json_frame(read: Callable[[int], bytes], expected_seq: int) -> bytes:
-    sequence, length = _U32_PAIR.unpack(read(8))
-    if sequence != expected_seq:
-        raise ProtocolViolation(f"J frame sequence {sequence}, expected {expected_seq} (numbering restarts at 1)")
-    if length == 0:
-        raise ProtocolViolation("J frame with empty payload")
-    return read(length)
-
-
-def _inflate(data: bytes, already: int) -> list[bytes]:
-    """The J frames of one C frame; the zlib stream must be complete and hold whole frames only."""
-    if len(data) < 2 or data[0] & 0x0F != 8:
-        raise ProtocolViolation("C frame payload is not a zlib stream (RFC 1950 header missing)")
-    inflater = zlib.decompressobj()
-    try:
-        content = inflater.decompress(data)
-    except zlib.error as exc:
-        raise ProtocolViolation(f"C frame: invalid zlib data ({exc})") from None
-    if not inflater.eof or inflater.unused_data:
-        raise ProtocolViolation("C frame: zlib stream truncated or followed by stray bytes")
-    view = memoryview(content)
-    payloads: list[bytes] = []
-    position = 0
-    while position < len(content):
-        if len(content) - position < 10 or bytes(view[position:position + 2]) != b"2J":
-            raise ProtocolViolation(f"C frame holds something other than complete J frames at byte {position}")
-        sequence, length = _U32_PAIR.unpack_from(content, position + 2)
-        if sequence != already + len(payloads) + 1:
-            raise ProtocolViolation(f"J frame sequence {sequence}, expected {already + len(payloads) + 1}")
-        end = position + 10 + length
-        if length == 0 or end > len(content):
-            raise ProtocolViolation("C frame ends inside a J frame")
-        payloads.append(bytes(view[position + 10:end]))
-        position = end
-    return payloads
-
-
-def _decode(payload: bytes) -> dict[str, Any]:
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolViolation(f"J frame payload is not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise ProtocolViolation(f"J frame payload is JSON {type(document).__name__}, not an object")
-    return document
 
 
 def _reset(sock: socket.socket) -> None:

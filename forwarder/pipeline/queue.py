@@ -109,21 +109,26 @@ class EventQueue:
         """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events`.
 
         Returns None when nothing arrived, so a worker can check for shutdown.
+        Never returns an empty batch, even when another worker took the events
+        this one was waiting for.
         """
         with self._lock:
             deadline = time.monotonic() + wait
-            while not self._ready:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    return None
-                self._items.wait(remaining)
-            want = min(max_size, self.flush_min_events)
-            flush_deadline = time.monotonic() + self.flush_timeout
-            while len(self._ready) < want and not self._closed:
-                remaining = flush_deadline - time.monotonic()
-                if remaining <= 0:
+            while True:
+                while not self._ready:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        return None
+                    self._items.wait(remaining)
+                want = min(max_size, self.flush_min_events)
+                flush_deadline = time.monotonic() + self.flush_timeout
+                while len(self._ready) < want and not self._closed:
+                    remaining = flush_deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._items.wait(remaining)
+                if self._ready:
                     break
-                self._items.wait(remaining)
             count = min(max_size, len(self._ready))
             events = [self._ready.popleft() for _ in range(count)]
         return Batch(events, self)

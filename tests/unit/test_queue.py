@@ -68,3 +68,21 @@ def test_close_wakes_blocked_publishers_and_keeps_queued_events_drainable():
     assert raised.wait(2)
     assert len(queue.get_batch(10, wait=0.1)) == 1
     assert queue.get_batch(10, wait=0.1) is None
+
+
+def test_two_workers_never_get_an_empty_batch():
+    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=10, flush_timeout=0.5)
+    results = []
+
+    def worker():
+        results.append(queue.get_batch(10, wait=1.0))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for _ in range(10):
+        queue.put(event())
+    for thread in threads:
+        thread.join(5)
+    assert sorted(len(r) if r is not None else 0 for r in results) == [0, 10]
+    assert all(r is None or len(r) > 0 for r in results)

@@ -203,9 +203,11 @@ def load_settings(options: CliOptions) -> Settings:
 
     queue = root.section("queue")
     memory = queue.section("mem")
-    queue_events = memory.integer("events", 3200, minimum=1)
+    # Larger than Filebeat's 3200/1600: the queue counts events in flight, and it must hold
+    # 2 × pipelining × bulk_max_size for the input to keep publishing while windows await ACKs.
+    queue_events = memory.integer("events", 8192, minimum=1)
     flush = memory.section("flush")
-    flush_min_events = flush.integer("min_events", 1600, minimum=0)
+    flush_min_events = flush.integer("min_events", 2048, minimum=0)
     flush_timeout = flush.duration("timeout", 1.0)
     flush.finish()
     queue_bytes = memory.size("bytes", 256 * 1024 * 1024)

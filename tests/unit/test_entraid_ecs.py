@@ -1,0 +1,297 @@
+"""The Entra ID → ECS mapping (reference/entraid-ecs.md), row by row, on records shaped like Microsoft's."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from forwarder.modules.entraid_ecs import RECORD_TYPES, normalize, record_time, record_type_for_category
+from forwarder.pipeline.event import format_timestamp
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "entraid"
+
+SIGNIN_FIXTURES = [
+    "signin_interactive_success",
+    "signin_failed_password",
+    "signin_noninteractive",
+    "signin_service_principal",
+    "signin_managed_identity",
+    "signin_no_location_device",
+]
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def fields_of(name: str, record_type: str) -> dict[str, Any]:
+    return normalize(load(name), record_type).fields
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def assert_no_nulls_and_plain_json(value: Any, path: str = "") -> None:
+    assert value is not None, f"null at {path}"
+    assert type(value) in (dict, list, str, int, float, bool), f"{type(value)} at {path}"
+    if type(value) is dict:
+        for key, item in value.items():
+            assert type(key) is str
+            assert_no_nulls_and_plain_json(item, f"{path}.{key}")
+    elif type(value) is list:
+        for index, item in enumerate(value):
+            assert_no_nulls_and_plain_json(item, f"{path}[{index}]")
+
+
+# --- common rows ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SIGNIN_FIXTURES)
+def test_every_signin_gets_cloud_trace_and_only_json_values(name: str) -> None:
+    record = load(name)
+    fields = normalize(record, "signinlogs").fields
+    assert fields["cloud"] == {"provider": "Azure", "service": {"name": "Azure EntraId"}}
+    assert fields["trace"] == {"id": record["correlationId"]}
+    assert_no_nulls_and_plain_json(fields)
+    assert orjson.loads(orjson.dumps(fields)) == fields
+
+
+def test_timestamp_is_the_record_time_truncated_to_milliseconds_on_the_wire() -> None:
+    result = normalize(load("signin_interactive_success"), "signinlogs")
+    assert format_timestamp(result.timestamp) == "2024-05-14T08:21:43.127Z"
+    audit = {"activityDateTime": "2018-01-09T21:20:02.7215374Z"}
+    assert format_timestamp(normalize(audit, "auditlogs").timestamp) == "2018-01-09T21:20:02.721Z"
+
+
+def test_related_lists_hold_the_mapped_ip_and_user_name() -> None:
+    fields = fields_of("signin_interactive_success", "signinlogs")
+    assert fields["related"] == {"ip": ["131.107.159.37"], "user": ["Adele Vance"]}
+
+
+def test_related_is_left_out_when_there_is_no_ip_or_user_name() -> None:
+    assert "related" not in fields_of("signin_managed_identity", "signinlogs")
+    fields = fields_of("signin_service_principal", "signinlogs")
+    assert fields["related"] == {"ip": ["20.190.151.7"]}
+
+
+# --- sign-ins ------------------------------------------------------------------------------------------------------
+
+
+def test_signin_success_code_outcome_category_and_type() -> None:
+    fields = fields_of("signin_interactive_success", "signinlogs")
+    assert fields["event"]["code"] == "0"
+    assert fields["event"]["outcome"] == "success"
+    assert fields["event"]["category"] == ["authentication"]
+    assert fields["event"]["type"] == ["start"]
+    # Graph writes a failureReason ("Other.") on successes too; it is not an error.
+    assert "error" not in fields
+
+
+def test_signin_failure_keeps_the_code_as_text_and_the_reason_as_error_message() -> None:
+    fields = fields_of("signin_failed_password", "signinlogs")
+    assert fields["event"]["code"] == "50126"
+    assert fields["event"]["outcome"] == "failure"
+    assert fields["error"] == {"message": "Error validating credentials due to invalid username or password."}
+
+
+def test_signin_provider_and_service_are_the_resource_and_the_app() -> None:
+    fields = fields_of("signin_interactive_success", "signinlogs")
+    assert fields["event"]["provider"] == "Windows Azure Service Management API"
+    assert fields["service"] == {"id": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c", "name": "Azure Portal"}
+
+
+def test_signin_source_address_and_geo() -> None:
+    fields = fields_of("signin_interactive_success", "signinlogs")
+    assert fields["source"] == {
+        "address": "131.107.159.37",
+        "ip": "131.107.159.37",
+        "geo": {
+            "city_name": "Redmond",
+            "region_name": "Washington",
+            "country_iso_code": "US",
+            "location": {"lat": 47.68050003051758, "lon": -122.12094116210938},
+        },
+    }
+
+
+def test_signin_from_ipv6_address() -> None:
+    fields = fields_of("signin_failed_password", "signinlogs")
+    assert fields["source"]["ip"] == "2001:db8:85a3::8a2e:370:7334"
+    assert fields["related"]["ip"] == ["2001:db8:85a3::8a2e:370:7334"]
+
+
+def test_signin_user() -> None:
+    fields = fields_of("signin_interactive_success", "signinlogs")
+    assert fields["user"] == {
+        "id": "87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+        "name": "Adele Vance",
+        "email": "AdeleV@contoso.onmicrosoft.com",
+    }
+
+
+def test_signin_host_os_and_user_agent_prefers_the_user_agent_string() -> None:
+    record = load("signin_interactive_success")
+    fields = normalize(record, "signinlogs").fields
+    assert fields["host"] == {"os": {"name": "Windows10"}}
+    assert fields["user_agent"] == {"original": record["userAgent"]}
+
+
+def test_signin_user_agent_falls_back_to_the_browser_when_the_user_agent_is_empty() -> None:
+    assert fields_of("signin_failed_password", "signinlogs")["user_agent"] == {"original": "Mobile Safari"}
+
+
+def test_signin_properties_kept_under_azure_entraid_properties() -> None:
+    record = load("signin_interactive_success")
+    properties = normalize(record, "signinlogs").fields["azure"]["entraid"]["properties"]
+    assert properties["appliedConditionalAccessPolicies"] == record["appliedConditionalAccessPolicies"]
+    assert properties["clientAppUsed"] == "Browser"
+    assert properties["conditionalAccessStatus"] == "success"
+    assert properties["isInteractive"] == "true"
+    assert properties["resourceId"] == "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+    assert properties["riskDetail"] == "none"
+    assert properties["riskLevelAggregated"] == "none"
+    assert properties["riskLevelDuringSignIn"] == "none"
+    assert properties["riskState"] == "none"
+    assert properties["riskEventTypes"] == []
+
+
+def test_signin_risk_fields_of_a_risky_failed_signin() -> None:
+    properties = fields_of("signin_failed_password", "signinlogs")["azure"]["entraid"]["properties"]
+    assert properties["riskLevelDuringSignIn"] == "medium"
+    assert properties["riskState"] == "atRisk"
+    assert properties["riskEventTypes"] == ["unfamiliarFeatures"]
+    assert properties["appliedConditionalAccessPolicies"] == []
+
+
+def test_noninteractive_signin_reads_is_interactive_false() -> None:
+    fields = fields_of("signin_noninteractive", "signinlogs")
+    assert fields["azure"]["entraid"]["properties"]["isInteractive"] == "false"
+    assert fields["azure"]["entraid"]["properties"]["signInEventTypes"] == ["nonInteractiveUser"]
+    assert fields["event"]["outcome"] == "success"
+
+
+def test_service_principal_signin_has_a_service_and_no_user_and_no_nulls() -> None:
+    fields = fields_of("signin_service_principal", "signinlogs")
+    assert "user" not in fields
+    assert fields["service"] == {"id": "3f0e2c5a-6b7d-4c8e-9f1a-2b3c4d5e6f7a", "name": "Contoso HR Sync"}
+    assert fields["event"]["code"] == "7000215"
+    assert fields["event"]["outcome"] == "failure"
+    assert fields["error"]["message"] == "Invalid client secret is provided."
+    properties = fields["azure"]["entraid"]["properties"]
+    assert properties["servicePrincipalId"] == "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+    for absent in ("riskDetail", "riskLevelAggregated", "riskEventTypes", "clientAppUsed"):
+        assert absent not in properties
+    assert "host" not in fields
+    assert "user_agent" not in fields
+
+
+def test_managed_identity_signin_skips_empty_strings_and_null_location() -> None:
+    fields = fields_of("signin_managed_identity", "signinlogs")
+    assert "source" not in fields
+    assert "user" not in fields
+    assert fields["service"]["name"] == "func-contoso-ingest"
+    assert fields["azure"]["entraid"]["properties"]["signInEventTypes"] == ["managedIdentity"]
+
+
+def test_signin_without_location_or_device_detail() -> None:
+    fields = fields_of("signin_no_location_device", "signinlogs")
+    assert fields["source"] == {"address": "198.51.100.23", "ip": "198.51.100.23"}
+    assert "host" not in fields
+    assert "user_agent" not in fields
+    assert fields["event"]["code"] == "53000"
+    assert fields["error"]["message"].startswith("Device is not in required device state")
+    assert fields["azure"]["entraid"]["properties"]["riskLevelAggregated"] == "hidden"
+
+
+def test_event_hub_signin_gives_the_same_fields_as_the_graph_record() -> None:
+    envelope = load("eventhub_signin")["records"][0]
+    through_hub = normalize(envelope["properties"], "signinlogs", envelope)
+    through_graph = normalize(load("signin_noninteractive"), "signinlogs")
+    assert through_hub.fields == through_graph.fields
+    assert through_hub.timestamp == through_graph.timestamp
+    assert record_type_for_category(envelope["category"]) == "signinlogs"
+
+
+def test_event_hub_envelope_fills_in_what_the_properties_lack() -> None:
+    envelope = load("eventhub_signin")["records"][0]
+    properties = {"userId": "d10e2b6c-9a3f-4d55-8b77-1e2f3a4b5c6d"}
+    result = normalize(properties, "signinlogs", envelope)
+    assert result.fields["event"]["code"] == "0"
+    assert result.fields["event"]["outcome"] == "success"
+    assert result.fields["trace"] == {"id": "8b79f1be-2c3d-4e5f-a6b7-c8d9e0f1a2b3"}
+    assert result.fields["source"]["ip"] == "81.2.69.143"
+    assert result.fields["user"]["name"] == "Nikhita Sethi"
+    assert format_timestamp(result.timestamp) == "2024-05-14T09:02:17.309Z"
+
+
+def test_normalizing_does_not_change_the_record() -> None:
+    record = load("signin_interactive_success")
+    before = copy.deepcopy(record)
+    normalize(record, "signinlogs")
+    assert record == before
+
+
+# --- times and cursors ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-14T08:21:43Z", "2024-05-14T08:21:43.000000"),
+        ("2024-05-14T08:21:43.127Z", "2024-05-14T08:21:43.127000"),
+        ("2024-05-14T08:21:43.127654Z", "2024-05-14T08:21:43.127654"),
+        ("2024-05-14T08:21:43.1276543Z", "2024-05-14T08:21:43.127654"),
+        ("2024-05-14T08:21:43.1276543z", "2024-05-14T08:21:43.127654"),
+        ("2024-05-14T08:21:43.1276543+00:00", "2024-05-14T08:21:43.127654"),
+        ("2024-05-14T10:21:43.1276543+02:00", "2024-05-14T08:21:43.127654"),
+        ("2024-05-14T03:21:43-05:00", "2024-05-14T08:21:43.000000"),
+        ("2024-05-14T08:21:43.5", "2024-05-14T08:21:43.500000"),
+        ("2024-05-14 08:21:43", "2024-05-14T08:21:43.000000"),
+        ("5/14/2024 8:21:43 AM", "2024-05-14T08:21:43.000000"),
+    ],
+)
+def test_record_time_reads_graph_and_azure_monitor_time_forms(text: str, expected: str) -> None:
+    assert record_time({"createdDateTime": text}, "signinlogs") == pytest.approx(epoch(expected), abs=1e-6)
+
+
+@pytest.mark.parametrize("value", [None, "", "yesterday", "2024-13-45T00:00:00Z", 1715674903, {"a": 1}, []])
+def test_unreadable_times_give_none(value: Any) -> None:
+    assert record_time({"createdDateTime": value}, "signinlogs") is None
+    assert normalize({"createdDateTime": value}, "signinlogs").timestamp is None
+
+
+@pytest.mark.parametrize(
+    ("record_type", "cursor_key", "event_key"),
+    [
+        ("signinlogs", "createdDateTime", "createdDateTime"),
+        ("auditlogs", "activityDateTime", "activityDateTime"),
+        ("provisioning", "activityDateTime", "activityDateTime"),
+        ("risk_detection", "lastUpdatedDateTime", "detectedDateTime"),
+        ("risky_user", "riskLastUpdatedDateTime", "riskLastUpdatedDateTime"),
+        ("alert", "lastUpdateDateTime", "createdDateTime"),
+        ("incident", "lastUpdateDateTime", "createdDateTime"),
+    ],
+)
+def test_cursor_time_and_event_time_per_record_type(record_type: str, cursor_key: str, event_key: str) -> None:
+    assert record_type in RECORD_TYPES
+    record = {event_key: "2024-05-01T00:00:00Z"}
+    record.setdefault(cursor_key, "2024-05-02T00:00:00.25Z")
+    assert record_time(record, record_type) == epoch(record[cursor_key].rstrip("Z"))
+    assert normalize(record, record_type).timestamp == epoch(record[event_key].rstrip("Z"))
+
+
+def test_event_time_falls_back_to_the_envelope_time() -> None:
+    result = normalize({}, "auditlogs", {"time": "2024-05-14T09:02:17.3097429Z"})
+    assert format_timestamp(result.timestamp) == "2024-05-14T09:02:17.309Z"
+
+
+def test_record_time_of_unknown_type_or_non_object_is_none() -> None:
+    assert record_time({"createdDateTime": "2024-05-01T00:00:00Z"}, "nonsense") is None
+    assert record_time(None, "signinlogs") is None

@@ -295,3 +295,134 @@ def test_event_time_falls_back_to_the_envelope_time() -> None:
 def test_record_time_of_unknown_type_or_non_object_is_none() -> None:
     assert record_time({"createdDateTime": "2024-05-01T00:00:00Z"}, "nonsense") is None
     assert record_time(None, "signinlogs") is None
+
+
+# --- directory audits ----------------------------------------------------------------------------------------------
+
+AUDIT_FIXTURES = ["audit_user_add_member", "audit_app_update_user", "audit_policy_failure"]
+
+
+@pytest.mark.parametrize("name", AUDIT_FIXTURES)
+def test_every_audit_gets_cloud_trace_and_only_json_values(name: str) -> None:
+    record = load(name)
+    fields = normalize(record, "auditlogs").fields
+    assert fields["cloud"] == {"provider": "Azure", "service": {"name": "Azure EntraId"}}
+    assert fields["trace"] == {"id": record["correlationId"]}
+    assert_no_nulls_and_plain_json(fields)
+
+
+def test_audit_provider_service_action_and_category() -> None:
+    fields = fields_of("audit_user_add_member", "auditlogs")
+    assert fields["event"]["provider"] == "Core Directory"
+    assert fields["service"] == {"name": "Core Directory"}
+    assert fields["event"]["action"] == "Add member to group"
+    assert fields["event"]["category"] == ["iam"]
+    assert fields["azure"]["entraid"]["audit"]["category"] == "GroupManagement"
+
+
+def test_audit_policy_category_is_configuration() -> None:
+    fields = fields_of("audit_policy_failure", "auditlogs")
+    assert fields["event"]["category"] == ["configuration"]
+    assert fields["azure"]["entraid"]["audit"]["category"] == "Policy"
+
+
+@pytest.mark.parametrize(
+    ("result", "outcome"),
+    [("success", "success"), ("failure", "failure"), ("timeout", "failure"), ("unknownFutureValue", "unknown"),
+     ("Success", "success"), (None, "unknown")],
+)
+def test_audit_outcome_from_result(result: str | None, outcome: str) -> None:
+    record = {**load("audit_user_add_member"), "result": result}
+    fields = normalize(record, "auditlogs").fields
+    assert fields["event"]["outcome"] == outcome
+    if result is None:
+        assert "result" not in fields["azure"]["entraid"]["audit"]
+    else:
+        assert fields["azure"]["entraid"]["audit"]["result"] == result
+
+
+def test_audit_reason_only_when_not_empty() -> None:
+    assert "reason" not in fields_of("audit_user_add_member", "auditlogs")["event"]
+    assert "reason" not in fields_of("audit_app_update_user", "auditlogs")["event"]
+    reason = fields_of("audit_policy_failure", "auditlogs")["event"]["reason"]
+    assert reason == "The policy contains an invalid condition."
+
+
+def test_audit_initiated_by_a_user() -> None:
+    fields = fields_of("audit_user_add_member", "auditlogs")
+    assert fields["source"] == {"address": "131.107.159.37", "ip": "131.107.159.37"}
+    assert fields["user"] == {
+        "id": "87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+        "name": "Adele Vance",
+        "email": "AdeleV@contoso.onmicrosoft.com",
+    }
+    assert fields["related"] == {"ip": ["131.107.159.37"], "user": ["Adele Vance"]}
+
+
+def test_audit_initiated_by_a_user_from_a_bracketed_ipv6_address_with_port() -> None:
+    fields = fields_of("audit_policy_failure", "auditlogs")
+    assert fields["source"] == {"address": "[2001:db8::17]:50432", "ip": "2001:db8::17", "port": 50432}
+    assert fields["user"] == {"id": "d10e2b6c-9a3f-4d55-8b77-1e2f3a4b5c6d", "email": "nikhita@contoso.onmicrosoft.com"}
+    assert fields["related"] == {"ip": ["2001:db8::17"]}
+
+
+def test_audit_initiated_by_an_app_names_the_service_and_no_user() -> None:
+    fields = fields_of("audit_app_update_user", "auditlogs")
+    assert fields["service"] == {"id": "3f0e2c5a-6b7d-4c8e-9f1a-2b3c4d5e6f7a", "name": "Contoso HR Sync"}
+    assert fields["event"]["provider"] == "Core Directory"
+    assert "user" not in fields
+    assert "source" not in fields
+    assert "related" not in fields
+
+
+def test_audit_kept_fields_and_modified_properties_stay_json_text() -> None:
+    record = load("audit_user_add_member")
+    audit = normalize(record, "auditlogs").fields["azure"]["entraid"]["audit"]
+    assert audit["operation_type"] == "Assign"
+    assert audit["additional_details"] == record["additionalDetails"]
+    member, group = audit["target_resources"]
+    assert member == {
+        "id": "5bde3e51-d13b-4db1-9948-fe4b109d11a7",
+        "type": "User",
+        "userPrincipalName": "MeganB@contoso.onmicrosoft.com",
+        "modifiedProperties": [
+            {"displayName": "Group.ObjectID", "newValue": "\"02bd9fd6-8f93-4758-87c3-1fb73740a315\""},
+            {"displayName": "Group.DisplayName", "newValue": "\"Sales and Marketing\""},
+            {"displayName": "Group.WellKnownObjectName"},
+        ],
+    }
+    assert group["groupType"] == "unifiedGroups"
+    assert group["modifiedProperties"] == []
+
+
+def test_audit_target_type_spelt_type_or_Type_reads_type() -> None:
+    target = fields_of("audit_app_update_user", "auditlogs")["azure"]["entraid"]["audit"]["target_resources"][0]
+    assert target["type"] == "User"
+    assert "Type" not in target
+
+
+def test_audit_values_sent_decoded_become_json_text_so_no_field_changes_type() -> None:
+    audit = fields_of("audit_app_update_user", "auditlogs")["azure"]["entraid"]["audit"]
+    assert audit["additional_details"] == [{"key": "UserType", "value": "Member"}, {"key": "RetryCount", "value": "0"}]
+    record = load("audit_app_update_user")
+    record["targetResources"][0]["modifiedProperties"][0]["newValue"] = ["Senior Engineer"]
+    target = normalize(record, "auditlogs").fields["azure"]["entraid"]["audit"]["target_resources"][0]
+    assert target["modifiedProperties"][0]["newValue"] == '["Senior Engineer"]'
+
+
+@pytest.mark.parametrize("initiated_by", [None, {}, {"user": None, "app": None}, {"user": {}, "app": {}}, "x", []])
+def test_audit_without_an_initiator(initiated_by: Any) -> None:
+    record = {**load("audit_user_add_member"), "initiatedBy": initiated_by}
+    fields = normalize(record, "auditlogs").fields
+    assert "user" not in fields
+    assert "source" not in fields
+    assert fields["service"] == {"name": "Core Directory"}
+
+
+def test_event_hub_audit_gives_the_same_fields_as_the_graph_record() -> None:
+    envelope = load("eventhub_audit")["records"][0]
+    through_hub = normalize(envelope["properties"], "auditlogs", envelope)
+    through_graph = normalize(load("audit_user_add_member"), "auditlogs")
+    assert through_hub.fields == through_graph.fields
+    assert through_hub.timestamp == through_graph.timestamp
+    assert record_type_for_category(envelope["category"]) == "auditlogs"

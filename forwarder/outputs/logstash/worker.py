@@ -53,7 +53,7 @@ class BatchSource:
         with self._lock:
             if self._returned:
                 return self._returned.popleft()
-        return _non_empty(self._queue.get_batch(self._max_size, wait=wait))
+        return self._queue.get_batch(self._max_size, wait=wait)
 
     def take_ready(self) -> Batch | None:
         """A batch only if one can be had without waiting for the queue to fill up."""
@@ -62,7 +62,7 @@ class BatchSource:
                 return self._returned.popleft()
         if self._queue.ready_events < min(self._max_size, self._queue.flush_min_events):
             return None
-        return _non_empty(self._queue.get_batch(self._max_size, wait=0))
+        return self._queue.get_batch(self._max_size, wait=0)
 
     def give_back(self, batches: list[Batch]) -> None:
         with self._lock:
@@ -256,15 +256,6 @@ class LumberjackWorker:
         pending = f"; {resend} unacknowledged events will be resent" if resend else ""
         log.warning("logstash: %s %s%s%s", address, cause, pending, following)
         self._stop.wait(delay)
-
-
-def _non_empty(batch: Batch | None) -> Batch | None:
-    """None for an empty batch, which must never become a window: no receiver answers an empty window.
-
-    With several workers the queue can hand one out: another worker took the
-    events while this one waited for more.
-    """
-    return batch if batch is not None and batch.events else None
 
 
 def _seconds(delay: float) -> str:

@@ -7,9 +7,10 @@ a fallback for what the resource lacks, is what gives a SIEM the same fields
 whichever transport a site uses (reference/entraid-ecs.md).
 
 Record types: "signinlogs", "auditlogs", "provisioning", "risk_detection",
-"risky_user", "alert", "incident". The result never raises on odd input, holds
-only JSON values, never holds a null, and may share lists with the record
-(the record must not be mutated afterwards).
+"risky_user", "alert", "incident". Normalizing never raises on odd input; the
+result holds only JSON values and no nulls, except inside the sign-in's
+conditional access policies, which are kept exactly as Microsoft wrote them.
+It may share lists with the record, which must not be mutated afterwards.
 """
 
 from __future__ import annotations

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.modules.entraid_ecs_values import obj, put_service, put_source_address, put_user, text, text_values
+from forwarder.modules.entraid_ecs_values import (
+    obj,
+    put_service,
+    put_source_address,
+    put_user,
+    text,
+    text_values,
+    without_nulls,
+)
 
 _OUTCOMES = {"success": "success", "failure": "failure", "timeout": "failure"}
 
@@ -82,5 +90,5 @@ def _target_resource(target: dict[str, Any]) -> dict[str, Any]:
             if type(value) is list:
                 resource[key] = [text_values(item) for item in value if type(item) is dict]
         else:
-            resource[key] = value
+            resource[key] = without_nulls(value)
     return resource

@@ -22,6 +22,7 @@ from forwarder.modules.entraid_ecs_values import (
     text,
     text_list,
     text_values,
+    without_nulls,
 )
 
 _PROVISIONING_OUTCOMES = {"success": "success", "warning": "success", "failure": "failure"}
@@ -141,10 +142,10 @@ def provisioning_fields(record: dict[str, Any], envelope: dict[str, Any]) -> dic
     for source_key, target_key in _PROVISIONING_OBJECTS:
         value = obj(record.get(source_key))
         if value:
-            own[target_key] = value
+            own[target_key] = without_nulls(value)
     steps = record.get("provisioningSteps")
     if type(steps) is list:
-        own["provisioning_steps"] = [step for step in steps if type(step) is dict]
+        own["provisioning_steps"] = [without_nulls(step) for step in steps if type(step) is dict]
     modified = record.get("modifiedProperties")
     if type(modified) is list:
         own["modified_properties"] = [text_values(item) for item in modified if type(item) is dict]
@@ -196,7 +197,7 @@ def alert_fields(record: dict[str, Any], envelope: dict[str, Any]) -> dict[str, 
     """A Defender `alert` (alerts_v2): the first user and IP evidence become `user.*` and `source.*`."""
     fields: dict[str, Any] = {}
     evidence = record.get("evidence")
-    evidence = [item for item in evidence if type(item) is dict] if type(evidence) is list else None
+    evidence = [without_nulls(item) for item in evidence if type(item) is dict] if type(evidence) is list else None
     for item in evidence or ():
         kind = item.get("@odata.type")
         if kind == "#microsoft.graph.security.userEvidence" and "user" not in fields:

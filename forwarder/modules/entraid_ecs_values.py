@@ -232,3 +232,12 @@ def as_json_text(value: Any) -> str:
     if type(value) is str:
         return value
     return orjson.dumps(value, default=str).decode()
+
+
+def without_nulls(value: Any) -> Any:
+    """A copy of a nested object or list with every null member left out, for objects kept as Microsoft wrote them."""
+    if type(value) is dict:
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if type(value) is list:
+        return [without_nulls(item) for item in value if item is not None]
+    return value

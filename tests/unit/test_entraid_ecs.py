@@ -426,3 +426,156 @@ def test_event_hub_audit_gives_the_same_fields_as_the_graph_record() -> None:
     assert through_hub.fields == through_graph.fields
     assert through_hub.timestamp == through_graph.timestamp
     assert record_type_for_category(envelope["category"]) == "auditlogs"
+
+
+# --- provisioning, identity protection, alerts, incidents ----------------------------------------------------------
+
+OTHER_FIXTURES = [
+    ("provisioning_create_failure", "provisioning"),
+    ("risk_detection_unfamiliar", "risk_detection"),
+    ("risky_user", "risky_user"),
+    ("alert_with_evidence", "alert"),
+    ("incident", "incident"),
+]
+
+
+@pytest.mark.parametrize(("name", "record_type"), OTHER_FIXTURES)
+def test_other_records_get_cloud_time_and_only_json_values(name: str, record_type: str) -> None:
+    result = normalize(load(name), record_type)
+    assert result.fields["cloud"] == {"provider": "Azure", "service": {"name": "Azure EntraId"}}
+    assert result.timestamp is not None
+    assert_no_nulls_and_plain_json(result.fields)
+
+
+def test_provisioning_action_outcome_error_and_identities() -> None:
+    result = normalize(load("provisioning_create_failure"), "provisioning")
+    fields = result.fields
+    assert format_timestamp(result.timestamp) == "2024-05-14T13:10:27.091Z"
+    assert fields["event"] == {
+        "action": "create",
+        "outcome": "failure",
+        "code": "AzureActiveDirectoryCannotUpdateObjectsOriginatedInExternalService",
+    }
+    assert fields["error"] == {"message": "The user cannot be created in AWS because the role mapping is missing."}
+    assert fields["service"] == {"name": "AWS Single-Account Access"}
+    # The provisioning service acted, not a user; the provisioned account is the target.
+    assert fields["user"] == {"target": {"name": "MeganB@contoso.onmicrosoft.com"}}
+    assert "related" not in fields
+    assert "trace" not in fields
+
+
+def test_provisioning_own_fields() -> None:
+    own = fields_of("provisioning_create_failure", "provisioning")["azure"]["entraid"]["provisioning"]
+    assert own["job_id"].startswith("aws.")
+    assert own["cycle_id"] == "44576a58-3a30-4cba-b8e3-a3a2bd6a8a1f"
+    assert own["change_id"] == "eaad2f8b-e6e3-409b-83bd-e4e2c57177d5"
+    assert own["status"] == "failure"
+    assert own["duration_ms"] == 2104
+    assert own["source_identity"]["displayName"] == "Megan Bowen"
+    assert own["target_system"]["displayName"] == "AWS Single-Account Access"
+    assert [step["status"] for step in own["provisioning_steps"]] == ["success", "failure"]
+    assert own["modified_properties"][0] == {"displayName": "accountEnabled", "newValue": "True"}
+
+
+def test_provisioning_on_demand_by_a_user_maps_the_user() -> None:
+    record = load("provisioning_create_failure")
+    record["initiatedBy"] = {"id": "87d349ed-44d7-43e1-9a83-5f2406dee5bd", "displayName": "Adele Vance",
+                             "initiatorType": "user"}
+    record["provisioningStatusInfo"] = {"status": "success", "errorInformation": None}
+    fields = normalize(record, "provisioning").fields
+    assert fields["user"]["id"] == "87d349ed-44d7-43e1-9a83-5f2406dee5bd"
+    assert fields["related"] == {"user": ["Adele Vance"]}
+    assert fields["event"]["outcome"] == "success"
+    assert "error" not in fields
+
+
+def test_risk_detection_maps_user_source_and_risk() -> None:
+    result = normalize(load("risk_detection_unfamiliar"), "risk_detection")
+    fields = result.fields
+    assert format_timestamp(result.timestamp) == "2024-05-14T08:25:10.500Z"
+    assert fields["event"] == {"action": "unfamiliarFeatures"}
+    assert fields["source"]["ip"] == "2001:db8:85a3::8a2e:370:7334"
+    assert fields["source"]["geo"]["country_iso_code"] == "NL"
+    assert fields["user"]["email"] == "MeganB@contoso.onmicrosoft.com"
+    assert fields["related"] == {"ip": ["2001:db8:85a3::8a2e:370:7334"], "user": ["Megan Bowen"]}
+    assert fields["trace"] == {"id": "0b2f4e3c-8d5a-4e1f-9a6b-7c8d9e0f1a2b"}
+    own = fields["azure"]["entraid"]["risk_detection"]
+    assert own["risk_level"] == "medium"
+    assert own["detection_timing_type"] == "realtime"
+    assert own["last_updated_date_time"] == "2024-05-14T08:31:52.8145163Z"
+    assert json.loads(own["additional_info"])[0] == {"Key": "userAgent", "Value": "Mobile Safari"}
+
+
+def test_risky_user_and_risky_service_principal() -> None:
+    fields = fields_of("risky_user", "risky_user")
+    assert fields["user"] == {
+        "id": "5bde3e51-d13b-4db1-9948-fe4b109d11a7",
+        "name": "Megan Bowen",
+        "email": "MeganB@contoso.onmicrosoft.com",
+    }
+    assert fields["azure"]["entraid"]["risky_user"] == {
+        "id": "5bde3e51-d13b-4db1-9948-fe4b109d11a7",
+        "risk_level": "medium",
+        "risk_state": "atRisk",
+        "risk_detail": "none",
+        "is_deleted": False,
+        "is_processing": True,
+    }
+    principal = {
+        "id": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+        "appId": "3f0e2c5a-6b7d-4c8e-9f1a-2b3c4d5e6f7a",
+        "displayName": "Contoso HR Sync",
+        "riskLevel": "high",
+        "riskLastUpdatedDateTime": "2024-05-14T08:00:00Z",
+    }
+    fields = normalize(principal, record_type_for_category("RiskyServicePrincipals")).fields
+    assert fields["service"] == {"id": "3f0e2c5a-6b7d-4c8e-9f1a-2b3c4d5e6f7a", "name": "Contoso HR Sync"}
+    assert "user" not in fields
+
+
+def test_alert_takes_user_and_source_from_the_first_evidence_of_each_kind() -> None:
+    record = load("alert_with_evidence")
+    result = normalize(record, "alert")
+    fields = result.fields
+    assert format_timestamp(result.timestamp) == "2024-05-14T08:33:01.147Z"
+    assert fields["user"] == {
+        "id": "5bde3e51-d13b-4db1-9948-fe4b109d11a7",
+        "name": "Megan Bowen",
+        "email": "MeganB@contoso.onmicrosoft.com",
+    }
+    assert fields["source"]["ip"] == "2001:db8:85a3::8a2e:370:7334"
+    assert fields["related"] == {"ip": ["2001:db8:85a3::8a2e:370:7334"], "user": ["Megan Bowen"]}
+    own = fields["azure"]["entraid"]["alert"]
+    assert own["incident_id"] == "28282"
+    assert own["severity"] == "medium"
+    assert own["mitre_techniques"] == ["T1078"]
+    assert own["last_update_date_time"] == "2024-05-14T09:12:44.907Z"
+    assert "classification" not in own
+    assert len(own["evidence"]) == 3
+    assert record_time(record, "alert") == epoch("2024-05-14T09:12:44.907")
+
+
+def test_incident_own_fields_and_alert_ids() -> None:
+    result = normalize(load("incident"), "incident")
+    own = result.fields["azure"]["entraid"]["incident"]
+    assert own["display_name"] == "Unfamiliar sign-in properties involving one user"
+    assert own["classification"] == "truePositive"
+    assert own["custom_tags"] == ["VIP"]
+    assert own["system_tags"] == ["Credential Phish"]
+    assert own["comments"][0]["comment"] == "Password reset requested."
+    assert own["alert_ids"] == ["da637551227677560813_-961444813"]
+    assert "description" not in own
+    assert format_timestamp(result.timestamp) == "2024-05-14T08:33:02.246Z"
+
+
+@pytest.mark.parametrize(
+    ("category", "record_type"),
+    [("SignInLogs", "signinlogs"), ("NonInteractiveUserSignInLogs", "signinlogs"),
+     ("ServicePrincipalSignInLogs", "signinlogs"), ("ManagedIdentitySignInLogs", "signinlogs"),
+     ("AuditLogs", "auditlogs"), ("ProvisioningLogs", "provisioning"), ("UserRiskEvents", "risk_detection"),
+     ("ServicePrincipalRiskEvents", "risk_detection"), ("RiskyUsers", "risky_user"),
+     ("RiskyServicePrincipals", "risky_user"), ("auditlogs", "auditlogs"), ("Administrative", None),
+     ("MicrosoftGraphActivityLogs", None), (None, None), (7, None)],
+)
+def test_event_hub_category_to_record_type(category: Any, record_type: str | None) -> None:
+    assert record_type_for_category(category) == record_type

@@ -82,10 +82,9 @@ def _target_resource(target: dict[str, Any]) -> dict[str, Any]:
     for key, value in target.items():
         if value is None:
             continue
-        if key == "Type":
-            resource.setdefault("type", value)
-        elif key == "type":
-            resource["type"] = value
+        if key in ("type", "Type"):
+            if text(value) is not None and (key == "type" or "type" not in resource):
+                resource["type"] = text(value)
         elif key == "modifiedProperties":
             if type(value) is list:
                 resource[key] = [text_values(item) for item in value if type(item) is dict]

@@ -579,3 +579,140 @@ def test_incident_own_fields_and_alert_ids() -> None:
 )
 def test_event_hub_category_to_record_type(category: Any, record_type: str | None) -> None:
     assert record_type_for_category(category) == record_type
+
+
+# --- odd input ------------------------------------------------------------------------------------------------------
+
+ALL_FIXTURES = [(name, "signinlogs") for name in SIGNIN_FIXTURES] + [
+    (name, "auditlogs") for name in AUDIT_FIXTURES
+] + OTHER_FIXTURES
+ODD_VALUES = [None, "", " ", 0, -1, 1.5, True, [], {}, ["x", None, 3], {"nested": None}, "not-a-time:99999"]
+
+
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = []
+    items = value.items() if type(value) is dict else enumerate(value) if type(value) is list else ()
+    for key, item in items:
+        paths.append((*prefix, key))
+        paths.extend(paths_of(item, (*prefix, key)))
+    return paths
+
+
+def without_policies(fields: dict[str, Any]) -> dict[str, Any]:
+    """The result minus the sign-in policy list, which is documented to be kept exactly as Microsoft wrote it."""
+    fields = copy.deepcopy(fields)
+    fields.get("azure", {}).get("entraid", {}).get("properties", {}).pop("appliedConditionalAccessPolicies", None)
+    return fields
+
+
+@pytest.mark.parametrize(("name", "record_type"), ALL_FIXTURES)
+def test_any_member_replaced_by_an_odd_value_still_maps_without_nulls(name: str, record_type: str) -> None:
+    record = load(name)
+    for path in paths_of(record):
+        for odd in ODD_VALUES:
+            changed = copy.deepcopy(record)
+            parent = changed
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = odd
+            result = normalize(changed, record_type)
+            assert_no_nulls_and_plain_json(without_policies(result.fields), f"{name}:{path}={odd!r}")
+            orjson.dumps(result.fields)
+
+
+@pytest.mark.parametrize("record", [None, [], "text", 42, {}, {"status": None, "location": "Paris", "deviceDetail": 5}])
+@pytest.mark.parametrize("record_type", [*RECORD_TYPES, "unknown_type"])
+def test_records_that_are_not_objects_or_are_empty_give_only_the_common_fields(record: Any, record_type: str) -> None:
+    result = normalize(record, record_type, envelope="not an envelope")  # type: ignore[arg-type]
+    assert result.fields["cloud"]["provider"] == "Azure"
+    assert "source" not in result.fields
+    assert "user" not in result.fields
+    assert result.timestamp is None
+
+
+@pytest.mark.parametrize(
+    ("error_code", "code", "outcome"),
+    [
+        (0, "0", "success"),
+        ("0", "0", "success"),
+        (0.0, "0", "success"),
+        ("50126", "50126", "failure"),
+        ("AADSTS50126", "AADSTS50126", "failure"),
+        (" 50076 ", "50076", "failure"),
+        (True, None, "unknown"),
+        ("", None, "unknown"),
+        ({"code": 1}, None, "unknown"),
+    ],
+)
+def test_signin_error_codes_of_any_type(error_code: Any, code: str | None, outcome: str) -> None:
+    record = {**load("signin_failed_password"), "status": {"errorCode": error_code, "failureReason": "Bad password"}}
+    event = normalize(record, "signinlogs").fields["event"]
+    assert event.get("code") == code
+    assert event["outcome"] == outcome
+
+
+@pytest.mark.parametrize(
+    ("address", "source"),
+    [
+        ("81.2.69.143:51234", {"address": "81.2.69.143:51234", "ip": "81.2.69.143", "port": 51234}),
+        ("[2001:db8::1]:443", {"address": "[2001:db8::1]:443", "ip": "2001:db8::1", "port": 443}),
+        ("2001:DB8:0:0:0:0:0:1", {"address": "2001:DB8:0:0:0:0:0:1", "ip": "2001:db8::1"}),
+        ("fe80::1%eth0", {"address": "fe80::1%eth0", "ip": "fe80::1%eth0"}),
+        (" 81.2.69.143 ", {"address": " 81.2.69.143 ", "ip": "81.2.69.143"}),
+        ("81.2.69.143:99999", {"address": "81.2.69.143:99999", "ip": "81.2.69.143"}),
+        ("unknown", {"address": "unknown"}),
+        ("[2001:db8::1", {"address": "[2001:db8::1"}),
+    ],
+)
+def test_signin_addresses_with_ports_ipv6_and_non_ips(address: str, source: dict[str, Any]) -> None:
+    record = {**load("signin_no_location_device"), "ipAddress": address}
+    fields = normalize(record, "signinlogs").fields
+    assert fields["source"] == source
+    if "ip" in source:
+        assert fields["related"]["ip"] == [source["ip"]]
+    else:
+        assert "ip" not in fields["related"]
+
+
+@pytest.mark.parametrize(
+    ("coordinates", "location"),
+    [
+        ({"latitude": "52.37", "longitude": "4.88"}, {"lat": 52.37, "lon": 4.88}),
+        ({"latitude": 0, "longitude": 0}, {"lat": 0.0, "lon": 0.0}),
+        ({"latitude": 52.37}, None),
+        ({"latitude": 91, "longitude": 4.88}, None),
+        ({"latitude": True, "longitude": 4.88}, None),
+        ({"latitude": "north", "longitude": 4.88}, None),
+        ([52.37, 4.88], None),
+    ],
+)
+def test_signin_geo_coordinates_of_odd_shapes(coordinates: Any, location: dict[str, float] | None) -> None:
+    record = load("signin_failed_password")
+    record["location"]["geoCoordinates"] = coordinates
+    geo = normalize(record, "signinlogs").fields["source"]["geo"]
+    assert geo.get("location") == location
+    assert geo["city_name"] == "Amsterdam"
+
+
+@pytest.mark.parametrize(("value", "text"), [(True, "true"), (False, "false"), ("True", "true"), ("false", "false"),
+                                             ("yes", None), (1, None), (None, None)])
+def test_signin_is_interactive_is_always_a_lowercase_string(value: Any, text: str | None) -> None:
+    record = {**load("signin_noninteractive"), "isInteractive": value}
+    assert normalize(record, "signinlogs").fields["azure"]["entraid"]["properties"].get("isInteractive") == text
+
+
+def test_signin_lists_keep_only_their_strings_and_policies_only_objects() -> None:
+    record = load("signin_interactive_success")
+    record["riskEventTypes"] = ["unfamiliarFeatures", None, 7, "anonymizedIPAddress"]
+    record["appliedConditionalAccessPolicies"].append("broken")
+    properties = normalize(record, "signinlogs").fields["azure"]["entraid"]["properties"]
+    assert properties["riskEventTypes"] == ["unfamiliarFeatures", "anonymizedIPAddress"]
+    assert len(properties["appliedConditionalAccessPolicies"]) == 2
+
+
+def test_numbers_where_text_is_expected_become_text_so_the_field_keeps_its_type() -> None:
+    record = {**load("signin_interactive_success"), "appId": 12345, "userDisplayName": {"first": "Adele"}}
+    fields = normalize(record, "signinlogs").fields
+    assert fields["service"]["id"] == "12345"
+    assert "name" not in fields["user"]
+    assert "user" not in fields["related"]

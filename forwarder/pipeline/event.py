@@ -100,8 +100,12 @@ _last_second: list[tuple[int, str]] = [(-1, "")]
 
 
 def format_timestamp(epoch_seconds: float) -> str:
-    """UTC with millisecond precision and a `Z`, as Filebeat writes `@timestamp`."""
-    seconds, ms = divmod(round(epoch_seconds * 1000), 1000)
+    """UTC with millisecond precision and a `Z`, as Filebeat writes `@timestamp`.
+
+    Sub-millisecond digits are cut, not rounded, as Go's formatting does
+    (`.7215374Z` → `.721Z`); rounding to microseconds first absorbs float error.
+    """
+    seconds, ms = divmod(round(epoch_seconds * 1_000_000) // 1000, 1000)
     cached = _last_second[0]
     if cached[0] != seconds:
         cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))

@@ -16,8 +16,10 @@ def test_envelope_and_metadata_order():
     assert orjson.loads(encoded)["log"] == {"offset": 3}
 
 
-def test_timestamps_round_to_milliseconds_across_second_boundaries():
-    assert format_timestamp(1700000000.9996) == "2023-11-14T22:13:21.000Z"
+def test_timestamps_are_cut_to_milliseconds_like_filebeat():
+    assert format_timestamp(1700000000.9996) == "2023-11-14T22:13:20.999Z"
+    assert format_timestamp(1700000000.123) == "2023-11-14T22:13:20.123Z"
+    assert format_timestamp(-0.0005) == "1969-12-31T23:59:59.999Z"
     assert format_timestamp(1700000000.0004) == "2023-11-14T22:13:20.000Z"
     assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
     assert format_timestamp(1700000000.5) == "2023-11-14T22:13:20.500Z"

@@ -21,6 +21,7 @@ import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 class Cloud(NamedTuple):
@@ -83,6 +84,8 @@ class ClientCredential:
             raise CredentialError("the private key is encrypted: set its passphrase (key_passphrase)") from None
         except ValueError:
             raise CredentialError("the private key cannot be read: not a PEM key, or a wrong passphrase") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise CredentialError("the private key is not an RSA key (Entra ID accepts RSA certificates only)")
         if key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ) != certificate.public_key().public_bytes(
@@ -189,6 +192,13 @@ class TokenProvider:
                 result = app.acquire_token_for_client(scopes=[self.scope])
             except requests.RequestException as error:
                 raise CredentialError(self._describe_network(error), "network", permanent=False) from None
+            except msal.exceptions.MsalServiceError:
+                status = self._shared.session.last_status if self._shared.session else 0
+                raise CredentialError(
+                    f"the token endpoint of {self.authority} answered HTTP {status}",
+                    f"http_{status}",
+                    permanent=status < 500 and status != 429,
+                ) from None
             except ValueError:
                 status = self._shared.session.last_status if self._shared.session else 0
                 raise CredentialError(

@@ -1,6 +1,6 @@
 """Access tokens for Microsoft APIs (Graph, O365 Management API) through MSAL's client-credentials flow.
 
-One MSAL application per (authority, tenant, client, credential) for the whole
+One MSAL application per (authority, tenant, client, credential, CA, proxy) for the whole
 process, so every fileset of a tenant shares one token cache and Microsoft sees
 one token request per hour instead of one per poll. MSAL talks through a session
 that carries our CA bundle and proxy on every call: `requests` lets
@@ -148,7 +148,7 @@ class _SharedApplication:
         self.session: PinnedSession | None = None
 
 
-_applications: dict[tuple[str, str, str, str], _SharedApplication] = {}
+_applications: dict[tuple[str, str, str, str, str | None, str | None], _SharedApplication] = {}
 _applications_lock = threading.Lock()
 
 
@@ -180,7 +180,7 @@ class TokenProvider:
         self._ca_bundle = ca_bundle
         self._proxy_url = proxy_url
         self._timeout = timeout
-        key = (host.lower(), tenant_id.lower(), client_id.lower(), credential.fingerprint())
+        key = (host.lower(), tenant_id.lower(), client_id.lower(), credential.fingerprint(), ca_bundle, proxy_url)
         with _applications_lock:
             self._shared = _applications.setdefault(key, _SharedApplication())
 

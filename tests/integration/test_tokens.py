@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from forwarder.net.http_client import HttpClient, HttpSettings
 from forwarder.net.tokens import CLOUDS, ClientCredential, CredentialError, TokenProvider
-from tests.fakes.https_server import FakeHttpsServer, Reply
+from tests.fakes.https_server import FakeHttpsServer, Reply, Request
 from tests.fakes.identity_platform import FakeIdentityPlatform
 
 TENANT = "0b2d7f1e-5c4a-4e8b-9f3d-2a6c1e8b7d40"
@@ -151,9 +151,7 @@ def test_token_past_its_lifetime_is_renewed(server: FakeHttpsServer) -> None:
     assert identity.token_requests == 2
 
 
-def bearer_request(token: str):
-    from tests.fakes.https_server import Request
-
+def bearer_request(token: str) -> Request:
     return Request("GET", "/", {}, {"authorization": f"Bearer {token}"}, b"")
 
 

@@ -259,18 +259,19 @@ class FakeGraphApi:
         return Reply.json(body)
 
     def _scripted_failure(self, endpoint: str) -> Reply | None:
+        chosen: ScriptedFailure | None = None
         with self._lock:
             for failure in self._failures:
                 if failure.endpoint != endpoint or failure.remaining <= 0:
                     continue
                 if failure.skip > 0:
                     failure.skip -= 1
-                    return None
-                failure.remaining -= 1
-                break
-            else:
-                return None
-        return self._error(failure.status, failure.code, f"scripted HTTP {failure.status}", failure.headers)
+                elif chosen is None:
+                    failure.remaining -= 1
+                    chosen = failure
+        if chosen is None:
+            return None
+        return self._error(chosen.status, chosen.code, f"scripted HTTP {chosen.status}", chosen.headers)
 
     def _tenant_of(self, request: Request) -> str:
         header = request.header("Authorization") or ""

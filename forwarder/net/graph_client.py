@@ -104,8 +104,9 @@ class GraphClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """Yields the records with time in [start, end] (epoch seconds), one list per page, newest first.
 
-        Raises GraphPermanentError for answers the user must fix, and lets
-        HttpClient's StopRequested (and CredentialError) through unchanged.
+        Raises GraphPermanentError for answers the user must fix, ValueError for
+        a caller's mistake (unknown record type, sign-in types on another type),
+        and lets HttpClient's StopRequested and CredentialError through unchanged.
         """
         endpoint = ENDPOINTS.get(record_type)
         if endpoint is None:

@@ -87,7 +87,9 @@ def tokens(identity: FakeIdentityPlatform) -> TokenProvider:
 
 @pytest.fixture
 def client(server: FakeHttpsServer, tokens: TokenProvider, waits: RecordedWaits) -> Iterator[GraphClient]:
-    http = HttpClient(HttpSettings(ca_bundle=server.ca_path), token_provider=tokens, sleep=waits)
+    # A bounded number of attempts turns a client bug (e.g. following a foreign link) into a failure, not a hang.
+    settings = HttpSettings(ca_bundle=server.ca_path, connect_timeout=2.0, max_attempts=10)
+    http = HttpClient(settings, token_provider=tokens, sleep=waits)
     yield GraphClient(http, server.url)
     http.close()
 

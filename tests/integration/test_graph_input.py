@@ -1,0 +1,289 @@
+"""The graph input end to end: real MSAL and HttpClient against the fake identity platform and Graph, real pipeline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+import trustme
+
+from forwarder.config.section import Section
+from forwarder.inputs.base import InputContext, PermanentInputError
+from forwarder.inputs.graph import GraphInput
+from forwarder.inputs.graph_config import GraphConfig, parse_config
+from forwarder.net.graph_client import graph_time
+from forwarder.pipeline.client import PipelineClient
+from tests.conftest import PipelineHarness
+from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.https_server import FakeHttpsServer
+from tests.fakes.identity_platform import FakeIdentityPlatform
+
+TENANT = "3f1a5c7e-9b2d-4e6f-8a0c-2d4f6a8c0e21"
+CLIENT = "7b9d1f3a-5c7e-4a9b-8d0f-1a3c5e7a9c32"
+SECRET = "input~Client.Secret-Must_Not_Leak"
+SIGN_INS = "auditLogs/signIns"
+ALERTS = "security/alerts_v2"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server(ca: trustme.CA) -> Iterator[FakeHttpsServer]:
+    with FakeHttpsServer(ca) as fake:
+        yield fake
+    assert fake.handler_errors == []
+
+
+@pytest.fixture
+def identity(server: FakeHttpsServer) -> FakeIdentityPlatform:
+    platform = FakeIdentityPlatform(server)
+    platform.register_app(TENANT, CLIENT, secret=SECRET)
+    return platform
+
+
+@pytest.fixture
+def graph(server: FakeHttpsServer, identity: FakeIdentityPlatform) -> FakeGraphApi:
+    return FakeGraphApi(server, identity)
+
+
+def graph_config(server: FakeHttpsServer, **overrides: Any) -> GraphConfig:
+    data = {
+        "tenant_id": TENANT,
+        "client_id": CLIENT,
+        "client_secret": SECRET,
+        "api": {"login_endpoint": server.url, "graph_endpoint": server.url},
+        "ssl": {"certificate_authorities": [server.ca_path]},
+        "record_types": ["signinlogs"],
+        "poll_interval": "50ms",
+        "initial_lookback": "1h",
+        "late_arrival_window": "10m",
+        "requests_per_10s": 10000,
+        **overrides,
+    }
+    problems: list = []
+    section = Section(data, "", "test.yml", problems)
+    config = parse_config(section)
+    section.finish()
+    assert problems == []
+    return config
+
+
+class RunningInput:
+    """One graph input on its own thread, as the supervisor runs it."""
+
+    def __init__(self, harness: PipelineHarness, config: GraphConfig, input_id: str = "entra") -> None:
+        self.client: PipelineClient = harness.connect("graph", input_id=input_id)
+        self.stop = threading.Event()
+        self.context = InputContext(
+            input_id, self.client, self.stop, logging.getLogger("test.graph"), self.client.stats, harness.data_path
+        )
+        self.input = GraphInput(config, self.context)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.input.run()
+        except BaseException as error:  # handed to the test
+            self.failure = error
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        assert self.failure is None
+
+
+@pytest.fixture
+def start(harness: PipelineHarness) -> Iterator[Callable[..., RunningInput]]:
+    started: list[RunningInput] = []
+
+    def start_input(config: GraphConfig, input_id: str = "entra") -> RunningInput:
+        running = RunningInput(harness, config, input_id)
+        started.append(running)
+        return running
+
+    yield start_input
+    for running in started:
+        running.stop.set()
+        running.thread.join(10)
+
+
+def add_sign_in(graph: FakeGraphApi, record_id: str, age: float) -> dict[str, Any]:
+    return graph.add(SIGN_INS, {
+        "id": record_id,
+        "createdDateTime": graph_time(time.time() - age),
+        "signInEventTypes": ["interactiveUser"],
+        "userPrincipalName": f"{record_id}@contoso.example",
+        "ipAddress": "203.0.113.7",
+        "status": {"errorCode": 0},
+    })
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def ids(events: list) -> list[str]:
+    return [event.meta["_id"] for event in events]
+
+
+def test_paging_delivers_every_record_once_with_ecs_fields(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    records = {f"s-{n:03d}": add_sign_in(graph, f"s-{n:03d}", 1000 - n * 10) for n in range(23)}
+    running = start(graph_config(server, page_size=5))
+    events = harness.take(23)
+    assert sorted(ids(events)) == sorted(records)
+    first = events[0]
+    assert orjson.loads(first.fields["message"]) == records[first.meta["_id"]]
+    assert first.fields["input"]["type"] == "graph"
+    assert first.fields["cloud"]["provider"] == "Azure"
+    assert first.fields["source"]["ip"] == "203.0.113.7"
+    assert "original" not in first.fields.get("event", {})
+    assert abs(first.timestamp - (time.time() - 1000)) < 300
+    queries = graph.requests_to(SIGN_INS)
+    assert graph.request_log[0][0] == "/beta/auditLogs/signIns"
+    assert queries[0]["$top"] == "5"
+    marker = add_sign_in(graph, "marker", 5)
+    assert ids(harness.take(1)) == [marker["id"]]
+    running.halt()
+
+
+def test_late_record_is_delivered_once_and_the_overlap_never_twice(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    for n in range(4):
+        add_sign_in(graph, f"early-{n}", 120 + n)
+    running = start(graph_config(server))
+    assert sorted(ids(harness.take(4))) == [f"early-{n}" for n in range(4)]
+    polls = len(graph.requests_to(SIGN_INS))
+    wait_for(lambda: len(graph.requests_to(SIGN_INS)) > polls + 1)
+    add_sign_in(graph, "late", 100)
+    assert ids(harness.take(1)) == ["late"]
+    polls = len(graph.requests_to(SIGN_INS))
+    wait_for(lambda: len(graph.requests_to(SIGN_INS)) > polls + 2)
+    add_sign_in(graph, "marker", 1)
+    assert ids(harness.take(1)) == ["marker"]
+    running.halt()
+
+
+def test_restart_resumes_from_the_committed_cursor(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    for n in range(12):
+        add_sign_in(graph, f"old-{n:02d}", 300 + n)
+    config = graph_config(server, page_size=4)
+    first = start(config)
+    assert len(set(ids(harness.take(12)))) == 12
+    assert first.client.wait_acked(5)
+    first.halt()
+    assert "signinlogs" in harness.registry.with_prefix("graph::entra::")
+
+    add_sign_in(graph, "new-1", 60)
+    add_sign_in(graph, "new-0", 30)
+    second = start(config)
+    assert ids(harness.take(2)) == ["new-0", "new-1"]
+    add_sign_in(graph, "marker", 1)
+    assert ids(harness.take(1)) == ["marker"]
+    second.halt()
+
+
+def test_unacknowledged_page_is_delivered_again_after_restart(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    for n in range(6):
+        add_sign_in(graph, f"r-{n}", 200 + n)
+    config = graph_config(server, page_size=3)
+    first = start(config)
+    unacked = harness.take(6, ack=False)
+    assert len(unacked) == 6
+    first.halt()
+
+    second = start(config)
+    assert sorted(ids(harness.take(6))) == sorted(ids(unacked))
+    second.halt()
+
+
+def test_updated_alert_is_forwarded_again(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    created = graph_time(time.time() - 500)
+    alert = graph.add(ALERTS, {"id": "da-1", "createdDateTime": created, "lastUpdateDateTime": created,
+                               "status": "new", "severity": "high"})
+    running = start(graph_config(server, record_types=["alert"], preserve_original_event=True))
+    [first] = harness.take(1)
+    assert first.meta["_id"] == f"da-1|{created}"
+    assert first.fields["event"]["original"] == first.fields["message"]
+
+    updated = graph_time(time.time() - 2)
+    with graph._lock:
+        graph.records[ALERTS].remove(alert)
+        graph.records[ALERTS].append({**alert, "lastUpdateDateTime": updated, "status": "resolved"})
+    [second] = harness.take(1)
+    assert second.meta["_id"] == f"da-1|{updated}"
+    assert orjson.loads(second.fields["message"])["status"] == "resolved"
+    running.halt()
+
+
+def run_once(harness: PipelineHarness, config: GraphConfig) -> None:
+    client = harness.connect("graph", input_id="once")
+    context = InputContext("once", client, threading.Event(), logging.getLogger("test.graph"), client.stats,
+                           harness.data_path)
+    GraphInput(config, context).run()
+
+
+def test_expired_secret_parks_the_input_without_showing_it(
+    harness: PipelineHarness, server: FakeHttpsServer, identity: FakeIdentityPlatform, graph: FakeGraphApi,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    identity.expire_secret(TENANT, CLIENT, SECRET)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PermanentInputError) as raised:
+        run_once(harness, graph_config(server))
+    assert "AADSTS7000222" in str(raised.value) and "expired" in str(raised.value)
+    assert raised.value.retry_after == 1800
+    assert SECRET not in caplog.text and SECRET not in str(raised.value)
+    assert graph.request_log == []
+
+
+def test_tenant_without_licence_parks_the_input_with_the_reason(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi
+) -> None:
+    graph.make_non_premium(TENANT)
+    with pytest.raises(PermanentInputError) as raised:
+        run_once(harness, graph_config(server))
+    assert "P1 or P2 licence" in str(raised.value)
+    assert raised.value.retry_after == 1800
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"certificate": "/x.pem"}, "client_secret: give either client_secret or certificate + key, not both"),
+        ({"client_secret": None, "certificate": "/x.pem"}, "key: is required"),
+        ({"record_types": ["signins"]}, "record_types: unknown record type 'signins'"),
+        ({"sign_in_types": ["robot"]}, "sign_in_types: unknown sign-in type 'robot'"),
+        ({"api": {"graph_endpoint": "http://graph.example"}}, "api.graph_endpoint: must be an https:// URL"),
+    ],
+)
+def test_config_mistakes_name_the_key(overrides: dict[str, Any], message: str) -> None:
+    data = {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET, "record_types": ["auditlogs"]}
+    data.update(overrides)
+    data = {key: value for key, value in data.items() if value is not None}
+    problems: list = []
+    parse_config(Section(data, "", "inputs.d/entra.yml", problems))
+    assert any(message in str(problem) for problem in problems), problems
+    assert all(str(problem).startswith("inputs.d/entra.yml") for problem in problems)

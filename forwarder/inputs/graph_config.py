@@ -47,9 +47,10 @@ class GraphConfig:
 def parse_config(section: Section) -> GraphConfig:
     tenant_id = section.string("tenant_id", "")
     client_id = section.string("client_id", "")
-    for key, value in (("tenant_id", tenant_id), ("client_id", client_id)):
+    for key, value, what in (("tenant_id", tenant_id, "Directory (tenant) ID"),
+                             ("client_id", client_id, "Application (client) ID")):
         if not value:
-            section.error(key, "is required: the app registration's Directory (tenant) ID and Application (client) ID")
+            section.error(key, f"is required: the app registration's {what}")
     secret = section.string("client_secret", None)
     certificate = section.string("certificate", None)
     key = section.string("key", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from forwarder.modules import entraid
 from forwarder.modules.base import ModuleType
 
-MODULE_TYPES: dict[str, ModuleType] = {}
+MODULE_TYPES: dict[str, ModuleType] = {module.name: module for module in (entraid.MODULE_TYPE,)}

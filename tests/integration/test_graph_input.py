@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -11,6 +12,10 @@ from typing import Any
 import orjson
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from forwarder.config.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
@@ -68,6 +73,7 @@ def graph_config(server: FakeHttpsServer, **overrides: Any) -> GraphConfig:
         "requests_per_10s": 10000,
         **overrides,
     }
+    data = {key: value for key, value in data.items() if value is not None}
     problems: list = []
     section = Section(data, "", "test.yml", problems)
     config = parse_config(section)
@@ -287,3 +293,43 @@ def test_config_mistakes_name_the_key(overrides: dict[str, Any], message: str) -
     parse_config(Section(data, "", "inputs.d/entra.yml", problems))
     assert any(message in str(problem) for problem in problems), problems
     assert all(str(problem).startswith("inputs.d/entra.yml") for problem in problems)
+
+
+def test_unreadable_stored_cursor_is_reported_and_the_lookback_read_again(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness.registry.commit({"graph::entra::signinlogs": {"until": "yesterday"}})
+    add_sign_in(graph, "kept", 600)
+    caplog.set_level(logging.WARNING)
+    running = start(graph_config(server))
+    assert ids(harness.take(1)) == ["kept"]
+    assert "cursor of signinlogs is unreadable" in caplog.text
+    running.halt()
+
+
+def test_certificate_credential_reads_pem_files(
+    harness: PipelineHarness, server: FakeHttpsServer, identity: FakeIdentityPlatform, graph: FakeGraphApi,
+    start: Callable[..., RunningInput], tmp_path: Any,
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "forwarder-test-app")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    identity.register_app(TENANT, CLIENT, certificate_pem=certificate_pem)
+    (tmp_path / "app.crt").write_text(certificate_pem)
+    (tmp_path / "app.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass-phrase"),
+    ))
+    add_sign_in(graph, "by-certificate", 60)
+    config = graph_config(server, client_secret=None, certificate=str(tmp_path / "app.crt"),
+                          key=str(tmp_path / "app.key"), key_passphrase="pass-phrase")
+    running = start(config)
+    assert ids(harness.take(1)) == ["by-certificate"]
+    running.halt()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forwarder.config.loader import expand_dotted, read_yaml
+from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
 from forwarder.config.section import ConfigError, Problem, Section
 from forwarder.inputs import INPUT_TYPES
 from forwarder.inputs.base import InputType
@@ -85,24 +85,37 @@ def parse_input_list(sections: list[Section], start: int = 0) -> list[InputSpec]
     return specs
 
 
-def load_input_files(pattern: str, strict_perms: bool, problems: list[Problem], start: int) -> list[InputSpec]:
+@dataclass
+class IncludedFiles:
+    """Module and input files are read like the main file: same permission rule, same `${VAR}` lookup.
+
+    Values of secret-named settings found in them are added to `secrets` for the log redactor.
+    """
+
+    strict_perms: bool
+    resolve: Resolver
+    problems: list[Problem]
+    secrets: list[str]
+
+
+def load_input_files(pattern: str, files: IncludedFiles, start: int) -> list[InputSpec]:
     """Files of `forwarder.config.inputs.path`: each a YAML list of inputs."""
     specs: list[InputSpec] = []
     for name in sorted(glob.glob(pattern)):
         path = Path(name)
-        data = _read_list(path, strict_perms, problems)
-        sections = [Section(expand_dotted(item), str(i), str(path), problems) for i, item in enumerate(data)]
+        data = _read_list(path, files)
+        sections = [Section(expand_dotted(item), str(i), str(path), files.problems) for i, item in enumerate(data)]
         specs.extend(parse_input_list(sections, start + len(specs)))
     return specs
 
 
-def load_module_files(pattern: str, strict_perms: bool, problems: list[Problem]) -> list[InputSpec]:
+def load_module_files(pattern: str, files: IncludedFiles) -> list[InputSpec]:
     """Enabled module files (`modules.d/*.yml`): each a YAML list of `- module: NAME` entries."""
     specs: list[InputSpec] = []
     for name in sorted(glob.glob(pattern)):
         path = Path(name)
-        for index, item in enumerate(_read_list(path, strict_perms, problems)):
-            section = Section(expand_dotted(item), str(index), str(path), problems)
+        for index, item in enumerate(_read_list(path, files)):
+            section = Section(expand_dotted(item), str(index), str(path), files.problems)
             specs.extend(parse_module_entry(section))
     return specs
 
@@ -126,15 +139,17 @@ def parse_module_entry(section: Section) -> list[InputSpec]:
     return specs
 
 
-def _read_list(path: Path, strict_perms: bool, problems: list[Problem]) -> list[Any]:
+def _read_list(path: Path, files: IncludedFiles) -> list[Any]:
     try:
-        data = read_yaml(path, strict_perms)
+        data = read_yaml(path, files.strict_perms)
     except ConfigError as exc:
-        problems.extend(exc.problems)
+        files.problems.extend(exc.problems)
         return []
     if data is None:
         return []
     if not isinstance(data, list):
-        problems.append(Problem(str(path), "", "expected a YAML list at the top level"))
+        files.problems.append(Problem(str(path), "", "expected a YAML list at the top level"))
         return []
-    return data
+    expanded = expand_variables(data, files.resolve, str(path), "", files.problems)
+    files.secrets.extend(collect_secrets(expanded))
+    return expanded

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from forwarder.config.section import ConfigError, Problem
+from forwarder.config.section import ConfigError, Problem, is_secret_key
 
 _VARIABLE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
 TWIN_PREFIX = "filebeat"
@@ -134,7 +134,8 @@ def expand_variables(value: Any, resolve: Resolver, source: str, path: str, prob
         return {k: expand_variables(v, resolve, source, f"{path}.{k}" if path else str(k), problems)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_variables(v, resolve, source, f"{path}.{i}", problems) for i, v in enumerate(value)]
+        return [expand_variables(v, resolve, source, f"{path}.{i}" if path else str(i), problems)
+                for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -168,3 +169,17 @@ def lookup_setting(config: dict[str, Any], dotted: str) -> str | None:
             return None
         node = node[part]
     return None if isinstance(node, (dict, list)) or node is None else str(node)
+
+
+def collect_secrets(config: Any, key: str = "") -> list[str]:
+    """Values of settings whose names say they are secrets, so the log redactor can hide them."""
+    found: list[str] = []
+    if isinstance(config, dict):
+        for sub_key, value in config.items():
+            found.extend(collect_secrets(value, str(sub_key)))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(collect_secrets(value, key))
+    elif isinstance(config, str) and len(config) >= 4 and is_secret_key(key):
+        found.append(config)
+    return found

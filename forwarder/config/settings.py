@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.config import loader
-from forwarder.config.inputs import InputSpec, load_input_files, load_module_files, parse_input_list
+from forwarder.config.inputs import IncludedFiles, InputSpec, load_input_files, load_module_files, parse_input_list
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
-from forwarder.config.section import ConfigError, Problem, Section, is_secret_key
+from forwarder.config.section import ConfigError, Problem, Section
 from forwarder.outputs import OUTPUT_TYPES
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
@@ -116,7 +116,7 @@ def keystore_location(config: dict[str, Any], paths: Paths) -> Path:
     return Path(configured) if configured else paths.data / KEYSTORE_FILENAME
 
 
-def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, list[str]]:
+def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, list[str], loader.Resolver]:
     """Parsed, merged, overridden and expanded config mapping, before validation."""
     problems: list[Problem] = []
     merged: dict[str, Any] = {}
@@ -153,12 +153,13 @@ def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, l
     expanded = loader.expand_variables(merged, resolve, str(config_file), "", problems)
     if problems:
         raise ConfigError(problems)
-    return config_file, expanded, paths, list(secrets.values())
+    return config_file, expanded, paths, list(secrets.values()), resolve
 
 
 def load_settings(options: CliOptions) -> Settings:
-    config_file, config, paths, keystore_secrets = load_raw_config(options)
+    config_file, config, paths, keystore_secrets, resolve = load_raw_config(options)
     problems: list[Problem] = []
+    included = IncludedFiles(options.strict_perms, resolve, problems, [])
     warnings: list[str] = []
     source = str(config_file)
     root = Section(config, "", source, problems)
@@ -189,8 +190,8 @@ def load_settings(options: CliOptions) -> Settings:
 
     if external_inputs:
         pattern = _absolute(external_inputs, paths.config)
-        inputs += load_input_files(pattern, options.strict_perms, problems, len(inputs))
-    inputs += load_module_files(_absolute(modules_glob, paths.config), options.strict_perms, problems)
+        inputs += load_input_files(pattern, included, len(inputs))
+    inputs += load_module_files(_absolute(modules_glob, paths.config), included)
 
     global_tags = root.string_list("tags", [])
     global_fields = root.mapping("fields", {})
@@ -248,7 +249,7 @@ def load_settings(options: CliOptions) -> Settings:
         registry_permissions=registry_permissions, shutdown_timeout=shutdown_timeout,
         modules_glob=_absolute(modules_glob, paths.config),
         keystore_path=keystore_location(config, paths),
-        secrets=keystore_secrets + collect_secrets(config), warnings=warnings,
+        secrets=keystore_secrets + loader.collect_secrets(config) + included.secrets, warnings=warnings,
     )
 
 
@@ -335,17 +336,3 @@ def _global_fields_processor(fields: dict[str, Any], under_root: bool) -> Proces
         return event
 
     return add_global_fields
-
-
-def collect_secrets(config: Any, key: str = "") -> list[str]:
-    """Values of settings whose names say they are secrets, so the log redactor can hide them."""
-    found: list[str] = []
-    if isinstance(config, dict):
-        for sub_key, value in config.items():
-            found.extend(collect_secrets(value, str(sub_key)))
-    elif isinstance(config, list):
-        for value in config:
-            found.extend(collect_secrets(value, key))
-    elif isinstance(config, str) and len(config) >= 4 and is_secret_key(key):
-        found.append(config)
-    return found

@@ -138,10 +138,19 @@ def test_shipped_module_file_loads_once_enabled(tmp_path: Path, monkeypatch: pyt
     assert streams(inputs["entraid-incidents"].config) == ["incident"]
 
 
-@pytest.mark.xfail(strict=True, reason="load_module_files (forwarder/config/inputs.py) does not expand ${VAR} yet")
 def test_shipped_module_file_takes_the_secret_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENTRA_CLIENT_SECRET", "from-the-environment")
     settings = load(tmp_path, (REPO / "modules.d" / "entraid.yml.disabled").read_text())
     assert {spec.config.client_secret for spec in settings.inputs} == {"from-the-environment"}
+    assert "from-the-environment" in settings.secrets, "a module file's secret is redacted from the log too"
+
+
+def test_a_missing_variable_in_a_module_file_names_the_file_and_key(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENTRA_CLIENT_SECRET", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, (REPO / "modules.d" / "entraid.yml.disabled").read_text())
+    assert any("entraid.yml" in str(p) and "client_secret" in str(p) and "${ENTRA_CLIENT_SECRET} is not set" in str(p)
+               for p in caught.value.problems), caught.value.problems

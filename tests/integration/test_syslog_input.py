@@ -225,11 +225,13 @@ def test_garbage_flood_is_forwarded_marked_and_the_listener_keeps_serving(harnes
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(b"no priority here\n<13>fine after garbage\n")
         conn.sendall(bytes(rng.randrange(256) for _ in range(4096)))
-    # The marker comes on a new connection, so wait until the garbage one is fully processed.
+    # The marker comes on a new connection, so wait until the garbage one is fully processed: its first
+    # event proves it was accepted, and the connection count drops only after its last event is published.
+    first = harness.take(1)
     wait_for(lambda: running.client.stats.extra["tcp_connections"] == 0)
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(b"<13>marker\n")
-    events = take_until(harness, "marker")
+    events = first + take_until(harness, "marker")
     assert events[0].fields["message"] == "no priority here"
     assert events[0].fields["tags"] == ["_parse_failure"]
     assert "no <PRI>" in events[0].fields["error"]["message"]

@@ -78,3 +78,24 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def output_events(home: Path) -> list[dict]:
+    """Every event in the output files; a line torn by kill -9 was never acknowledged, so it is skipped."""
+    for _ in range(10):
+        try:
+            return _read_output_files(home)
+        except FileNotFoundError:
+            continue  # a file was rotated between listing and reading; list again
+    raise AssertionError("output files keep rotating under the reader")
+
+
+def _read_output_files(home: Path) -> list[dict]:
+    events = []
+    for path in sorted((home / "data" / "events").glob("*.ndjson")):
+        for line in path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events

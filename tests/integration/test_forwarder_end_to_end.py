@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.forwarder_process import ForwarderProcess, wait_until
+from tests.integration.forwarder_process import ForwarderProcess, output_events, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LOGGER = shutil.which("logger")
@@ -26,29 +26,8 @@ def free_port() -> int:
         return port
 
 
-def output_events(home: Path) -> list[dict]:
-    """Every event in the output files; a line torn by kill -9 was never acknowledged, so it is skipped."""
-    for _ in range(10):
-        try:
-            return _read_output_files(home)
-        except FileNotFoundError:
-            continue  # a file was rotated between listing and reading; list again
-    raise AssertionError("output files keep rotating under the reader")
-
-
 def distinct_lines(home: Path) -> int:
     return len({event["message"] for event in output_events(home)})
-
-
-def _read_output_files(home: Path) -> list[dict]:
-    events = []
-    for path in sorted((home / "data" / "events").glob("*.ndjson")):
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
 
 
 @pytest.mark.skipif(LOGGER is None, reason="util-linux logger is not installed")

@@ -22,6 +22,8 @@ class SyslogInput:
         self.listening = threading.Event()
         self.addresses: dict[str, tuple[str, int]] = {}
         self._closing = threading.Event()
+        self._lost_at_shutdown = 0
+        self._lost_lock = threading.Lock()
 
     def run(self) -> None:
         listeners: list[UdpListener | TcpListener] = []
@@ -45,6 +47,15 @@ class SyslogInput:
             for listener in listeners:
                 listener.close(deadline)
             self.listening.clear()
+            if self._lost_at_shutdown:
+                self.context.log.warning("syslog input %s: %d message(s) received while stopping were not forwarded "
+                                         "(counted as dropped)", self.context.input_id, self._lost_at_shutdown)
+
+    def lost_at_shutdown(self, count: int) -> None:
+        """Messages already read from a socket when the pipeline stopped taking events: no sender can resend them."""
+        with self._lost_lock:
+            self._lost_at_shutdown += count
+            self.context.stats.dropped += count
 
     @property
     def stopping(self) -> bool:

@@ -121,6 +121,7 @@ class UdpListener(_Listener):
                 if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
                     self._stats.extra["udp_kernel_drops"] = struct.unpack("=I", value[:4])[0]
             if client.try_publish(self.owner.event(data, bool(flags & socket.MSG_TRUNC), peer)) is None:
+                self.owner.lost_at_shutdown(1)
                 return
             self._warn_about_drops()
 
@@ -239,8 +240,9 @@ class TcpListener(_Listener):
                     return
                 continue
             frames = splitter.feed(data) if data else splitter.finish()
-            for frame in frames:
+            for position, frame in enumerate(frames):
                 if not client.publish(self.owner.event(frame.payload, frame.truncated, peer)):
+                    self.owner.lost_at_shutdown(len(frames) - position)
                     return
             if not data:
                 return

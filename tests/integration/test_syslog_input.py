@@ -486,3 +486,19 @@ def test_config_defaults_and_values():
         "127.0.0.1", 5514, 10 * 1024, 1 << 20)
     assert (config.tcp.host, config.tcp.port, config.tcp.max_message_size) == ("::1", 6514, 20 << 20)
     assert config.tcp.line_delimiter == b"\r\n" and config.tcp.timeout == 60 and config.tcp.tls is None
+
+
+def test_tcp_messages_read_while_stopping_are_counted_and_logged(harness, start, caplog):
+    running = start(protocol={"tcp": {"host": "127.0.0.1:0"}})
+    filler = harness.connect("filler", input_id="filler")
+    while filler.try_publish(Event({"message": "fill"})):
+        pass
+    with caplog.at_level(logging.WARNING, logger="forwarder.input.syslog"), \
+            socket.create_connection(("127.0.0.1", running.port("tcp"))) as conn:
+        conn.sendall(b"<13>blocked one\n<13>blocked two\n")
+        wait_for(lambda: running.client.stats.extra.get("tcp_connections") == 1)
+        harness.queue.close()  # the pipeline stops taking events while the listener holds two frames
+        wait_for(lambda: running.client.stats.dropped == 2)
+        running.shut_down()
+    assert running.client.stats.published == 0
+    assert any("2 message(s) received while stopping were not forwarded" in r.getMessage() for r in caplog.records)

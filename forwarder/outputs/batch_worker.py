@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from forwarder.outputs.logstash.pacing import Backoff
 from forwarder.pipeline.queue import Batch, EventQueue
 from forwarder.stats import OutputStats
 
@@ -24,8 +25,7 @@ class BatchWorker:
         self._deliver = deliver
         self._stats = stats
         self._bulk_max_size = bulk_max_size
-        self._backoff_init = backoff_init
-        self._backoff_max = backoff_max
+        self._backoff = Backoff(backoff_init, backoff_max)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,7 +45,6 @@ class BatchWorker:
                 continue
             self._stats.batches += 1
             self._stats.in_flight = len(batch)
-            delay = self._backoff_init
             while not self._stop.is_set():
                 try:
                     self._deliver(batch)
@@ -54,10 +53,11 @@ class BatchWorker:
                     self._stats.errors += 1
                     self._stats.retries += 1
                     self._stats.last_error = str(exc)
+                    delay = self._backoff.next_delay()
                     log.error("%s output: write failed (%s); retrying in %.1fs", self.name, exc, delay)
                     self._stop.wait(delay)
-                    delay = min(delay * 2, self._backoff_max)
                     continue
+                self._backoff.reset()
                 self._stats.acked += len(batch)
                 batch.ack_all()
                 break

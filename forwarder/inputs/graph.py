@@ -9,6 +9,8 @@ remembered dedupe keys stop the overlap from being forwarded twice.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +58,7 @@ class GraphInput:
     def run(self) -> None:
         stop = self.context.stop
         try:
-            graph = self._graph_client()
+            graph = connect_graph(self.config, stop, self._log)
         except CredentialError as error:
             raise PermanentInputError(error.message) from None
         try:
@@ -78,25 +80,6 @@ class GraphInput:
             raise PermanentInputError(error.message) from None
         finally:
             graph.http.close()
-
-    def _graph_client(self) -> GraphClient:
-        config = self.config
-        tokens = TokenProvider(
-            config.login_endpoint, config.tenant_id, config.client_id, self._credential(), config.scope,
-            ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
-        )
-        pacer = RequestPacer(config.requests_per_10s, 10.0)
-        settings = HttpSettings(ca_bundle=config.ca_bundle, proxy_url=config.proxy_url)
-        http = HttpClient(settings, token_provider=tokens, pacer=pacer, stop=self.context.stop, logger=self._log)
-        return GraphClient(http, config.graph_endpoint)
-
-    def _credential(self) -> ClientCredential:
-        config = self.config
-        if config.client_secret is not None:
-            return ClientCredential.from_secret(config.client_secret)
-        certificate = _pem(config.certificate or "", "certificate")
-        key = _pem(config.key or "", "key")
-        return ClientCredential.from_certificate(certificate, key, config.key_passphrase)
 
     def _starting_cursors(self) -> dict[str, GraphCursor]:
         """Each stream's committed cursor; a new stream's start is committed at once so a restart keeps it."""
@@ -143,26 +126,49 @@ class GraphInput:
                     continue
                 when = record_time(record, stream)
                 cursor.remember(key, window.end if when is None else when)
-                fresh.append(self._event(record, stream, key))
+                fresh.append(record_event(self.config, record, stream, key, self._clock))
             for position, event in enumerate(fresh):
                 last = position == len(fresh) - 1
                 if not self.context.client.publish(event, {stream: cursor.to_json()} if last else None):
                     return False
         return True
 
-    def _event(self, record: dict[str, Any], stream: str, key: str) -> Event:
-        raw = orjson.dumps(record).decode()
-        fields: dict[str, Any] = {"message": raw}
-        timestamp = None
-        if self.config.normalize:
-            normalized = normalize(record, stream)
-            fields.update(normalized.fields)
-            timestamp = normalized.timestamp
-        if timestamp is None:
-            timestamp = record_time(record, stream) or self._clock()
-        if self.config.preserve_original_event:
-            fields.setdefault("event", {})["original"] = raw
-        return Event(fields, timestamp, {"_id": key})
+
+def connect_graph(config: GraphConfig, stop: threading.Event, log: logging.Logger) -> GraphClient:
+    """A Graph client with its own token cache and request budget, as one input (or one export) uses it."""
+    tokens = TokenProvider(
+        config.login_endpoint, config.tenant_id, config.client_id, _credential(config), config.scope,
+        ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
+    )
+    pacer = RequestPacer(config.requests_per_10s, 10.0)
+    settings = HttpSettings(ca_bundle=config.ca_bundle, proxy_url=config.proxy_url)
+    http = HttpClient(settings, token_provider=tokens, pacer=pacer, stop=stop, logger=log)
+    return GraphClient(http, config.graph_endpoint)
+
+
+def record_event(config: GraphConfig, record: dict[str, Any], stream: str, key: str,
+                 clock: Callable[[], float] = time.time) -> Event:
+    """The event the forwarder ships for one Graph record (before module fields and processors)."""
+    raw = orjson.dumps(record).decode()
+    fields: dict[str, Any] = {"message": raw}
+    timestamp = None
+    if config.normalize:
+        normalized = normalize(record, stream)
+        fields.update(normalized.fields)
+        timestamp = normalized.timestamp
+    if timestamp is None:
+        timestamp = record_time(record, stream) or clock()
+    if config.preserve_original_event:
+        fields.setdefault("event", {})["original"] = raw
+    return Event(fields, timestamp, {"_id": key})
+
+
+def _credential(config: GraphConfig) -> ClientCredential:
+    if config.client_secret is not None:
+        return ClientCredential.from_secret(config.client_secret)
+    certificate = _pem(config.certificate or "", "certificate")
+    key = _pem(config.key or "", "key")
+    return ClientCredential.from_certificate(certificate, key, config.key_passphrase)
 
 
 def _pem(value: str, what: str) -> str:

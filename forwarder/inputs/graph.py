@@ -9,6 +9,7 @@ remembered dedupe keys stop the overlap from being forwarded twice.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
 from forwarder.modules.entraid_ecs import normalize, record_time
+from forwarder.net.credential_expiry import credential_expiry
 from forwarder.net.graph_client import GraphClient, GraphPermanentError
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.request_pacer import RequestPacer
@@ -30,6 +32,8 @@ from forwarder.pipeline.event import Event
 
 # A backfill commits progress every this much of new time; it also bounds the dedupe keys in a cursor.
 MAX_CHUNK = 3600.0
+# The credential's end date is read once a day (it changes only when someone edits the app registration).
+CREDENTIAL_CHECK_INTERVAL = 86400.0
 # Records Microsoft updates in place: an update is a new delivery, keyed on id + last-update time.
 UPDATED_IN_PLACE = {
     "alert": "lastUpdateDateTime",
@@ -54,6 +58,7 @@ class GraphInput:
         self._clock = clock
         self._planner = PollWindowPlanner(config.late_arrival_window, config.initial_lookback, MAX_CHUNK, clock)
         self._log = context.log
+        self._next_expiry_check = 0.0
 
     def run(self) -> None:
         stop = self.context.stop
@@ -65,6 +70,7 @@ class GraphInput:
             cursors = self._starting_cursors()
             self.context.stats.state = "running"
             while not stop.is_set():
+                self._check_credential_expiry(graph)
                 for stream in streams(self.config):
                     if not self._catch_up(graph, stream, cursors):
                         return
@@ -80,6 +86,22 @@ class GraphInput:
             raise PermanentInputError(error.message) from None
         finally:
             graph.http.close()
+
+    def _check_credential_expiry(self, graph: GraphClient) -> None:
+        """Once a day: the credential's end date in /stats, and a warning in its last 30 days."""
+        now = self._clock()
+        if now < self._next_expiry_check:
+            return
+        self._next_expiry_check = now + CREDENTIAL_CHECK_INTERVAL
+        config = self.config
+        expiry = credential_expiry(_credential(config), graph.http, config.graph_endpoint, config.client_id)
+        self.context.stats.extra.update(expiry.as_stats())
+        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        if expiry.expires_soon(moment):
+            self._log.warning("%s: %s", self.context.input_id, expiry.warning(config.client_id, moment))
+        elif expiry.expires is None:
+            self._log.info("%s: cannot tell when the %s expires: %s", self.context.input_id, expiry.description,
+                           expiry.unknown_reason)
 
     def _starting_cursors(self) -> dict[str, GraphCursor]:
         """Each stream's committed cursor; a new stream's start is committed at once so a restart keeps it."""

@@ -113,12 +113,15 @@ class FakeGraphApi:
         self.non_premium_tenants: set[str] = set()
         self.denied: set[str] = set()
         self.request_log: list[tuple[str, dict[str, str]]] = []
+        self.applications: dict[str, list[dict[str, Any]]] = {}
+        self._requests_until_tokens_expire: int | None = None
         self._failures: list[ScriptedFailure] = []
         self._listings: dict[str, _Listing] = {}
         self._lock = threading.Lock()
         versions = "|".join(re.escape(version) for version in VERSIONS)
         names = "|".join(re.escape(name) for name in ENDPOINTS)
         server.route("GET", rf"/({versions})/({names})", self._list)
+        server.route("GET", r"/v1\.0/applications\(appId='([^']*)'\)", self._application)
 
     def add(self, endpoint: str, record: dict[str, Any]) -> dict[str, Any]:
         """Stores a record; it must carry the endpoint's time field. Returns it for convenience."""
@@ -127,6 +130,24 @@ class FakeGraphApi:
         with self._lock:
             self.records[endpoint].append(record)
         return record
+
+    def add_app_secret(self, client_id: str, secret: str, end: float, name: str = "forwarder") -> None:
+        """A password credential on the app registration, shown as Graph shows it: a hint, never the secret."""
+        with self._lock:
+            self.applications.setdefault(client_id, []).append({
+                "customKeyIdentifier": None,
+                "displayName": name,
+                "endDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)),
+                "hint": secret[:3],
+                "keyId": str(uuid.uuid4()),
+                "secretText": None,
+                "startDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 365 * 86400)),
+            })
+
+    def expire_tokens_after(self, requests: int) -> None:
+        """Every token issued so far expires once `requests` more log requests were answered (mid-paging)."""
+        with self._lock:
+            self._requests_until_tokens_expire = requests
 
     def make_non_premium(self, tenant_id: str) -> None:
         """This tenant has no P1/P2 licence: sign-ins and Identity Protection answer 403."""
@@ -156,6 +177,11 @@ class FakeGraphApi:
         query = {name: values[0] for name, values in request.query.items()}
         with self._lock:
             self.request_log.append((request.path, query))
+            expire_now = self._requests_until_tokens_expire == 0
+            if self._requests_until_tokens_expire is not None:
+                self._requests_until_tokens_expire -= 1
+        if expire_now:
+            self.identity.advance(self.identity.token_lifetime + 1)
         denied = self.identity.authorize(request, self.audience)
         if denied is not None:
             return denied
@@ -176,6 +202,21 @@ class FakeGraphApi:
         except BadRequest as error:
             return self._error(400, "invalidRequest", str(error))
         return self._page(listing, offset_token)
+
+    def _application(self, request: Request, match: re.Match[str]) -> Reply:
+        denied = self.identity.authorize(request, self.audience)
+        if denied is not None:
+            return denied
+        if "applications" in self.denied:
+            return self._error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        with self._lock:
+            credentials = self.applications.get(match.group(1))
+        if credentials is None:
+            return self._error(404, "Request_ResourceNotFound",
+                               f"Resource '{match.group(1)}' does not exist or one of its queried reference-property "
+                               "objects are not present.")
+        return Reply.json({"@odata.context": f"{self.server.url}/v1.0/$metadata#applications/$entity",
+                           "displayName": "forwarder", "passwordCredentials": list(credentials)})
 
     def _listing(self, version: str, endpoint: str, query: dict[str, str]) -> tuple[_Listing, str | None]:
         unknown = set(query) - {"$filter", "$top", "$skiptoken"}

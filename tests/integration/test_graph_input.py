@@ -332,4 +332,90 @@ def test_certificate_credential_reads_pem_files(
                           key=str(tmp_path / "app.key"), key_passphrase="pass-phrase")
     running = start(config)
     assert ids(harness.take(1)) == ["by-certificate"]
+    assert running.context.stats.extra["credential_expires"] == certificate.not_valid_after_utc.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    running.halt()
+
+
+def test_429_storm_is_waited_out_by_the_input_with_nothing_lost(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    records = {f"t-{n:02d}": add_sign_in(graph, f"t-{n:02d}", 900 - n * 10) for n in range(20)}
+    graph.fail(SIGN_INS, 429, count=3, after=1, retry_after="1")
+    graph.fail(SIGN_INS, 503, count=1, after=2)
+    running = start(graph_config(server, page_size=4))
+    events = harness.take(20, timeout=30)
+    assert sorted(ids(events)) == sorted(records)
+    wait_for(lambda: running.context.stats.extra.get("http_throttled", 0) >= 3)
+    marker = add_sign_in(graph, "marker", 1)
+    assert ids(harness.take(1)) == [marker["id"]]
+    running.halt()
+
+
+def test_token_expiring_mid_paging_is_renewed_and_no_page_is_lost(
+    harness: PipelineHarness, server: FakeHttpsServer, identity: FakeIdentityPlatform, graph: FakeGraphApi,
+    start: Callable[..., RunningInput],
+) -> None:
+    records = {f"x-{n:02d}": add_sign_in(graph, f"x-{n:02d}", 900 - n * 10) for n in range(23)}
+    graph.expire_tokens_after(2)
+    running = start(graph_config(server, page_size=5))
+    events = harness.take(23)
+    assert sorted(ids(events)) == sorted(records)
+    assert identity.token_requests == 2
+    running.halt()
+
+
+def expiry_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "expire" in record.getMessage()]
+
+
+def test_secret_expiring_within_30_days_is_warned_about_and_shown_in_stats(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ends = time.time() + 9.5 * 86400
+    graph.add_app_secret(CLIENT, "zzz-other-secret", time.time() + 400 * 86400, name="someone else's")
+    graph.add_app_secret(CLIENT, SECRET, ends, name="forwarder prod")
+    add_sign_in(graph, "s-1", 60)
+    caplog.set_level(logging.INFO)
+    running = start(graph_config(server))
+    harness.take(1)
+    [warning] = [record for record in caplog.records if "expires on" in record.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert f"client secret 'forwarder prod' of app {CLIENT} expires on {time.strftime('%Y-%m-%d', time.gmtime(ends))}" \
+        in warning.getMessage()
+    assert "(in 9 days)" in warning.getMessage()
+    assert running.context.stats.extra["credential_expires"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends))
+    assert SECRET not in caplog.text and SECRET[:3] not in caplog.text
+    running.halt()
+
+
+def test_secret_far_from_expiry_is_only_shown_in_stats(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph.add_app_secret(CLIENT, SECRET, time.time() + 200 * 86400)
+    add_sign_in(graph, "s-1", 60)
+    caplog.set_level(logging.INFO)
+    running = start(graph_config(server))
+    harness.take(1)
+    assert running.context.stats.extra["credential_expires"].startswith(
+        time.strftime("%Y-%m-%d", time.gmtime(time.time() + 200 * 86400)))
+    assert expiry_log(caplog) == []
+    running.halt()
+
+
+def test_app_that_cannot_read_its_registration_says_why_and_keeps_forwarding(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph.add_app_secret(CLIENT, SECRET, time.time() + 5 * 86400)
+    graph.deny("applications")
+    add_sign_in(graph, "s-1", 60)
+    caplog.set_level(logging.INFO)
+    running = start(graph_config(server))
+    assert ids(harness.take(1)) == ["s-1"]
+    [line] = expiry_log(caplog)
+    assert "cannot tell when the client secret expires" in line and "Application.Read.All" in line
+    assert running.context.stats.extra["credential_expires"] == "unknown"
     running.halt()

@@ -18,6 +18,8 @@ _PENDING, _DONE, _ABANDONED = 0, 1, 2
 
 # Called with {registry key: value or None}, in commit order.
 CommitFunction = Callable[[dict[str, Any]], None]
+# Called with {source: value or None} after each commit, under the acker's lock: it must only hand off, never block.
+CommitListener = Callable[[dict[str, Any]], None]
 
 
 class InputAcker:
@@ -31,7 +33,13 @@ class InputAcker:
         self._base = 0
         # Tracked events neither acknowledged nor abandoned yet.
         self._outstanding = 0
+        self._listeners: list[CommitListener] = []
         self.acked = 0
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """For inputs that must also tell their source what is delivered (an Event Hubs checkpoint store)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def track(self, cursor: dict[str, Any] | None) -> int:
         """Registers a published event and returns its sequence number."""
@@ -74,6 +82,10 @@ class InputAcker:
             # commits; later updates of a key overwrite earlier ones in one dict.
             if updates:
                 self._commit(updates)
+                if self._listeners:
+                    committed = {key[len(self._key_prefix):]: value for key, value in updates.items()}
+                    for listener in self._listeners:
+                        listener(committed)
             if not self._outstanding:
                 self._all_done.notify_all()
 

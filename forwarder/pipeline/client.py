@@ -134,6 +134,10 @@ class PipelineClient:
         it takes effect once everything published before it is acknowledged."""
         self._acker.done(self._acker.track(cursor))
 
+    def on_commit(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """`listener({source: value})` runs after each commit of this input's cursors; it must not block."""
+        self._acker.add_listener(listener)
+
     def committed(self) -> dict[str, Any]:
         """This input's committed cursors, {source: value}; read once at start."""
         return dict(self._committed)

@@ -88,3 +88,17 @@ def test_a_batch_acknowledgement_commits_once():
     seqs = [acker.track({"f": n}) for n in range(2048)]
     acker.done_many(reversed(seqs))
     assert commits.calls == [{"f": 2047}]
+
+
+def test_listeners_hear_each_commit_after_the_registry_with_source_names():
+    commits = Commits()
+    acker = InputAcker(commits, "azure-eventhub::hub::")
+    heard: list[tuple[dict, dict]] = []
+    acker.add_listener(lambda committed: heard.append((committed, dict(commits.state))))
+    first = acker.track({"partition-0": 10})
+    second = acker.track({"partition-1": 7})
+    acker.done(second)
+    assert heard == []
+    acker.done(first)
+    assert heard == [({"partition-0": 10, "partition-1": 7},
+                      {"azure-eventhub::hub::partition-0": 10, "azure-eventhub::hub::partition-1": 7})]

@@ -1,0 +1,145 @@
+"""The `o365` module: Office 365 audit logs from the Management Activity API, as Filebeat's o365 module reads them.
+
+A Filebeat `modules.d/o365.yml` must load unchanged, so the fileset (`audit`)
+takes Filebeat's variables with their names and defaults and renders one
+`o365audit` input from them, just as Filebeat's input template does: the
+tenant list becomes `tenant_id` (every id) plus `tenant_names` (id → name, for
+`organization.name`). Variables may also sit at module level, where the
+fileset's own `var.*` override them. The input validates the values, so a
+mistake is reported against the module file and the variable written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forwarder import __version__
+from forwarder.config.section import Section
+from forwarder.modules.base import FilesetInput
+
+PLAIN_VARS = (
+    "application_id", "tenants", "client_secret", "certificate", "key", "key_passphrase", "content_type",
+    "proxy_url", "normalize", "tags", "input",
+)
+NESTED_VARS = {
+    "api": (
+        "authentication_endpoint", "resource", "max_retention", "max_query_size", "poll_interval",
+        "max_requests_per_minute", "error_retry_interval", "set_id_from_audit_record", "preserve_original_event",
+        "adjust_clock", "adjust_clock_min_difference", "adjust_clock_warn",
+    ),
+    "ssl": ("certificate_authorities",),
+}
+INPUT_TYPE = "o365audit"
+# Filebeat's default: events describe the tenant, not the collecting host, so no host.* of ours is added.
+DEFAULT_TAGS = ["forwarded"]
+
+
+class O365Module:
+    name = "o365"
+
+    def expand(self, entry: Section) -> list[FilesetInput]:
+        module_vars = _read_vars(entry.section("var"))
+        audit = entry.section("audit")
+        enabled = audit.boolean("enabled", True)
+        var_section = audit.section("var")
+        settings = _merge(module_vars, _read_vars(var_section))
+        overrides = audit.mapping("input", {})
+        audit.finish()
+        entry.finish()
+        if not enabled:
+            return []
+        data = _input_settings(settings, var_section)
+        if data is None:
+            return []
+        data = _merge(data, overrides)
+        normalized = data.get("normalize", True) is not False
+        return [FilesetInput(
+            input_id="o365-audit",
+            section=Section(data, var_section.path, entry.source, entry.problems),
+            module_fields={
+                "event": {"module": "o365", "dataset": "o365.audit"},
+                "fileset": {"name": "audit"},
+                "service": {"type": "o365"},
+            },
+            ingest_pipeline=None if normalized else f"filebeat-{__version__}-o365-audit-pipeline",
+        )]
+
+
+def _input_settings(settings: dict[str, Any], var_section: Section) -> dict[str, Any] | None:
+    """The `o365audit` input mapping; None when the variables cannot make one (the problem is recorded)."""
+    settings = dict(settings)
+    input_name = settings.pop("input", INPUT_TYPE)
+    if input_name != INPUT_TYPE:
+        var_section.error("input", f"only {INPUT_TYPE!r} is supported (got {input_name!r}); "
+                                   "to read exported audit records from files use a filestream input")
+        return None
+    if "tenants" not in settings:
+        var_section.error("tenants", 'is required: a list of tenants, e.g. [{id: "<tenant GUID>", '
+                                     'name: "contoso.onmicrosoft.com"}]')
+        return None
+    tenants = _read_tenants(settings.pop("tenants"), var_section)
+    if tenants is None:
+        return None
+    settings["tenant_id"] = list(tenants)
+    names = {tenant_id: name for tenant_id, name in tenants.items() if name is not None}
+    if names:
+        settings["tenant_names"] = names
+    settings.setdefault("tags", list(DEFAULT_TAGS))
+    return {**settings, "type": INPUT_TYPE}
+
+
+def _read_tenants(value: Any, var_section: Section) -> dict[str, str | None] | None:
+    """Tenant id → name (None when unnamed) from `var.tenants`, in the order written."""
+    shape = 'expected a list of tenants, each with an id and a name: [{id: "<tenant GUID>", name: "<domain>"}]'
+    if not isinstance(value, list) or not value:
+        var_section.error("tenants", shape)
+        return None
+    problems_before = len(var_section.problems)
+    tenants: dict[str, str | None] = {}
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            var_section.error(f"tenants.{index}", shape)
+            continue
+        tenant = Section(item, var_section.key_path(f"tenants.{index}"), var_section.source, var_section.problems)
+        problems_in_entry = len(var_section.problems)
+        tenant_id = tenant.string("id", "").strip()
+        name = tenant.string("name", "").strip() or None
+        tenant.finish()
+        if len(var_section.problems) > problems_in_entry:
+            continue
+        if not tenant_id:
+            tenant.error("id", "is required: the tenant's Directory (tenant) ID")
+        elif tenant_id in tenants:
+            tenant.error("id", f"tenant {tenant_id} is listed twice")
+        else:
+            tenants[tenant_id] = name
+    return tenants if len(var_section.problems) == problems_before else None
+
+
+def _read_vars(section: Section) -> dict[str, Any]:
+    """The variables that are set; unknown ones are reported (with the closest known name) by finish()."""
+    found: dict[str, Any] = {}
+    for name in PLAIN_VARS:
+        if section.has(name):
+            found[name] = section.raw(name)
+    for group, names in NESTED_VARS.items():
+        nested = section.section(group)
+        values = {name: nested.raw(name) for name in names if nested.has(name)}
+        nested.finish()
+        if values:
+            found[group] = values
+    section.finish()
+    return found
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+MODULE_TYPE = O365Module()

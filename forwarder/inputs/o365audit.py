@@ -28,6 +28,7 @@ import orjson
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.o365_config import O365Config, default_id, parse_config, source_name
 from forwarder.inputs.o365_cursor import ListWindow, ListWindowPlanner, O365Cursor
+from forwarder.modules.o365_ecs import normalize
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.management_client import ContentBlob, ErrorKind, ManagementApiError, ManagementClient
 from forwarder.net.request_pacer import RequestPacer
@@ -319,8 +320,6 @@ def record_event(config: O365Config, record: Any, tenant_name: str | None,
         return Event(fields, clock(), {})
     timestamp = None
     if config.normalize:
-        from forwarder.modules.o365_ecs import normalize
-
         normalized, timestamp = normalize(record, tenant_name)
         fields.update(normalized)
     if timestamp is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,13 +11,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import trustme
 
 from forwarder import __version__
 from forwarder.config.section import ConfigError
 from forwarder.config.settings import CliOptions, Settings, load_settings
 from forwarder.inputs.o365_config import CONTENT_TYPES
+from tests.fakes.https_server import FakeHttpsServer
+from tests.fakes.identity_platform import FakeIdentityPlatform
+from tests.fakes.lumberjack_server import LumberjackServer
+from tests.fakes.management_api import FakeManagementApi
+from tests.integration.forwarder_process import ForwarderProcess
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "o365"
 TENANT_A = "b3a1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 TENANT_B = "0f1e2d3c-4b5a-4697-8877-665544332211"
 APPLICATION = "4e6a8c0e-2b4d-4f6a-8c0e-2b4d6f8a0c1e"
@@ -313,3 +321,55 @@ def test_shipped_file_documents_every_variable_the_module_reads() -> None:
         for name in names:
             assert f"var.{group}.{name}" in text, name
     assert textwrap.dedent(text).count("- module: o365") == 1
+
+
+def test_vendor_guide_files_ship_normalized_events_to_logstash(tmp_path: Path) -> None:
+    """Through the real process: fake Management API (real MSAL tokens) → o365audit input → module → Lumberjack."""
+    records = [json.loads(path.read_text()) for path in sorted(FIXTURES.glob("aad_sts_logon_*.json"))]
+    ca = trustme.CA()
+    with FakeHttpsServer(ca) as server, LumberjackServer() as logstash:
+        identity = FakeIdentityPlatform(server)
+        identity.register_app(TENANT_A, APPLICATION, secret=SECRET)
+        api = FakeManagementApi(server, identity)
+        api.add_tenant(TENANT_A)
+        api.add_blob(TENANT_A, "Audit.AzureActiveDirectory", records, age=600)
+        module_text = VENDOR_GUIDE_O365_YML.replace(TENANTS_BLOCK, f"""\
+    var.tenants:
+      - id: "{TENANT_A}"
+        name: "contoso.onmicrosoft.com"
+    var.content_type: Audit.AzureActiveDirectory
+    var.ssl.certificate_authorities: ["{server.ca_path}"]
+""").replace("      max_retention: 96h", f"""\
+      authentication_endpoint: "{server.url}"
+      resource: "{server.url}"
+      max_retention: 2h""")
+        write(tmp_path / "modules.d" / "o365.yml", module_text)
+        process = ForwarderProcess(tmp_path, FILEBEAT_YML.replace("127.0.0.1:5044", logstash.address))
+        process.config_path.rename(tmp_path / "filebeat.yml")
+        process.config_path = tmp_path / "filebeat.yml"
+        process.start()
+        try:
+            events = logstash.wait_for_events(2, timeout=60)
+            assert process.terminate() == 0
+        finally:
+            process.stop()
+        log_text = (tmp_path / "stderr.log").read_text()
+    assert SECRET not in log_text
+    assert api.tenants[TENANT_A].starts == 1  # the missing subscription was started
+    by_id = {event["@metadata"]["_id"]: event for event in events}
+    assert sorted(by_id) == sorted(record["Id"] for record in records)
+    failed = by_id["3f6b8e0a-52c4-4f0e-9a4e-1b2f6c8d7e01"]
+    assert failed["@timestamp"] == "2024-03-11T08:14:52.000Z"
+    assert failed["event"]["module"] == "o365" and failed["event"]["dataset"] == "o365.audit"
+    assert failed["event"]["outcome"] == "failure" and failed["event"]["code"] == "AzureActiveDirectoryStsLogon"
+    assert failed["fileset"] == {"name": "audit"} and failed["service"] == {"type": "o365"}
+    assert failed["input"] == {"type": "o365audit"}
+    assert failed["tags"] == ["forwarded"]
+    assert failed["organization"]["name"] == "contoso.onmicrosoft.com"
+    # The tenant names the host; the `forwarded` tag kept this collector's host metadata out.
+    assert failed["host"] == {"id": TENANT_A, "name": "contoso.onmicrosoft.com"}
+    assert failed["source"]["ip"] == "203.0.113.45"
+    assert failed["o365"]["audit"] == records[0]
+    assert json.loads(failed["message"]) == records[0]
+    assert "agent" not in failed and failed["beat_agent"]["type"] == "filebeat"
+    assert failed["@metadata"]["beat"] == "filebeat"

@@ -136,7 +136,7 @@ class SourcePoller:
             self.parked_reason = problem.message
             self._log.error("%s: parked for %.0f min: %s", self._label, PARK_SECONDS / 60, problem.message)
         else:
-            self._log.warning("%s: %s; retrying in %.0f s", self._label, problem.message,
+            self._log.warning("%s: %s; retrying in %.1f s", self._label, problem.message,
                               self.config.error_retry_interval)
             self.owner.halt.wait(self.config.error_retry_interval)
 
@@ -155,16 +155,21 @@ class SourcePoller:
                                   "be listed: its records may be lost", self._label, _iso(window.lost_since),
                                   _iso(window.start))
                 self.owner.count("retention_gaps")
-            if not self._list(window):
+            outcome = self._list(window)
+            if outcome is None:
+                continue
+            if not outcome:
                 return
             self.cursor = self._planner.completed(self.cursor, window)
             self.owner.context.client.commit({self.source: self.cursor.to_json()})
-            self.owner.source_state(self.source, "live" if window.live else "backfill", window.end)
+            self.owner.source_state(self.source, "live" if window.live else "backfill", window.end,
+                                    self.api.http.stats.snapshot())
             if window.live:
                 self.owner.halt.wait(self.config.poll_interval)
 
-    def _list(self, window: ListWindow) -> bool:
-        """Delivers every new blob of the window; False when the forwarder is stopping."""
+    def _list(self, window: ListWindow) -> bool | None:
+        """Delivers every new blob of the window; False when the forwarder is stopping, None when the
+        window must be planned again because the API's clock turned out to differ from ours."""
         while True:
             try:
                 for page in self.api.content_pages(self.content_type, window.start, window.end):
@@ -175,10 +180,11 @@ class SourcePoller:
                             return False
                 return True
             except ManagementApiError as error:
-                if error.kind is ErrorKind.NO_SUBSCRIPTION:
-                    self._start_subscription(error.message)
-                elif error.kind is not ErrorKind.BAD_WINDOW or not self._adjust_clock():
+                if error.kind is ErrorKind.BAD_WINDOW and self._adjust_clock():
+                    return None
+                if error.kind is not ErrorKind.NO_SUBSCRIPTION:
                     raise
+                self._start_subscription(error.message)
 
     def _deliver(self, blob: ContentBlob, first: int) -> bool:
         try:
@@ -283,10 +289,10 @@ class O365Input:
         with self._stats_lock:
             self.context.stats.error(message)
 
-    def source_state(self, source: str, state: str, listed_until: float) -> None:
+    def source_state(self, source: str, state: str, listed_until: float, http: dict[str, Any]) -> None:
         with self._stats_lock:
             sources = self.context.stats.extra.setdefault("sources", {})
-            sources[source] = {"state": state, "listed_until": _iso(listed_until)}
+            sources[source] = {"state": state, "listed_until": _iso(listed_until), **http}
 
     def _pollers(self) -> list[SourcePoller]:
         committed = self.context.client.committed()

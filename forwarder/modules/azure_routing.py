@@ -1,0 +1,97 @@
+"""Which `azure` fileset a diagnostic-settings record belongs to, from its `category`.
+
+A diagnostic setting may send several categories to one event hub, so the
+fileset cannot be a property of the consumer: it is read from each record.
+Categories are matched case-insensitively because Azure services disagree on
+casing (`SignInLogs`, `signinlogs`), and a few write the key as `Category`.
+
+A consumer is told which filesets it feeds; a record whose fileset is not one
+of them is still forwarded under its own fileset (nothing is dropped), and the
+router says so the first time each category shows up, so the input can log it
+once and count the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+# Every fileset of the module, in the order the module renders them.
+FILESETS = (
+    "activitylogs", "platformlogs", "auditlogs", "signinlogs", "identity_protection", "provisioning",
+    "graphactivitylogs",
+)
+# Records without a known category: the catch-all fileset.
+FALLBACK_FILESET = "platformlogs"
+
+_CATEGORY_FILESETS = {
+    "signinlogs": "signinlogs",
+    "noninteractiveusersigninlogs": "signinlogs",
+    "serviceprincipalsigninlogs": "signinlogs",
+    "managedidentitysigninlogs": "signinlogs",
+    "auditlogs": "auditlogs",
+    "provisioninglogs": "provisioning",
+    "riskyusers": "identity_protection",
+    "userriskevents": "identity_protection",
+    "riskyserviceprincipals": "identity_protection",
+    "serviceprincipalriskevents": "identity_protection",
+    "microsoftgraphactivitylogs": "graphactivitylogs",
+    # The Azure activity log's categories.
+    "administrative": "activitylogs",
+    "security": "activitylogs",
+    "servicehealth": "activitylogs",
+    "alert": "activitylogs",
+    "recommendation": "activitylogs",
+    "policy": "activitylogs",
+    "autoscale": "activitylogs",
+    "resourcehealth": "activitylogs",
+}
+
+
+def record_category(record: Any) -> str | None:
+    """The record's `category` (or `Category`) when it is a non-empty string."""
+    if type(record) is not dict:
+        return None
+    category = record.get("category")
+    if category is None:
+        category = record.get("Category")
+    return category if type(category) is str and category else None
+
+
+def fileset_for_category(category: Any) -> str:
+    """The fileset of a category, case-insensitively; anything unknown (or not a string) is a platform log."""
+    if type(category) is not str:
+        return FALLBACK_FILESET
+    return _CATEGORY_FILESETS.get(category.lower(), FALLBACK_FILESET)
+
+
+class Route(NamedTuple):
+    fileset: str
+    category: str | None
+    expected: bool
+    """False when the consumer was not configured for this fileset (the record is forwarded all the same)."""
+    first_unexpected: bool
+    """True for the first unexpected record of its category on this router: the moment to log it."""
+
+
+class CategoryRouter:
+    """Routes the records of one consumer and keeps count of those outside its filesets.
+
+    With no filesets given (the input used on its own, outside the module) every
+    category is expected.
+    """
+
+    def __init__(self, filesets: Iterable[str] = ()) -> None:
+        self.filesets = frozenset(filesets)
+        self.unexpected: dict[str, int] = {}
+        """Category (`"(none)"` when missing) → records seen whose fileset the consumer was not set up for."""
+
+    def route(self, record: Any) -> Route:
+        category = record_category(record)
+        fileset = fileset_for_category(category)
+        if not self.filesets or fileset in self.filesets:
+            return Route(fileset, category, True, False)
+        key = category if category is not None else "(none)"
+        seen = self.unexpected.get(key, 0)
+        self.unexpected[key] = seen + 1
+        return Route(fileset, category, False, seen == 0)

@@ -21,6 +21,7 @@ from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
 from forwarder.config.section import ConfigError
 from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
+from forwarder.export.arguments import add_export_parser
 from forwarder.registry import RegistryError
 
 log = logging.getLogger("forwarder")
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     keystore.add_argument("key", nargs="?", metavar="KEY")
     keystore.add_argument("--stdin", action="store_true", help="read the value from standard input")
     keystore.add_argument("--force", action="store_true", help="overwrite an existing keystore or key")
+    add_export_parser(commands, common)
     return parser
 
 
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             return manage_modules(options, args.action, args.names)
         if command == "keystore":
             return manage_keystore(options, args.action, args.key, args.stdin, args.force)
+        if command == "export":
+            from forwarder.export.command import run_export
+            return run_export(options, args)
         return run(options, debug=hasattr(args, "debug_selectors"))
     except ConfigError as exc:
         for problem in exc.problems:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.modules.azure_ecs_envelope import Envelope, put_common
+from forwarder.modules.azure_ecs_envelope import Envelope, duration_nanoseconds, put_common
 from forwarder.modules.azure_ecs_monitor import activity_fields, graph_activity_fields, platform_fields
 from forwarder.modules.entraid_ecs import NormalizedRecord, record_type_for_category
 from forwarder.modules.entraid_ecs import normalize as normalize_entraid
@@ -70,14 +70,34 @@ def normalize(record: Any, fileset: str) -> NormalizedRecord:
     record_type = _ENTRAID_FILESETS.get(fileset)
     if record_type is not None:
         record_type = record_type_for_category(envelope.category) or record_type
-        normalized = normalize_entraid(record.get("properties"), record_type, record)
+        properties = record.get("properties")
+        normalized = normalize_entraid(properties, record_type, record)
+        if record_type == "provisioning":
+            # The envelope's durationMs is 0 for these; the provisioning's own duration is the real one.
+            duration = duration_nanoseconds(obj(properties).get("durationInMilliseconds"))
+            if duration is not None:
+                normalized.fields.setdefault("event", {})["duration"] = duration
         put_common(normalized.fields, envelope, fileset)
         return normalized
     fields: dict[str, Any] = {"cloud": {"provider": "azure"}}
     own = put_common(fields, envelope, fileset)
     mapper = _MONITOR_MAPPERS.get(fileset, platform_fields)
     mapper(fields, envelope, own)
+    _put_related(fields)
     timestamp = parse_time(envelope.time)
     if timestamp is None:
         timestamp = parse_time(obj(envelope.properties).get("timeGenerated"))
     return NormalizedRecord(fields, None if timestamp is None else millisecond_time(timestamp))
+
+
+def _put_related(fields: dict[str, Any]) -> None:
+    """`related.ip` / `related.user` from what the mapping placed in `source.ip` / `user.name`, as for Entra ID."""
+    related: dict[str, list[str]] = {}
+    ip = fields.get("source", {}).get("ip")
+    if ip is not None:
+        related["ip"] = [ip]
+    user_name = fields.get("user", {}).get("name")
+    if user_name is not None:
+        related["user"] = [user_name]
+    if related:
+        fields["related"] = related

@@ -91,7 +91,7 @@ def put_common(fields: dict[str, Any], envelope: Envelope, fileset: str) -> dict
         event.setdefault("action", action)
     duration = duration_nanoseconds(envelope.duration_ms)
     if duration is not None:
-        event["duration"] = duration
+        event.setdefault("duration", duration)
     level = text(envelope.level)
     if level is not None:
         fields["log"] = {"level": level}

@@ -72,7 +72,8 @@ def activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, A
         kept["authorization"] = without_nulls(authorization)
     claims = obj(identity.get("claims"))
     if claims:
-        kept["claims"] = {key: value for key, value in claims.items() if type(value) is str}
+        # Dots in claim URIs would read as object paths downstream; Filebeat writes them as `_` too.
+        kept["claims"] = {key.replace(".", "_"): value for key, value in claims.items() if type(value) is str}
         _put_claims_user(fields, claims, kept)
     if kept:
         own["identity"] = kept
@@ -147,6 +148,10 @@ def graph_activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[
     put_ip_address(fields, properties.get("ipAddress"))
     if "ip" not in fields.get("source", {}):
         put_ip_address(fields, envelope.caller_ip_address)
+    tenant_id = text(properties.get("tenantId"))
+    if tenant_id is not None:
+        # The resource id spells it in capitals.
+        fields["azure"]["tenant_id"] = tenant_id
     user_id = text(properties.get("userId"))
     if user_id is not None:
         fields["user"] = {"id": user_id}

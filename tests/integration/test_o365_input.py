@@ -316,6 +316,7 @@ def test_throttling_storm_and_server_errors_are_waited_out_with_nothing_lost(
     api.throttle("blob", 4, af429=True, retry_after=None)
     api.fail("blob", 2, 503, "AF50000", "An internal error occurred.")
     api.fail("list", 1, 401)
+    api.fail("list", 1, 400, "AF20031", "Invalid nextPage Input.")
     running = start(o365_config(server))
     assert sorted(ids(harness.take(16, timeout=30))) == sorted(expected)
     wait_for(lambda: running.extra.get("sources", {}).get(f"{TENANT}::{AAD}", {}).get("http_throttled", 0) >= 7)
@@ -355,21 +356,23 @@ def test_missing_permission_parks_the_input_with_the_fix(
     assert SECRET not in caplog.text
 
 
+@pytest.mark.parametrize(("known_to_entra", "reason"), [(True, "AF20011"), (False, "AADSTS90002")])
 def test_a_parked_tenant_does_not_stop_the_other(
     harness: PipelineHarness, server: FakeHttpsServer, identity: FakeIdentityPlatform, api: FakeManagementApi,
-    start: Callable[..., RunningInput], caplog: pytest.LogCaptureFixture,
+    start: Callable[..., RunningInput], caplog: pytest.LogCaptureFixture, known_to_entra: bool, reason: str,
 ) -> None:
-    identity.register_app(SECOND_TENANT, APP, secret=SECRET)  # known to Entra ID, but no audit log in the API
+    if known_to_entra:  # but without audit logs in the Management API
+        identity.register_app(SECOND_TENANT, APP, secret=SECRET)
     for content_type in (AAD, EXCHANGE):
         add_records(api, HOUR, [f"{content_type}-1"], content_type=content_type)
     caplog.set_level(logging.INFO)
     running = start(o365_config(server, tenant_id=[TENANT, SECOND_TENANT], content_type=[AAD, EXCHANGE]))
     assert sorted(ids(harness.take(2))) == [f"{AAD}-1", f"{EXCHANGE}-1"]
-    wait_for(lambda: "tenant_id" in running.context.stats.last_error)
+    wait_for(lambda: reason in running.context.stats.last_error)
     add_records(api, 30, ["marker"], content_type=EXCHANGE)
     assert ids(harness.take(1)) == ["marker"]
     parked = [r.getMessage() for r in caplog.records if "parked" in r.getMessage()]
-    assert len(parked) == 1 and SECOND_TENANT in parked[0] and "AF20011" in parked[0]
+    assert len(parked) == 1 and SECOND_TENANT in parked[0] and reason in parked[0] and "tenant_id" in parked[0]
     assert running.failure is None and running.thread.is_alive()
     assert SECRET not in caplog.text
     running.halt()

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from forwarder.config.settings import CliOptions
 from forwarder.export.arguments import ExportRequest, ExportUsageError, export_request, format_moment
 from forwarder.export.csv_columns import COLUMNS
-from forwarder.export.progress import ExportProgress, ProgressLogHandler
+from forwarder.export.progress import ExportProgress, ProgressLogHandler, counted
 from forwarder.export.shipped_events import ShippedEvents
 from forwarder.export.source import ExportSource, load_export_source
 from forwarder.export.writers import CsvWriter, ExportFile, NdjsonWriter, RecordWriter
@@ -39,7 +39,7 @@ from forwarder.net.graph_client import GraphClient, GraphPermanentError
 from forwarder.net.http_client import RetriesExhausted, StopRequested
 from forwarder.net.tokens import CredentialError
 
-# A one-shot command gives up on an unreachable source (about two minutes of backoff) instead of waiting forever.
+# A one-shot command gives up on an unreachable source (a few minutes of backoff) instead of waiting forever.
 MAX_ATTEMPTS = 12
 EXIT_INTERRUPTED = 130
 log = logging.getLogger("forwarder.export")
@@ -52,7 +52,11 @@ def run_export(options: CliOptions, args: argparse.Namespace) -> int:
     except ExportUsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    source = load_export_source(options, request.module, request.fileset)
+    try:
+        source = load_export_source(options, request.module, request.fileset)
+    except KeyboardInterrupt:
+        print("export interrupted before it started: nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return Export(request, source, debug=hasattr(args, "debug_selectors")).run()
 
 
@@ -173,7 +177,8 @@ class Export:
     def _written(self, progress: ExportProgress) -> str:
         dropped = progress.records - progress.written
         suffix = f" ({dropped:,} dropped by processors)" if dropped else ""
-        return f"{progress.written:,} {'event' if self.request.output_format == 'ndjson' else 'row'}s written{suffix}"
+        unit = "event" if self.request.output_format == "ndjson" else "row"
+        return f"{counted(progress.written, unit)} written{suffix}"
 
     def _redact(self, text: str) -> str:
         for secret in sorted((s for s in self.source.secrets if s), key=len, reverse=True):

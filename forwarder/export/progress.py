@@ -95,7 +95,7 @@ class ExportProgress:
         """"N records from M pages in T s (R records/s), W throttling waits (S s)"."""
         with self._lock:
             elapsed = max(self._clock() - self._started, 1e-6)
-            return (f"{self.records:,} records from {self.pages:,} pages in {elapsed:.1f} s "
+            return (f"{counted(self.records, 'record')} from {counted(self.pages, 'page')} in {elapsed:.1f} s "
                     f"({self.records / elapsed:,.0f} records/s), {self._waits()}")
 
     def _tick(self) -> None:
@@ -119,13 +119,12 @@ class ExportProgress:
     def _status(self) -> str:
         elapsed = max(self._clock() - self._started, 1e-6)
         where = f", reached {format_moment(self.reached)}" if self.reached is not None else ""
-        return (f"{self.stream_name} {self._fraction():.0%}: {self.records:,} records, {self.pages:,} pages, "
+        return (f"{self.stream_name} {self._fraction():.0%}: {counted(self.records, 'record')}, "
+                f"{counted(self.pages, 'page')}, "
                 f"{self.records / elapsed:,.0f} records/s, {self._waits()}{where}")
 
     def _waits(self) -> str:
-        count = self._http.throttled
-        plural = "" if count == 1 else "s"
-        return f"{count} throttling wait{plural} ({self._http.throttled_seconds:.0f} s)"
+        return f"{counted(self._http.throttled, 'throttling wait')} ({self._http.throttled_seconds:.0f} s)"
 
     def _fraction(self) -> float:
         """Streams are read one after the other, each from `until` back to `since`."""
@@ -151,13 +150,17 @@ class ProgressLogHandler(logging.Handler):
     def __init__(self, progress: ExportProgress, level: int = logging.WARNING) -> None:
         super().__init__(level)
         self._progress = progress
-        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._progress.note(self.format(record))
+            self._progress.note(f"{record.levelname.lower()}: {self.format(record)}")
         except Exception:
             self.handleError(record)
+
+
+def counted(number: int, noun: str) -> str:
+    """"1 page", "1,200 pages"."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _is_terminal(stream: TextIO) -> bool:

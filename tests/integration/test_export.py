@@ -280,15 +280,20 @@ def test_every_other_fileset_exports_to_csv_and_ndjson(site: Site, fileset: str)
 def test_a_throttled_export_waits_and_delivers_every_record(site: Site):
     for n in range(30):
         site.add_sign_in(n, DAY_START + 3600 + n)
-    site.graph.fail(SIGN_INS, 429, count=3, after=1, retry_after="1")
+    site.graph.fail(SIGN_INS, 429, count=3, after=1, retry_after="3")
     started = time.monotonic()
     result = site.export("--fileset", "signinlogs", "--since", SINCE, "--until", UNTIL)
     assert result.code == 0, result.stderr
-    assert time.monotonic() - started >= 3.0  # Retry-After was honoured, three times
+    assert time.monotonic() - started >= 9.0  # Retry-After was honoured, three times
     assert sorted(event["@metadata"]["_id"] for event in result.lines()) == [f"signin-{n:04d}" for n in range(30)]
-    assert "30 records from 3 pages" in result.error_lines()[-1]
-    assert "3 throttling waits (3 s)" in result.error_lines()[-1]
-    assert "HTTP 429" in result.stderr
+    lines = result.error_lines()
+    assert lines[-1].startswith("export finished: 30 records from 3 pages in ")
+    assert "3 throttling waits (9 s); 30 events written to standard output" in lines[-1]
+    # Not a terminal: a plain progress line every 5 s, which shows the export waiting out the throttling.
+    progress = [line for line in lines if line.startswith("export: signinlogs ")]
+    assert progress and "10 records, 1 page, " in progress[0] and "throttling wait" in progress[0]
+    assert "\r" not in result.stderr
+    assert sum("warning: GET" in line and "HTTP 429" in line for line in lines) == 3
 
 
 def test_relative_since_reads_back_from_now(site: Site):
@@ -335,7 +340,7 @@ def test_ctrl_c_stops_with_130_and_leaves_only_the_partial_file(site: Site):
             process.kill()
     assert process.returncode == 130, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("export interrupted: 10 records from 1 pages")
+    assert last.startswith("export interrupted: 10 records from 1 page in")
     assert "back to 2026-11-01T01:15:00Z of [2026-11-01T00:00:00Z, 2026-11-02T00:00:00Z)" in last
     assert f"incomplete output is in {target}.partial" in last
     assert not target.exists()

@@ -78,6 +78,7 @@ def normalize(record: Any, fileset: str) -> NormalizedRecord:
             if duration is not None:
                 normalized.fields.setdefault("event", {})["duration"] = duration
         put_common(normalized.fields, envelope, fileset)
+        _put_related(normalized.fields)
         return normalized
     fields: dict[str, Any] = {"cloud": {"provider": "azure"}}
     own = put_common(fields, envelope, fileset)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -117,6 +118,8 @@ class Export:
         except RetriesExhausted as error:
             return self._fail(progress, str(error))
         except BrokenPipeError:
+            # Whatever is still buffered for the closed pipe must not fail again when Python exits.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return self._fail(progress, "standard output was closed before the export finished")
         except OSError as error:
             return self._fail(progress, f"cannot write {self.target.partial or 'standard output'}: {error.strerror}")

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.modules.azure_ecs_envelope import Envelope, duration_nanoseconds, put_common
+from forwarder.modules.azure_ecs_envelope import duration_nanoseconds, put_common, read_envelope
 from forwarder.modules.azure_ecs_monitor import activity_fields, graph_activity_fields, platform_fields
 from forwarder.modules.entraid_ecs import NormalizedRecord, record_type_for_category
 from forwarder.modules.entraid_ecs import normalize as normalize_entraid
@@ -66,10 +66,10 @@ def normalize(record: Any, fileset: str) -> NormalizedRecord:
     """
     if type(record) is not dict:
         return NormalizedRecord({"cloud": {"provider": "azure"}}, None)
-    envelope = Envelope(record)
+    envelope = read_envelope(record)
     record_type = _ENTRAID_FILESETS.get(fileset)
     if record_type is not None:
-        record_type = record_type_for_category(envelope.category) or record_type
+        record_type = record_type_for_category(envelope.get("category")) or record_type
         properties = record.get("properties")
         normalized = normalize_entraid(properties, record_type, record)
         if record_type == "provisioning":
@@ -85,9 +85,9 @@ def normalize(record: Any, fileset: str) -> NormalizedRecord:
     mapper = _MONITOR_MAPPERS.get(fileset, platform_fields)
     mapper(fields, envelope, own)
     _put_related(fields)
-    timestamp = parse_time(envelope.time)
+    timestamp = parse_time(envelope.get("time"))
     if timestamp is None:
-        timestamp = parse_time(obj(envelope.properties).get("timeGenerated"))
+        timestamp = parse_time(obj(envelope.get("properties")).get("timeGenerated"))
     return NormalizedRecord(fields, None if timestamp is None else millisecond_time(timestamp))
 
 

@@ -4,7 +4,7 @@ Every record streamed by a diagnostic setting shares the same outer fields
 (time, resourceId, operationName, category, result*, durationMs,
 callerIpAddress, correlationId, level, properties), but services disagree on
 their casing (`Level`/`level`, `resourceId`/`ResourceId`) and types
-(`durationMs` as number or text). `Envelope` reads them case-insensitively into
+(`durationMs` as number or text). `read_envelope` reads them case-insensitively into
 one fixed shape, so each fileset's mapping writes fields of one type only.
 """
 
@@ -32,33 +32,43 @@ _ENVELOPE_KEYS = {
     "tenantid": "tenant_id",
     "properties": "properties",
 }
+# The spellings Azure uses, looked up before lower-casing a key (most records use the first).
+_SPELLINGS = {
+    "time": "time", "resourceId": "resource_id", "operationName": "operation_name",
+    "operationVersion": "operation_version", "category": "category", "resultType": "result_type",
+    "resultSignature": "result_signature", "resultDescription": "result_description", "durationMs": "duration_ms",
+    "callerIpAddress": "caller_ip_address", "correlationId": "correlation_id", "identity": "identity",
+    "Level": "level", "level": "level", "location": "location", "tenantId": "tenant_id", "properties": "properties",
+}
 # The time of records that name it differently (some resource logs).
 _TIME_FALLBACK_KEYS = ("timegenerated", "timestamp", "eventtimestamp")
 
 _OUTCOMES = {"success": "success", "succeeded": "success", "failure": "failure", "failed": "failure"}
 
 
-class Envelope:
-    """The envelope fields of one record, by snake_case name; absent ones read None."""
+# A record's envelope fields by snake_case name; absent ones are missing.
+Envelope = dict[str, Any]
 
-    __slots__ = tuple(_ENVELOPE_KEYS.values())
 
-    def __init__(self, record: dict[str, Any]) -> None:
-        for name in self.__slots__:
-            setattr(self, name, None)
-        fallback_time = None
-        for key, value in record.items():
+def read_envelope(record: dict[str, Any]) -> Envelope:
+    """The envelope fields of one record, whatever the casing of their keys; the first spelling found wins."""
+    found: Envelope = {}
+    for key, value in record.items():
+        name = _SPELLINGS.get(key)
+        if name is None:
             if type(key) is not str:
                 continue
             lowered = key.lower()
             name = _ENVELOPE_KEYS.get(lowered)
-            if name is not None:
-                if getattr(self, name) is None:
-                    setattr(self, name, value)
-            elif fallback_time is None and lowered in _TIME_FALLBACK_KEYS:
-                fallback_time = value
-        if self.time is None:
-            self.time = fallback_time
+            if name is None:
+                if lowered in _TIME_FALLBACK_KEYS and "fallback_time" not in found:
+                    found["fallback_time"] = value
+                continue
+        if name not in found:
+            found[name] = value
+    if "time" not in found and "fallback_time" in found:
+        found["time"] = found["fallback_time"]
+    return found
 
 
 def put_common(fields: dict[str, Any], envelope: Envelope, fileset: str) -> dict[str, Any]:
@@ -67,36 +77,36 @@ def put_common(fields: dict[str, Any], envelope: Envelope, fileset: str) -> dict
     own: dict[str, Any] = azure.setdefault(fileset, {})
     for name in ("operation_name", "operation_version", "category", "result_type", "result_signature",
                  "result_description"):
-        value = text(getattr(envelope, name))
+        value = text(envelope.get(name))
         if value is not None:
             own[name] = value
-    identity = text(envelope.identity)
+    identity = text(envelope.get("identity"))
     if identity is not None:
         own["identity"] = identity
 
-    correlation_id = text(envelope.correlation_id)
+    correlation_id = text(envelope.get("correlation_id"))
     if correlation_id is not None:
         azure["correlation_id"] = correlation_id
-    tenant_id = text(envelope.tenant_id)
+    tenant_id = text(envelope.get("tenant_id"))
     if tenant_id is not None:
         azure["tenant_id"] = tenant_id
-    resource_id = text(envelope.resource_id)
+    resource_id = text(envelope.get("resource_id"))
     if resource_id is not None:
         put_resource(azure, resource_id)
 
     event = fields.setdefault("event", {})
     event["kind"] = "event"
-    action = text(envelope.operation_name)
+    action = text(envelope.get("operation_name"))
     if action is not None:
         event.setdefault("action", action)
-    duration = duration_nanoseconds(envelope.duration_ms)
+    duration = duration_nanoseconds(envelope.get("duration_ms"))
     if duration is not None:
         event.setdefault("duration", duration)
-    level = text(envelope.level)
+    level = text(envelope.get("level"))
     if level is not None:
         fields["log"] = {"level": level}
     if "ip" not in fields.get("source", {}):
-        put_ip_address(fields, envelope.caller_ip_address)
+        put_ip_address(fields, envelope.get("caller_ip_address"))
     return own
 
 

@@ -51,10 +51,10 @@ _GRAPH_PROPERTY_KEYS = (
 
 def activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, Any]) -> None:
     """Azure activity log: identity claims as the user, authorization, properties, outcome."""
-    result = outcome(envelope.result_type)
+    result = outcome(envelope.get("result_type"))
     if result is not None:
         fields["event"]["outcome"] = result
-    properties = obj(envelope.properties)
+    properties = obj(envelope.get("properties"))
     if properties:
         own["properties"] = without_nulls(properties)
         event_category = text(properties.get("eventCategory"))
@@ -63,7 +63,7 @@ def activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, A
     if "identity" in own:
         # A name written where the object usually is: kept apart so `identity` stays an object in every event.
         own["identity_name"] = own.pop("identity")
-    identity = obj(envelope.identity)
+    identity = obj(envelope.get("identity"))
     if not identity:
         return
     kept: dict[str, Any] = {}
@@ -102,10 +102,10 @@ def _put_claims_user(fields: dict[str, Any], claims: dict[str, Any], identity: d
 
 def platform_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, Any]) -> None:
     """Resource (platform) logs: outcome and `properties` as written; anything else varies by service."""
-    result = outcome(envelope.result_type)
+    result = outcome(envelope.get("result_type"))
     if result is not None:
         fields["event"]["outcome"] = result
-    properties = envelope.properties
+    properties = envelope.get("properties")
     if type(properties) is dict and properties:
         own["properties"] = without_nulls(properties)
     elif text(properties) is not None:
@@ -115,7 +115,7 @@ def platform_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, A
 
 def graph_activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[str, Any]) -> None:
     """Microsoft Graph activity: one HTTP request to Graph, with the app and principal that made it."""
-    properties = obj(envelope.properties)
+    properties = obj(envelope.get("properties"))
     event = fields["event"]
     event["category"] = ["web"]
     event["type"] = ["access"]
@@ -126,7 +126,7 @@ def graph_activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[
         http["request"] = {"method": method}
     status = _integer(properties.get("responseStatusCode"))
     if status is None:
-        status = _integer(envelope.result_signature)
+        status = _integer(envelope.get("result_signature"))
     response: dict[str, Any] = {}
     if status is not None:
         response["status_code"] = status
@@ -147,7 +147,7 @@ def graph_activity_fields(fields: dict[str, Any], envelope: Envelope, own: dict[
         fields["user_agent"] = {"original": user_agent}
     put_ip_address(fields, properties.get("ipAddress"))
     if "ip" not in fields.get("source", {}):
-        put_ip_address(fields, envelope.caller_ip_address)
+        put_ip_address(fields, envelope.get("caller_ip_address"))
     tenant_id = text(properties.get("tenantId"))
     if tenant_id is not None:
         # The resource id spells it in capitals.

@@ -15,10 +15,11 @@ pipelines put there:
 | `azure.tenant_id`, `azure.correlation_id` | `tenantId` (or the `/tenants/<id>` of the resource id), `correlationId` |
 | `azure.resource.id`, `group`, `provider`, `namespace`, `name`; `azure.subscription_id` | `resourceId`, split |
 | `event.action` | `operationName`, unless the mapping has a better one (audit: `activityDisplayName`) |
-| `event.duration` | `durationMs` (number or text) × 1,000,000 |
+| `event.duration` | `durationMs` (number or text) × 1,000,000; provisioning: its `durationInMilliseconds` |
 | `event.kind` | `event` |
 | `log.level` | `level` / `Level` as text (`4`, `Informational`) |
 | `source.ip`, `source.address` | the resource's address, else `callerIpAddress` when it is an IP address |
+| `related.ip`, `related.user` | `source.ip`, `user.name` |
 | `cloud.provider` | `Azure` for Entra ID records (as on the Graph path), `azure` for the others |
 
 Activity logs also get `event.outcome` from `resultType` (`Success` →

@@ -134,6 +134,10 @@ class FakeEventHubs:
         """Everything stored in a partition, oldest first."""
         return self.partitions[str(partition)].snapshot()
 
+    def active_receivers(self, partition: str | int, consumer_group: str = "$Default") -> int:
+        """How many receiver links are attached to a partition for a consumer group right now."""
+        return len(list(self.receivers.get((consumer_group, str(partition)), ())))
+
     def drop_connections(self, timeout: float = 5.0) -> None:
         """Resets every client connection (no AMQP close), as a network failure or a service restart would."""
         with self._drop_done:

@@ -350,8 +350,10 @@ class ConnectionHandler:
 
 def _selector_of(link: Link) -> str | None:
     """The selector-filter string of the link's source, whether the client sent it described or bare."""
-    filters = link.remote_source.filter.get_object()
-    if not filters:
+    data = link.remote_source.filter
+    data.rewind()
+    filters = data.get_object() if data.next() else None
+    if not isinstance(filters, dict):
         return None
     value = filters.get(symbol(SELECTOR_FILTER))
     if value is None:

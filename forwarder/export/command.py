@@ -15,7 +15,6 @@ interrupted with Ctrl-C. The last line on stderr always says how far it got.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import signal
@@ -76,12 +75,11 @@ class Export:
             print(f"error: cannot write {self.target.partial}: {error.strerror}", file=sys.stderr)
             return 1
         try:
-            graph = connect_graph(self.source.config, self.stop, log)
+            graph = connect_graph(self.source.config, self.stop, log, MAX_ATTEMPTS)
         except CredentialError as error:
             self.target.abandon(keep=False)
             print(f"error: {self._redact(error.message)}", file=sys.stderr)
             return 1
-        graph.http.settings = dataclasses.replace(graph.http.settings, max_attempts=MAX_ATTEMPTS)
         progress = ExportProgress(sys.stderr, self.request.since, self.request.until, graph.http.stats)
         handler = ProgressLogHandler(progress, logging.DEBUG if self.debug else logging.WARNING)
         handler.addFilter(SecretRedactor(self.source.secrets))

@@ -1,9 +1,8 @@
 """Records → the exact JSON lines `forwarder run` would ship, through the real pipeline client.
 
 The export does not copy what the pipeline adds (agent, ecs.version, host.name,
-input.type, module fields, tags, fields, processors): it publishes each event
-through a real `PipelineClient` into a private one-event queue and takes it
-straight back. Its acker commits to nowhere, so the registry is never involved.
+input.type, module fields, tags, fields, processors): each event goes through a
+real `PipelineClient.prepare`, and is never queued, so the registry is never involved.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from forwarder.pipeline.client import PipelineClient
 from forwarder.pipeline.queue import EventQueue
 from forwarder.stats import InputStats
 
-# One event at a time: it is taken back right after it is published, so the bound is never reached.
-_QUEUE_BYTES = 1 << 62
-
 
 class ShippedEvents:
     """`encode(record, stream)` gives the NDJSON line of one record, or None when a processor drops it."""
@@ -28,20 +24,18 @@ class ShippedEvents:
     def __init__(self, source: ExportSource) -> None:
         self._config = source.config
         self._encoder = EventEncoder(source.index)
-        self._queue = EventQueue(1, _QUEUE_BYTES, flush_min_events=1, flush_timeout=0.0)
         settings = source.client
         acker = InputAcker(_commit_nowhere, settings.key_prefix)
         stats = InputStats(settings.input_id, settings.input_type)
-        self._client = PipelineClient(settings, self._queue, acker, source.processors, source.agent, stats, {})
+        queue = EventQueue(1, 1, flush_min_events=1, flush_timeout=0.0)
+        self._client = PipelineClient(settings, queue, acker, source.processors, source.agent, stats, {})
 
     def encode(self, record: dict[str, Any], stream: str) -> bytes | None:
         event = record_event(self._config, record, stream, dedupe_key(record, stream))
-        self._client.publish(event)
-        batch = self._queue.get_batch(1, wait=0.0)
-        if batch is None:
+        prepared = self._client.prepare(event)
+        if prepared is None:
             return None
-        batch.ack_all()
-        return self._encoder.encode(batch.events[0]) + b"\n"
+        return self._encoder.encode(prepared) + b"\n"
 
 
 def _commit_nowhere(updates: dict[str, Any]) -> None:

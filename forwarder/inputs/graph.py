@@ -156,14 +156,16 @@ class GraphInput:
         return True
 
 
-def connect_graph(config: GraphConfig, stop: threading.Event, log: logging.Logger) -> GraphClient:
-    """A Graph client with its own token cache and request budget, as one input (or one export) uses it."""
+def connect_graph(
+    config: GraphConfig, stop: threading.Event, log: logging.Logger, max_attempts: int | None = None
+) -> GraphClient:
+    """A Graph client with its own token cache and request budget; an input retries forever, an export gives up."""
     tokens = TokenProvider(
         config.login_endpoint, config.tenant_id, config.client_id, _credential(config), config.scope,
         ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
     )
     pacer = RequestPacer(config.requests_per_10s, 10.0)
-    settings = HttpSettings(ca_bundle=config.ca_bundle, proxy_url=config.proxy_url)
+    settings = HttpSettings(ca_bundle=config.ca_bundle, proxy_url=config.proxy_url, max_attempts=max_attempts)
     http = HttpClient(settings, token_provider=tokens, pacer=pacer, stop=stop, logger=log)
     return GraphClient(http, config.graph_endpoint)
 

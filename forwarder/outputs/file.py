@@ -7,6 +7,7 @@ what the registry commits is on disk. Files rotate by size:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +109,8 @@ class FileOutput:
     def _close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def _rotate(self) -> None:
         self._close()

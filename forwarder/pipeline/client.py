@@ -93,7 +93,7 @@ class PipelineClient:
         Blocks while the queue is full. Returns False when the forwarder is
         stopping, and the input should return.
         """
-        event = self._prepare(event)
+        event = self.prepare(event)
         if event is None:
             self._acker.done(self._acker.track(cursor))
             return True
@@ -113,7 +113,7 @@ class PipelineClient:
         Returns True when queued, False when the queue was full and the event
         was dropped (counted), None when the forwarder is stopping.
         """
-        event = self._prepare(event)
+        event = self.prepare(event)
         if event is None:
             return True
         event.ack_token = (self._acker, self._acker.track(None))
@@ -145,7 +145,11 @@ class PipelineClient:
     def wait_acked(self, timeout: float) -> bool:
         return self._acker.wait_all_done(timeout)
 
-    def _prepare(self, event: Event) -> Event | None:
+    def prepare(self, event: Event) -> Event | None:
+        """The event as the output will see it (agent, module fields, processors…); None when a processor drops it.
+
+        Public for `forwarder export`, which writes exactly what a run would ship without queueing it.
+        """
         settings = self.settings
         fields = event.fields
         fields["agent"] = dict(self._agent)

@@ -278,9 +278,9 @@ def _storage(section: Section, config: EventHubConfig) -> None:
 
 
 def _container(section: Section, config: EventHubConfig, written: str) -> None:
-    name = written.replace("_", "-") if written else default_container(config.eventhub, config.filesets)
-    if not config.eventhub and not written:
+    if not written and not config.eventhub:
         return
+    name = written.replace("_", "-") if written else default_container(config.eventhub, config.filesets)
     problem = _container_problem(name)
     if problem is not None:
         hint = "" if written else " (the default name: set storage_account_container to a shorter one)"

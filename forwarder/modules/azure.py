@@ -80,8 +80,7 @@ class AzureModule:
                 continue
             connection_string = data.get("connection_string")
             namespace = event_hub_namespace(connection_string) if isinstance(connection_string, str) else None
-            key = (namespace or str(connection_string), str(data["eventhub"]),
-                   str(data.get("consumer_group") or DEFAULT_CONSUMER_GROUP))
+            key = (namespace or str(connection_string), str(data["eventhub"]), str(data["consumer_group"]))
             consumers.setdefault(key, []).append((fileset, data, var_section))
         entry.finish()
         return [fileset_input for key, members in consumers.items()
@@ -102,6 +101,8 @@ def _input_settings(fileset: str, settings: dict[str, Any], overrides: dict[str,
                                       "to (or a connection string with EntityPath)")
         return None
     data["eventhub"] = eventhub
+    # Written or not, `$Default` is the same consumer group: filesets must not differ by its spelling alone.
+    data["consumer_group"] = data.get("consumer_group") or DEFAULT_CONSUMER_GROUP
     data.setdefault("tags", list(DEFAULT_TAGS))
     return _merge({**data, "type": INPUT_TYPE}, overrides)
 

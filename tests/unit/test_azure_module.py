@@ -256,6 +256,22 @@ def test_filesets_sharing_a_hub_with_different_storage_keys_are_reported_without
     assert line.startswith(f"{SOURCE}: 0.signinlogs.var.storage_account_key: differs from auditlogs's")
 
 
+def test_the_default_consumer_group_written_or_not_is_one_consumer() -> None:
+    consumers, problems = expand(f"""\
+        - module: azure
+          var.connection_string: "{NAMESPACE_CS}"
+          var.eventhub: entra-diagnostics
+          signinlogs:
+            enabled: true
+            var.consumer_group: "$Default"
+          auditlogs:
+            enabled: true
+    """)
+    assert messages(problems) == []
+    [(_, config)] = consumers
+    assert (config.consumer_group, config.filesets) == ("$Default", ["auditlogs", "signinlogs"])
+
+
 def test_different_consumer_groups_on_one_hub_are_different_consumers() -> None:
     consumers, problems = expand(f"""\
         - module: azure

@@ -23,7 +23,9 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**
 
 
 # Setting names whose values are secrets: never echoed in an error, always redacted from logs.
-SECRET_KEY_WORDS = ("password", "passphrase", "secret", "token", "connection_string", "api_key", "sas", "key_data")
+SECRET_KEY_WORDS = (
+    "password", "passphrase", "secret", "token", "connection_string", "api_key", "account_key", "sas", "key_data",
+)
 
 
 def is_secret_key(key: str) -> bool:

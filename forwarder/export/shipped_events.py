@@ -28,7 +28,7 @@ class ShippedEvents:
         acker = InputAcker(_commit_nowhere, settings.key_prefix)
         stats = InputStats(settings.input_id, settings.input_type)
         queue = EventQueue(1, 1, flush_min_events=1, flush_timeout=0.0)
-        self._client = PipelineClient(settings, queue, acker, source.processors, source.agent, stats, {})
+        self._client = PipelineClient(settings, queue, acker, source.processors, source.agent, stats, dict)
 
     def encode(self, record: dict[str, Any], stream: str) -> bytes | None:
         event = record_event(self._config, record, stream, dedupe_key(record, stream))

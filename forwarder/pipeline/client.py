@@ -69,10 +69,10 @@ class PipelineClient:
         global_processors: list[Processor],
         agent: AgentInfo,
         stats: InputStats,
-        committed: dict[str, Any],
+        read_committed: Callable[[], dict[str, Any]],
     ) -> None:
         self.settings = settings
-        self._committed = committed
+        self._read_committed = read_committed
         self.stats = stats
         self._queue = queue
         self._acker = acker
@@ -139,8 +139,12 @@ class PipelineClient:
         self._acker.add_listener(listener)
 
     def committed(self) -> dict[str, Any]:
-        """This input's committed cursors, {source: value}; read once at start."""
-        return dict(self._committed)
+        """This input's committed cursors, {source: value}, as the registry holds them now.
+
+        Read at each (re)start of the input: a supervisor restart must resume from what was
+        acknowledged since the process started, not from what was on disk when it started.
+        """
+        return dict(self._read_committed())
 
     def wait_acked(self, timeout: float) -> bool:
         return self._acker.wait_all_done(timeout)

@@ -28,13 +28,14 @@ class Pipeline:
         self._ackers: list[InputAcker] = []
 
     def connect(self, settings: ClientSettings) -> PipelineClient:
-        """A client for one input; its committed cursors are read now, once."""
+        """A client for one input; it reads its committed cursors from the registry whenever it is asked."""
         stats = self.stats.add_input(InputStats(settings.input_id, settings.input_type))
         acker = InputAcker(self.registry.commit, settings.key_prefix)
         stats.acker = acker
         self._ackers.append(acker)
-        committed = self.registry.with_prefix(settings.key_prefix)
-        return PipelineClient(settings, self.queue, acker, self.global_processors, self.agent, stats, committed)
+        prefix = settings.key_prefix
+        return PipelineClient(settings, self.queue, acker, self.global_processors, self.agent, stats,
+                              lambda: self.registry.with_prefix(prefix))
 
     def wait_acked(self, timeout: float) -> bool:
         """True when every published event was acknowledged within `timeout` seconds."""

@@ -419,3 +419,35 @@ def test_app_that_cannot_read_its_registration_says_why_and_keeps_forwarding(
     assert "cannot tell when the client secret expires" in line and "Application.Read.All" in line
     assert running.context.stats.extra["credential_expires"] == "unknown"
     running.halt()
+
+
+def test_input_restarted_in_the_same_process_resumes_from_what_was_acknowledged(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi
+) -> None:
+    for n in range(6):
+        add_sign_in(graph, f"before-{n}", 300 + n)
+    config = graph_config(server, page_size=4)
+    client = harness.connect("graph", input_id="restarted")
+
+    def run_until_stopped(stop: threading.Event) -> threading.Thread:
+        context = InputContext("restarted", client, stop, logging.getLogger("test.graph"), client.stats,
+                               harness.data_path)
+        thread = threading.Thread(target=GraphInput(config, context).run, daemon=True)
+        thread.start()
+        return thread
+
+    first_stop = threading.Event()
+    first = run_until_stopped(first_stop)
+    assert len(set(ids(harness.take(6)))) == 6
+    assert client.wait_acked(5)
+    first_stop.set()
+    first.join(10)
+
+    add_sign_in(graph, "after-0", 30)
+    second_stop = threading.Event()
+    second = run_until_stopped(second_stop)
+    assert ids(harness.take(1)) == ["after-0"]
+    add_sign_in(graph, "marker", 1)
+    assert ids(harness.take(1)) == ["marker"]
+    second_stop.set()
+    second.join(10)

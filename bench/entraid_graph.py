@@ -91,8 +91,14 @@ class FakeGraph:
 
 
 def process_cpu_seconds(pid: int) -> float:
+    return sum(process_cpu_split(pid))
+
+
+def process_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def resident_kib(pid: int) -> int:
@@ -254,7 +260,8 @@ def main() -> None:
     try:
         print(f"{args.records:,} sign-ins, one every {STEP_SECONDS * 1000:.0f} ms "
               f"({args.records * STEP_SECONDS / 3600:.1f} h), pages of {PAGE_SIZE}, "
-              f"late_arrival_window {args.late_arrival_window}, {os.cpu_count()} CPUs")
+              f"late_arrival_window {args.late_arrival_window}, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.2f} before")
         ceiling = 0.0
         if args.ceiling_records:
             cpu = fake.cpu_seconds()
@@ -270,7 +277,7 @@ def main() -> None:
         try:
             run.sample_until(args.records, timeout=max(600.0, args.records / 500))
             served = fake.counters()
-            forwarder_cpu = process_cpu_seconds(run.process.pid)
+            user_cpu, system_cpu = process_cpu_split(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode
@@ -278,10 +285,12 @@ def main() -> None:
         rate = args.records / elapsed
         print(f"forwarder:     {rate:>9,.0f} records/s  ({args.records:,} records in {elapsed:.1f}s; "
               f"{served['requests']:,} requests fetched {served['records']:,} records, the late-arrival overlap "
-              f"twice; forwarder CPU {forwarder_cpu:.1f}s, fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
+              f"twice; forwarder CPU {user_cpu:.1f}s user + {system_cpu:.1f}s system = "
+              f"{(user_cpu + system_cpu) / args.records * 1e6:.0f} µs/record, "
+              f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
         if ceiling:
             print(f"ratio forwarder / fake ceiling: {rate / ceiling:.2f}")
-        print(memory_report(run.samples, args.records))
+        print(memory_report(run.samples, args.records) + f"; load average {os.getloadavg()[0]:.2f} after")
         if published != args.records or exit_code != 0:
             raise SystemExit(f"published {published} of {args.records} records; forwarder exit code {exit_code}")
     finally:

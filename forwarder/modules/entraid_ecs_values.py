@@ -125,13 +125,34 @@ def split_address(value: str) -> tuple[str | None, int | None]:
     elif host.count(":") == 1:
         host, _, port_text = host.partition(":")
         port = int(port_text) if port_text.isdigit() else None
-    try:
-        canonical = str(ipaddress.ip_address(host))
-    except ValueError:
-        return None, None
+    canonical = host if _is_canonical_ipv4(host) else None
+    if canonical is None:
+        try:
+            canonical = str(ipaddress.ip_address(host))
+        except ValueError:
+            return None, None
     if port is not None and not 0 < port < 65536:
         port = None
     return canonical, port
+
+
+def _is_canonical_ipv4(host: str) -> bool:
+    """True for a dotted quad already written the way `ipaddress` would print it.
+
+    Most sign-ins carry one, and the cache cannot help a tenant whose users
+    come from more addresses than it holds; this check is a fifth of the cost
+    of parsing. Anything else (IPv6, leading zeros, out of range) is left to
+    `ipaddress`, so the result is the same either way.
+    """
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not (part.isascii() and part.isdigit() and len(part) <= 3) or (part[0] == "0" and len(part) > 1):
+            return False
+        if int(part) > 255:
+            return False
+    return True
 
 
 def put_source_address(fields: dict[str, Any], value: Any) -> None:

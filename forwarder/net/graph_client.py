@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+import requests
+
 from forwarder.net.http_client import HttpClient, PermanentHttpError, redacted_url
 
 SIGN_IN_TYPES = ("interactiveUser", "nonInteractiveUser", "servicePrincipal", "managedIdentity")
@@ -143,7 +146,8 @@ class GraphClient:
         self, record_type: str, endpoint: GraphEndpoint, url: str, params: dict[str, str] | None
     ) -> Any:
         try:
-            return self.http.get_json(url, params=params)
+            response = self.http.request("GET", url, params=params)
+            return _decode_page(response, url)
         except PermanentHttpError as error:
             raise self._explain(record_type, endpoint, error) from None
 
@@ -175,6 +179,22 @@ class GraphClient:
             )
         code = error.code or f"http_{error.status}"
         return GraphPermanentError(f"{where}: {error}", code)
+
+
+def _decode_page(response: requests.Response, url: str) -> Any:
+    """The page's JSON, decoded by orjson: a 1000-record sign-in page is ~2 MB, and decoding it is
+    a sixth of the forwarder's work per record in a backfill; the standard decoder is ~1.5x slower.
+    A body orjson refuses (not UTF-8, NaN, huge integers) gets requests' more lenient decoding."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return response.json()
+    except ValueError:
+        raise PermanentHttpError(
+            response.status_code, "invalid_json", "the answer is not JSON", redacted_url(url)
+        ) from None
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -136,20 +136,22 @@ class FramePadder:
     def feed(self, data: bytes) -> bytes:
         self._pending += data
         out = bytearray()
+        pending, pos = self._pending, 0
         while True:
-            if self._pending[:4] == _PROTOCOL_HEADER:
-                if len(self._pending) < 8:
+            if pending[pos : pos + 4] == _PROTOCOL_HEADER:
+                if len(pending) - pos < 8:
                     break
-                out += self._pending[:8]
-                del self._pending[:8]
+                out += pending[pos : pos + 8]
+                pos += 8
                 continue
-            if len(self._pending) < _FRAME_HEADER_SIZE:
+            if len(pending) - pos < _FRAME_HEADER_SIZE:
                 break
-            size = _U32.unpack_from(self._pending, 0)[0]
+            size = _U32.unpack_from(pending, pos)[0]
             if size < _FRAME_HEADER_SIZE:
                 raise MalformedFrame(f"frame size {size} is below the header size")
-            if len(self._pending) < size:
+            if len(pending) - pos < size:
                 break
-            out += pad_frame(bytes(self._pending[:size]))
-            del self._pending[:size]
+            out += pad_frame(bytes(pending[pos : pos + size]))
+            pos += size
+        del pending[:pos]  # once per call: trimming per frame would copy a large backlog over and over
         return bytes(out)

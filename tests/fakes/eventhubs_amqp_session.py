@@ -34,7 +34,13 @@ from proton import (
     timestamp,
 )
 
-from tests.fakes.eventhubs_partitions import SELECTOR_FILTER, InvalidSelector, PartitionLog, StartPosition
+from tests.fakes.eventhubs_partitions import (
+    SELECTOR_FILTER,
+    InvalidSelector,
+    PartitionLog,
+    StartPosition,
+    StoredEvent,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.eventhubs_amqp import FakeEventHubs
@@ -127,7 +133,7 @@ class ConnectionHandler:
         elif kind == Event.DELIVERY:
             self._on_delivery(event.delivery)
         elif kind in (Event.LINK_REMOTE_CLOSE, Event.LINK_REMOTE_DETACH):
-            self._close_link(event.link)
+            self._end_link(event.link, closed=kind == Event.LINK_REMOTE_CLOSE)
         elif kind == Event.SESSION_REMOTE_CLOSE:
             event.session.close()
         elif kind == Event.CONNECTION_REMOTE_CLOSE:
@@ -211,12 +217,17 @@ class ConnectionHandler:
         if receiver in active:
             active.remove(receiver)
 
-    def _close_link(self, link: Link) -> None:
+    def _end_link(self, link: Link, closed: bool) -> None:
+        """Answers the client's detach in kind: close for close, detach for a detach it may resume."""
         receiver = self.receivers.pop(link, None)
         if receiver is not None:
             self._unregister(receiver)
-        if link.state & Link.LOCAL_ACTIVE:
+        if not link.state & Link.LOCAL_ACTIVE:
+            return
+        if closed:
             link.close()
+        else:
+            link.detach()
 
     def _refuse(self, link: Link, condition: str, description: str) -> None:
         link.condition = Condition(condition, description)
@@ -272,9 +283,7 @@ class ConnectionHandler:
         signed = f"{quote_plus(audience)}\n{expiry}".encode()
         expected = base64.b64encode(hmac.new(self.hub.key.encode(), signed, hashlib.sha256).digest()).decode()
         return (
-            fields.get("skn") == self.hub.key_name
-            and hmac.compare_digest(signature, expected)
-            and expiry > time.time()
+            fields.get("skn") == self.hub.key_name and hmac.compare_digest(signature, expected) and expiry > time.time()
         )
 
     def _management_read(self, request: Message) -> tuple[int, str, dict | None]:
@@ -287,11 +296,15 @@ class ConnectionHandler:
             return 404, f"the messaging entity '{properties.get('name')}' could not be found", None
         kind = properties.get("type")
         if kind == "com.microsoft:eventhub":
-            return 200, "OK", {
-                "name": self.hub.hub,
-                "created_at": timestamp(self.hub.created_ms),
-                "partition_ids": Array(UNDESCRIBED, Data.STRING, *self.hub.partitions),
-            }
+            return (
+                200,
+                "OK",
+                {
+                    "name": self.hub.hub,
+                    "created_at": timestamp(self.hub.created_ms),
+                    "partition_ids": Array(UNDESCRIBED, Data.STRING, *self.hub.partitions),
+                },
+            )
         if kind == "com.microsoft:partition":
             log = self.hub.partitions.get(str(properties.get("partition")))
             if log is None:
@@ -328,7 +341,7 @@ class ConnectionHandler:
 
     # --- transfers ----------------------------------------------------------------------------------
 
-    def _send_event(self, link: Link, stored) -> None:
+    def _send_event(self, link: Link, stored: StoredEvent) -> None:
         annotations = {
             symbol("x-opt-sequence-number"): stored.sequence_number,
             symbol("x-opt-offset"): str(stored.offset),

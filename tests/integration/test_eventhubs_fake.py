@@ -205,9 +205,7 @@ def test_enqueued_time_position(hub: FakeEventHubs) -> None:
     cut = hub.events("0")[0].enqueued_ms
     wait_until(lambda: int(time.time() * 1000) > cut, 1, "the clock to move past the first event")
     hub.send("0", b"after")
-    receiving = Receiving(
-        consumer(hub), partition_id="0", starting_position=datetime.fromtimestamp(cut / 1000, UTC)
-    )
+    receiving = Receiving(consumer(hub), partition_id="0", starting_position=datetime.fromtimestamp(cut / 1000, UTC))
     try:
         receiving.wait_for(1)
     finally:

@@ -77,9 +77,11 @@ class FakeEventHubs:
         *,
         key_name: str = DEFAULT_KEY_NAME,
         key: str = DEFAULT_KEY,
+        consumer_groups: tuple[str, ...] = ("$Default",),
         host: str = "127.0.0.1",
     ) -> None:
         self.hub = hub
+        self.consumer_groups = {group.lower() for group in consumer_groups}  # the service ignores their case
         self.key_name = key_name
         self.key = key
         self.created_ms = 1_700_000_000_000

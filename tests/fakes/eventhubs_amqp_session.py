@@ -165,7 +165,8 @@ class ConnectionHandler:
             self._refuse(link, "amqp:not-found", f"the messaging entity '{address}' could not be found")
             return
         hub, consumer_group, partition = parts[0], parts[2], parts[4]
-        if hub != self.hub.hub or partition not in self.hub.partitions:
+        known = consumer_group.lower() in self.hub.consumer_groups and partition in self.hub.partitions
+        if hub != self.hub.hub or not known:
             self._refuse(link, "amqp:not-found", f"the messaging entity '{address}' could not be found")
             return
         if not self.authorized:
@@ -321,7 +322,8 @@ class ConnectionHandler:
         reply = Message(
             body=body,
             correlation_id=request.id,
-            properties={"status-code": status, "status-description": description},
+            # the SDK reads the description of management replies under the older key, of CBS under the newer one
+            properties={"status-code": status, "status-description": description, "statusDescription": description},
         )
         self._transfer(reply_link, reply.encode())
 

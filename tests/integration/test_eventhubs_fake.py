@@ -74,9 +74,9 @@ class Receiving:
         self._thread.join(timeout=15)
 
 
-def consumer(hub: FakeEventHubs, **kwargs) -> EventHubConsumerClient:
+def consumer(hub: FakeEventHubs, consumer_group: str = "$Default", **kwargs) -> EventHubConsumerClient:
     kwargs.setdefault("retry_backoff_factor", 0.05)
-    return EventHubConsumerClient.from_connection_string(hub.connection_string, consumer_group="$Default", **kwargs)
+    return EventHubConsumerClient.from_connection_string(hub.connection_string, consumer_group=consumer_group, **kwargs)
 
 
 @pytest.fixture
@@ -244,6 +244,26 @@ def test_a_wrong_key_is_refused_with_an_authentication_error(hub: FakeEventHubs)
     finally:
         client.close()
     assert hub.counters.rejected_put_tokens >= 1
+
+
+@one_partition
+def test_unknown_consumer_group_and_hub_are_reported_as_not_found(hub: FakeEventHubs) -> None:
+    hub.send("0", b"x")
+    receiving = Receiving(consumer(hub, consumer_group="missing", retry_total=0), starting_position="-1")
+    try:
+        wait_until(lambda: receiving.errors, 15, "the receive error")
+    finally:
+        receiving.close()
+    assert "ConsumerGroups/missing/Partitions/0' could not be found" in str(receiving.errors[0])
+    assert receiving.bodies() == []
+    client = EventHubConsumerClient.from_connection_string(
+        hub.connection_string, consumer_group="$Default", eventhub_name="other-hub", retry_total=0
+    )
+    try:
+        with pytest.raises(Exception, match="'other-hub' could not be found"):
+            client.get_eventhub_properties()
+    finally:
+        client.close()
 
 
 @two_partitions

@@ -34,9 +34,9 @@ class AzuriteNotInstalled(RuntimeError):
     pass
 
 
-def find_azurite_blob() -> str:
+def find_azurite_blob(repository: Path = REPOSITORY) -> str:
     """Path of the `azurite-blob` executable: the repository's .ci install first, then PATH."""
-    local = REPOSITORY / ".ci" / "node_modules" / ".bin" / "azurite-blob"
+    local = repository / ".ci" / "node_modules" / ".bin" / "azurite-blob"
     if local.exists():
         return str(local)
     found = shutil.which("azurite-blob")

@@ -7,10 +7,12 @@ fakes, the input's own tests exercise the SDK's real code paths.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from azure.eventhub import EventData, EventHubConsumerClient, PartitionContext
@@ -21,7 +23,7 @@ from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import B
 from proton import Connection, Transport
 
 from tests.fakes.amqp_frame_padding import PERFORMATIVE_FIELDS, FramePadder
-from tests.fakes.azurite import Azurite
+from tests.fakes.azurite import INSTALL_COMMAND, Azurite, AzuriteNotInstalled, find_azurite_blob
 from tests.fakes.eventhubs_amqp import FakeEventHubs
 
 CONTAINER = "checkpoints"
@@ -379,3 +381,9 @@ def test_two_clients_share_the_partitions_through_the_checkpoint_store(
     # both read: ownership moved partitions from the first client to the second, and the fake served both
     assert first.bodies() and second.bodies()
     assert hub.counters.links_attached.total() >= 6
+
+
+def test_a_missing_azurite_fails_with_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(AzuriteNotInstalled, match=re.escape(INSTALL_COMMAND)):
+        find_azurite_blob(tmp_path)

@@ -101,6 +101,7 @@ class FakeEventHubs:
         self._drop_requested = threading.Event()
         self._drop_done = threading.Condition()
         self._drops_completed = 0
+        self.failure: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="fake-eventhubs", daemon=True)
         self._thread.start()
 
@@ -138,7 +139,7 @@ class FakeEventHubs:
 
     def active_receivers(self, partition: str | int, consumer_group: str = "$Default") -> int:
         """How many receiver links are attached to a partition for a consumer group right now."""
-        return len(list(self.receivers.get((consumer_group, str(partition)), ())))
+        return len(list(self.receivers.get((consumer_group.lower(), str(partition)), ())))
 
     def drop_connections(self, timeout: float = 5.0) -> None:
         """Resets every client connection (no AMQP close), as a network failure or a service restart would."""
@@ -150,12 +151,15 @@ class FakeEventHubs:
                 raise TimeoutError("the fake Event Hubs thread did not drop its connections")
 
     def close(self) -> None:
+        """Stops serving; raises if the peer's thread died of a bug, so a hanging test gets the real cause."""
         self._stopping.set()
         self._wake()
         self._thread.join(timeout=5)
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
+        if self.failure is not None:
+            raise RuntimeError("the fake Event Hubs thread failed") from self.failure
 
     def __enter__(self) -> FakeEventHubs:
         return self
@@ -187,6 +191,9 @@ class FakeEventHubs:
                 for client in list(self._clients.values()):
                     client.handler.pump_partitions()
                     self._flush(client)
+        except BaseException as error:
+            self.failure = error
+            raise
         finally:
             for client in list(self._clients.values()):
                 self._discard(client)

@@ -164,8 +164,8 @@ class ConnectionHandler:
         if len(parts) != 5 or parts[1].lower() != "consumergroups" or parts[3].lower() != "partitions":
             self._refuse(link, "amqp:not-found", f"the messaging entity '{address}' could not be found")
             return
-        hub, consumer_group, partition = parts[0], parts[2], parts[4]
-        known = consumer_group.lower() in self.hub.consumer_groups and partition in self.hub.partitions
+        hub, consumer_group, partition = parts[0], parts[2].lower(), parts[4]  # groups are case-insensitive
+        known = consumer_group in self.hub.consumer_groups and partition in self.hub.partitions
         if hub != self.hub.hub or not known:
             self._refuse(link, "amqp:not-found", f"the messaging entity '{address}' could not be found")
             return

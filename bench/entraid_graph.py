@@ -15,7 +15,7 @@ backfill goes on.
 
 Usage (from the repository root, package installed with `pip install -e .`):
 
-    python bench/entraid_graph.py [--records 1000000] [--ceiling-records 300000]
+    python bench/entraid_graph.py [--records 1000000] [--ceiling-records 300000] [--step-ms 72]
                                   [--late-arrival-window 30m] [--keep]
 """
 
@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from graph_backfill_fake import CLIENT, SECRET_VARIABLE, TENANT  # noqa: E402
 
-# One sign-in every 72 ms: 50,000 an hour, 1.2 million a day, a large tenant. The input reads a backfill in
-# one-hour chunks, so this density decides how many records each window (and its dedupe set) holds.
-STEP_SECONDS = 0.072
+# One sign-in every 72 ms by default: 50,000 an hour, 1.2 million a day, a large tenant. The input reads a
+# backfill in one-hour chunks, so this density decides how many records each window (and its dedupe set) holds.
+DEFAULT_STEP_MS = 72.0
 PAGE_SIZE = 1000
 INPUT_ID = "entraid-signinlogs"
 PAGE_CLIENT_FILTER = "createdDateTime ge {low} and createdDateTime le {high}"
@@ -56,11 +56,11 @@ PAGE_CLIENT_FILTER = "createdDateTime ge {low} and createdDateTime le {high}"
 class FakeGraph:
     """The fake as a child process; closing its stdin ends it."""
 
-    def __init__(self, records: int, secret: str) -> None:
+    def __init__(self, records: int, step: float, secret: str) -> None:
         environment = {**os.environ, SECRET_VARIABLE: secret}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "graph_backfill_fake.py"), "--records", str(records),
-             "--step", str(STEP_SECONDS)],
+             "--step", str(step)],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
         )
         assert self.process.stdout is not None
@@ -71,6 +71,7 @@ class FakeGraph:
         self.url: str = info["url"]
         self.ca: str = info["ca"]
         self.t0: float = info["t0"]
+        self.step = step
 
     def counters(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/bench/stats", verify=self.ca, timeout=10).json()
@@ -119,7 +120,7 @@ def fake_ceiling(fake: FakeGraph, secret: str, records: int) -> dict[str, float]
         "grant_type": "client_credentials", "client_id": CLIENT, "client_secret": secret,
         "scope": "https://graph.microsoft.com/.default"}).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    low = fake.t0 - (records - 1) * STEP_SECONDS - 0.001
+    low = fake.t0 - (records - 1) * fake.step - 0.001
     params: dict[str, str] | None = {
         "$filter": PAGE_CLIENT_FILTER.format(low=graph_literal(low), high=graph_literal(fake.t0 + 1)),
         "$top": str(PAGE_SIZE)}
@@ -185,7 +186,7 @@ class ForwarderRun:
 
 
 def write_config(home: Path, fake: FakeGraph, records: int, late_arrival_window: str) -> None:
-    lookback = int(records * STEP_SECONDS + time.time() - fake.t0 + 600)
+    lookback = int(records * fake.step + time.time() - fake.t0 + 600)
     (home / "modules.d").mkdir(parents=True)
     module = home / "modules.d" / "entraid.yml"
     module.write_text(textwrap.dedent(f"""\
@@ -239,8 +240,8 @@ def memory_report(samples: list[Sample], total: int) -> str:
     def at_fraction(fraction: float) -> int:
         return next(s.rss_kib for s in samples if s.acked >= fraction * total)
 
-    series = ", ".join(f"{int(fraction * 100)} % {at_fraction(fraction) / 1024:.0f}"
-                       for fraction in (0.1, 0.25, 0.5, 0.75, 1.0))
+    series = ", ".join(f"{fraction * 100:g} % {at_fraction(fraction) / 1024:.0f}"
+                       for fraction in (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
     peak = max(s.rss_kib for s in samples) / 1024
     return f"RSS MiB at {series}; max {peak:.0f}"
 
@@ -250,16 +251,21 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--ceiling-records", type=int, default=300_000,
                         help="records the fetch-and-decode client reads for the fake's ceiling (0: skip)")
+    parser.add_argument("--step-ms", type=float, default=DEFAULT_STEP_MS,
+                        help="milliseconds between two sign-ins (default 72: 50,000 an hour)")
     parser.add_argument("--late-arrival-window", default="30m", help="var.late_arrival_window (default 30m)")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     args = parser.parse_args()
+    # A plain `kill` of this script still stops the forwarder and the fake (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
 
     secret = secrets.token_urlsafe(24)
-    fake = FakeGraph(args.records, secret)
+    step = args.step_ms / 1000
+    fake = FakeGraph(args.records, step, secret)
     home = Path(tempfile.mkdtemp(prefix="bench-entraid-"))
     try:
-        print(f"{args.records:,} sign-ins, one every {STEP_SECONDS * 1000:.0f} ms "
-              f"({args.records * STEP_SECONDS / 3600:.1f} h), pages of {PAGE_SIZE}, "
+        print(f"{args.records:,} sign-ins, one every {step * 1000:.0f} ms "
+              f"({args.records * step / 3600:.1f} h), pages of {PAGE_SIZE}, "
               f"late_arrival_window {args.late_arrival_window}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} before")
         ceiling = 0.0
@@ -284,8 +290,8 @@ def main() -> None:
         elapsed = run.last_write() - served["first_request"]
         rate = args.records / elapsed
         print(f"forwarder:     {rate:>9,.0f} records/s  ({args.records:,} records in {elapsed:.1f}s; "
-              f"{served['requests']:,} requests fetched {served['records']:,} records, the late-arrival overlap "
-              f"twice; forwarder CPU {user_cpu:.1f}s user + {system_cpu:.1f}s system = "
+              f"{served['requests']:,} requests fetched {served['records']:,} records (overlaps re-read); "
+              f"forwarder CPU {user_cpu:.1f}s user + {system_cpu:.1f}s system = "
               f"{(user_cpu + system_cpu) / args.records * 1e6:.0f} µs/record, "
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
         if ceiling:

@@ -25,39 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from forwarder.modules.entraid_ecs_values import millisecond_time, parse_time, split_address, text
-
-# Microsoft's AuditLogRecordType enumeration (the common members).
-RECORD_TYPE_NAMES: dict[int, str] = {
-    1: "ExchangeAdmin", 2: "ExchangeItem", 3: "ExchangeItemGroup", 4: "SharePoint",
-    6: "SharePointFileOperation", 7: "OneDrive", 8: "AzureActiveDirectory", 9: "AzureActiveDirectoryAccountLogon",
-    10: "DataCenterSecurityCmdlet", 11: "ComplianceDLPSharePoint", 12: "Sway", 13: "ComplianceDLPExchange",
-    14: "SharePointSharingOperation", 15: "AzureActiveDirectoryStsLogon", 16: "SkypeForBusinessPSTNUsage",
-    17: "SkypeForBusinessUsersBlocked", 18: "SecurityComplianceCenterEOPCmdlet", 19: "ExchangeAggregatedOperation",
-    20: "PowerBIAudit", 21: "CRM", 22: "Yammer", 23: "SkypeForBusinessCmdlets", 24: "Discovery",
-    25: "MicrosoftTeams", 28: "ThreatIntelligence", 29: "MailSubmission", 30: "MicrosoftFlow", 31: "AeD",
-    32: "MicrosoftStream", 33: "ComplianceDLPSharePointClassification", 34: "ThreatFinder", 35: "Project",
-    36: "SharePointListOperation", 37: "SharePointCommentOperation", 38: "DataGovernance", 39: "Kaizala",
-    40: "SecurityComplianceAlerts", 41: "ThreatIntelligenceUrl", 42: "SecurityComplianceInsights",
-    43: "MIPLabel", 44: "WorkplaceAnalytics", 45: "PowerAppsApp", 46: "PowerAppsPlan",
-    47: "ThreatIntelligenceAtpContent", 48: "LabelContentExplorer", 49: "TeamsHealthcare",
-    50: "ExchangeItemAggregated", 51: "HygieneEvent", 52: "DataInsightsRestApiAudit",
-    53: "InformationBarrierPolicyApplication",
-    54: "SharePointListItemOperation", 55: "SharePointContentTypeOperation", 56: "SharePointFieldOperation",
-    57: "MicrosoftTeamsAdmin", 58: "HRSignal", 59: "MicrosoftTeamsDevice", 60: "MicrosoftTeamsAnalytics",
-    61: "InformationWorkerProtection", 62: "Campaign", 63: "DLPEndpoint", 64: "AirInvestigation", 65: "Quarantine",
-    66: "MicrosoftForms", 67: "ApplicationAudit", 68: "ComplianceSupervisionExchange",
-    69: "CustomerKeyServiceEncryption", 70: "OfficeNative", 71: "MipAutoLabelSharePointItem",
-    72: "MipAutoLabelSharePointPolicyLocation", 73: "MicrosoftTeamsShifts", 75: "MipAutoLabelExchangeItem",
-    76: "CortanaBriefing", 78: "WDATPAlerts", 82: "SensitivityLabelPolicyMatch", 83: "SensitivityLabelAction",
-    84: "SensitivityLabeledFileAction", 85: "AttackSim", 86: "AirManualInvestigation", 87: "SecurityComplianceRBAC",
-    88: "UserTraining", 89: "AirAdminActionInvestigation", 90: "MSTIC", 93: "AipDiscover",
-    94: "AipSensitivityLabelAction", 95: "AipProtectionAction", 96: "AipFileDeleted", 97: "AipHeartBeat",
-    98: "MCASAlerts", 99: "OnPremisesFileShareScannerDlp", 100: "OnPremisesSharePointScannerDlp",
-    101: "ExchangeSearch", 102: "SharePointSearch", 103: "PrivacyInsights", 105: "MyAnalyticsSettings",
-    106: "SecurityComplianceUserChange", 107: "ComplianceDLPExchangeClassification", 109: "MipExactDataMatch",
-    113: "MS365DCustomDetection", 147: "CoreReportingSettings", 148: "ComplianceConnector",
-    216: "AzureActiveDirectoryRiskDetection", 261: "CopilotInteraction",
-}
+from forwarder.modules.o365_record_types import record_type_name
 
 _OUTCOMES = {
     "succeeded": "success", "success": "success", "partiallysucceeded": "success", "true": "success",
@@ -118,6 +86,12 @@ _ALERT_CATEGORIES = {
 
 # Values Microsoft writes into IP fields when there is no address.
 _UNSET_ADDRESSES = frozenset({"null", "<null>"})
+# Of these, the first one that holds an address is the client's (Filebeat takes the last).
+_CLIENT_ADDRESS_KEYS = ("ClientIP", "ClientIPAddress", "ActorIpAddress")
+_SERVER_ADDRESS_KEYS = ("OriginatingServer",)
+_SHAREPOINT_FILE_KEYS = (("SourceRelativeUrl", "directory"), ("SourceFileName", "name"),
+                         ("SourceFileExtension", "extension"))
+_WEB_INFO = (["web"], ["info"])
 
 
 def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str, Any], float | None]:
@@ -125,25 +99,46 @@ def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str
 
     `tenant_name` is the name the module's tenant list gives the record's
     tenant. The record itself is not modified; `o365.audit` is a shallow copy.
+    A backfill maps tens of thousands of records a second in a process whose
+    every stage shares one interpreter lock, so the fields every record gets
+    are written into their objects directly; the dotted-path `_put` is kept
+    for the rarer record types.
     """
     if type(record) is not dict:
         return {}, None
-    fields: dict[str, Any] = {"o365": {"audit": dict(record)}}
-    code = record_type_name(record.get("RecordType"))
-    action = text(record.get("Operation"))
-    _put(fields, "event.kind", "event")
-    _put(fields, "event.id", text(record.get("Id")))
-    _put(fields, "event.action", action)
-    _put(fields, "event.code", code)
-    _put(fields, "event.provider", text(record.get("Workload")))
-    _put(fields, "event.outcome", outcome(record.get("ResultStatus")))
-    category, event_type = _RECORD_TYPE_CATEGORIES.get(code or "", (["web"], ["info"]))
-    _put(fields, "event.category", list(category))
-    _put(fields, "event.type", list(event_type))
-    _put(fields, "user.id", text(record.get("UserId")))
-    _put(fields, "organization.id", text(record.get("OrganizationId")))
-    _put(fields, "user_agent.original", text(record.get("UserAgent")) or _extended_property(record, "UserAgent"))
-    _put(fields, "client.address", _address(record, "ClientIP", "ClientIPAddress", "ActorIpAddress"))
+    get = record.get
+    code = record_type_name(get("RecordType"))
+    action = text(get("Operation"))
+    event: dict[str, Any] = {"kind": "event"}
+    fields: dict[str, Any] = {"o365": {"audit": dict(record)}, "event": event}
+    value = text(get("Id"))
+    if value is not None:
+        event["id"] = value
+    if action is not None:
+        event["action"] = action
+    if code is not None:
+        event["code"] = code
+    value = text(get("Workload"))
+    if value is not None:
+        event["provider"] = value
+    value = outcome(get("ResultStatus"))
+    if value is not None:
+        event["outcome"] = value
+    category, event_type = _RECORD_TYPE_CATEGORIES.get(code or "", _WEB_INFO)
+    event["category"] = list(category)
+    event["type"] = list(event_type)
+    value = text(get("UserId"))
+    if value is not None:
+        fields["user"] = {"id": value}
+    organization_id = text(get("OrganizationId"))
+    if organization_id is not None:
+        fields["organization"] = {"id": organization_id}
+    value = text(get("UserAgent")) or _extended_property(record, "UserAgent")
+    if value is not None:
+        fields["user_agent"] = {"original": value}
+    client_address = _address(record, _CLIENT_ADDRESS_KEYS)
+    if client_address is not None:
+        fields["client"] = {"address": client_address}
 
     specific = _WORKLOAD_MAPPERS.get(code or "")
     if specific is not None:
@@ -152,24 +147,12 @@ def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str
     if conversion is not None:
         _apply_conversion(record, fields, conversion)
 
-    _put_addresses(fields)
-    for prefix in ("user", "user.target", "source.user", "destination.user"):
-        _split_email(fields, prefix)
-    _put_organization(fields, record, tenant_name)
-    _put_related(fields, record)
-    timestamp = parse_time(record.get("CreationTime"))
+    _put_addresses(fields, client_address)
+    _split_emails(fields)
+    _put_organization(fields, record, tenant_name, organization_id)
+    _put_related(fields, record, code)
+    timestamp = parse_time(get("CreationTime"))
     return fields, None if timestamp is None else millisecond_time(timestamp)
-
-
-def record_type_name(value: Any) -> str | None:
-    """The AuditLogRecordType name of a `RecordType` number; an unknown number as its text; None when absent."""
-    if isinstance(value, bool):
-        return None
-    if type(value) is str and value.strip().isdigit():
-        value = int(value)
-    if type(value) is int:
-        return RECORD_TYPE_NAMES.get(value, str(value))
-    return text(value)
 
 
 def outcome(result_status: Any) -> str | None:
@@ -180,6 +163,14 @@ def outcome(result_status: Any) -> str | None:
     if status is None:
         return None
     return _OUTCOMES.get(status.strip().lower(), "unknown")
+
+
+def _child(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object at `key`, created (or replacing a non-object) when missing: `_put` for a two-part path."""
+    child = fields.get(key)
+    if type(child) is not dict:
+        child = fields[key] = {}
+    return child
 
 
 def _put(fields: dict[str, Any], path: str, value: Any) -> None:
@@ -209,12 +200,14 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if type(value) is dict else {}
 
 
-def _address(record: dict[str, Any], *keys: str) -> str | None:
+def _address(record: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     """The first of the record's IP fields that holds an address (`<null>` and blanks do not count)."""
     for key in keys:
         value = text(record.get(key))
-        if value is not None and value.strip() and value.strip().lower() not in _UNSET_ADDRESSES:
-            return value.strip()
+        if value is not None:
+            value = value.strip()
+            if value and value.lower() not in _UNSET_ADDRESSES:
+                return value
     return None
 
 
@@ -229,34 +222,49 @@ def _extended_property(record: dict[str, Any], name: str) -> str | None:
 
 
 def _exchange_mailbox_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    _put(fields, "user.email", text(record.get("MailboxOwnerUPN")))
-    _put(fields, "user.full_name", text(record.get("LogonUserDisplayName")))
-    _put(fields, "process.name", text(record.get("ClientProcessName")))
-    _put(fields, "server.address", _address(record, "OriginatingServer"))
+    get = record.get
+    value = text(get("MailboxOwnerUPN"))
+    if value is not None:
+        _child(fields, "user")["email"] = value
+    value = text(get("LogonUserDisplayName"))
+    if value is not None:
+        _child(fields, "user")["full_name"] = value
+    value = text(get("ClientProcessName"))
+    if value is not None:
+        _child(fields, "process")["name"] = value
+    _exchange_admin_fields(record, fields)
 
 
 def _exchange_admin_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    _put(fields, "server.address", _address(record, "OriginatingServer"))
+    value = _address(record, _SERVER_ADDRESS_KEYS)
+    if value is not None:
+        _child(fields, "server")["address"] = value
 
 
 def _logon_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    result = _get(fields, "event.outcome")
+    event = fields["event"]
+    result = event.get("outcome")
     types = ["start"]
     if result in ("success", "failure"):
         types.append(f"authentication_{result}")
-    _put(fields, "event.category", ["authentication"])
-    _put(fields, "event.type", types)
+    event["category"] = ["authentication"]
+    event["type"] = types
 
 
 def _sharepoint_file_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    _put(fields, "url.original", text(record.get("ObjectId")))
-    _put(fields, "file.directory", text(record.get("SourceRelativeUrl")))
-    _put(fields, "file.name", text(record.get("SourceFileName")))
-    _put(fields, "file.extension", text(record.get("SourceFileExtension")))
-    category_type = _SHAREPOINT_FILE_OPERATIONS.get(text(record.get("Operation")) or "")
+    get = record.get
+    value = text(get("ObjectId"))
+    if value is not None:
+        _child(fields, "url")["original"] = value
+    for key, ecs_key in _SHAREPOINT_FILE_KEYS:
+        value = text(get(key))
+        if value is not None:
+            _child(fields, "file")[ecs_key] = value
+    category_type = _SHAREPOINT_FILE_OPERATIONS.get(text(get("Operation")) or "")
     if category_type is not None:
-        _put(fields, "event.category", [category_type[0]])
-        _put(fields, "event.type", [category_type[1]])
+        event = fields["event"]
+        event["category"] = [category_type[0]]
+        event["type"] = [category_type[1]]
 
 
 def _dlp_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -360,55 +368,88 @@ def _apply_conversion(record: dict[str, Any], fields: dict[str, Any], conversion
         _put(fields, "group.name", text(record.get(conversion["group"])))
 
 
-def _put_addresses(fields: dict[str, Any]) -> None:
+def _put_addresses(fields: dict[str, Any], client_address: str | None) -> None:
     """`client.ip`/`.port`, `source.*`, `server.ip`, `destination.ip` and `network.type` from the addresses found."""
-    client_address = _get(fields, "client.address")
     if client_address is not None:
         ip, port = split_address(client_address)
-        _put(fields, "client.ip", ip)
-        _put(fields, "client.port", port)
-        _put(fields, "source.ip", ip)
-        _put(fields, "source.port", port)
         if ip is not None:
-            _put(fields, "network.type", "ipv6" if ":" in ip else "ipv4")
-    server_address = _get(fields, "server.address")
+            client = fields["client"]
+            client["ip"] = ip
+            if port is not None:
+                client["port"] = port
+            source = _child(fields, "source")
+            source["ip"] = ip
+            if port is not None:
+                source["port"] = port
+            _child(fields, "network")["type"] = "ipv6" if ":" in ip else "ipv4"
+    server = fields.get("server")
+    server_address = server.get("address") if type(server) is dict else None
     if server_address is not None:
         ip, _ = split_address(server_address)
-        _put(fields, "server.ip", ip)
-        _put(fields, "destination.ip", ip)
+        if ip is not None:
+            server["ip"] = ip
+            _child(fields, "destination")["ip"] = ip
 
 
-def _split_email(fields: dict[str, Any], prefix: str) -> None:
-    """`<prefix>.email`/`.name`/`.domain` from an id that is an address; an email already set is kept."""
-    user_id = _get(fields, f"{prefix}.id")
+def _split_emails(fields: dict[str, Any]) -> None:
+    """`user`, `user.target`, `source.user` and `destination.user` get their address split where the id is one."""
+    user = fields.get("user")
+    if type(user) is dict:
+        _split_email(user)
+        target = user.get("target")
+        if type(target) is dict:
+            _split_email(target)
+    for side in ("source", "destination"):
+        holder = fields.get(side)
+        if type(holder) is dict:
+            inner = holder.get("user")
+            if type(inner) is dict:
+                _split_email(inner)
+
+
+def _split_email(user: dict[str, Any]) -> None:
+    """`email`/`name`/`domain` from an id that is an address; an email already set is kept."""
+    user_id = user.get("id")
     if type(user_id) is not str or "@" not in user_id:
         return
     name, _, domain = user_id.partition("@")
-    if _get(fields, f"{prefix}.email") is None:
-        _put(fields, f"{prefix}.email", user_id)
-    _put(fields, f"{prefix}.name", name or None)
-    _put(fields, f"{prefix}.domain", domain or None)
+    if user.get("email") is None:
+        user["email"] = user_id
+    if name:
+        user["name"] = name
+    if domain:
+        user["domain"] = domain
 
 
-def _put_organization(fields: dict[str, Any], record: dict[str, Any], tenant_name: str | None) -> None:
+def _put_organization(fields: dict[str, Any], record: dict[str, Any], tenant_name: str | None,
+                      organization_id: str | None) -> None:
     """Names the tenant in `organization.name` and `host.name`, so a SIEM groups events by tenant, not by collector."""
-    organization_id = _get(fields, "organization.id")
     if organization_id is not None:
-        _put(fields, "host.id", organization_id.lower())
+        _child(fields, "host")["id"] = organization_id.lower()
     name = text(tenant_name) or text(record.get("OrganizationName"))
-    _put(fields, "organization.name", name)
-    _put(fields, "host.name", name or _get(fields, "user.domain"))
+    if name is not None:
+        _child(fields, "organization")["name"] = name
+    else:
+        user = fields.get("user")
+        name = user.get("domain") if type(user) is dict else None
+    if name is not None:
+        _child(fields, "host")["name"] = name
 
 
-def _put_related(fields: dict[str, Any], record: dict[str, Any]) -> None:
-    ips = [ip for ip in (_get(fields, "client.ip"), _get(fields, "server.ip")) if ip is not None]
-    users = [user for user in (_get(fields, "user.name"), _get(fields, "user.target.name"), _get(fields, "file.owner"))
-             if type(user) is str]
+def _put_related(fields: dict[str, Any], record: dict[str, Any], code: str | None) -> None:
+    client, server, user, file = (_obj(fields.get(key)) for key in ("client", "server", "user", "file"))
+    ips = [ip for ip in (client.get("ip"), server.get("ip")) if ip is not None]
+    users = [name for name in (user.get("name"), _obj(user.get("target")).get("name"), file.get("owner"))
+             if type(name) is str]
     members = record.get("Members")
-    if record_type_name(record.get("RecordType")) == "MicrosoftTeams" and type(members) is list:
+    if code == "MicrosoftTeams" and type(members) is list:
         users.extend(upn for upn in (text(_obj(member).get("UPN")) for member in members) if upn is not None)
-    _put(fields, "related.ip", list(dict.fromkeys(ips)) or None)
-    _put(fields, "related.user", list(dict.fromkeys(users)) or None)
+    if ips or users:
+        related = _child(fields, "related")
+        if ips:
+            related["ip"] = list(dict.fromkeys(ips))
+        if users:
+            related["user"] = list(dict.fromkeys(users))
 
 
 _WORKLOAD_MAPPERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] = {

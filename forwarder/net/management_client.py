@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+import orjson
+
 from forwarder.net.http_client import HttpClient, PermanentHttpError, redacted_url
 from forwarder.pipeline.event import parse_timestamp
 
@@ -224,6 +226,13 @@ class ManagementClient:
 
 
 def _json(response: Any, what: str, tenant_id: str) -> Any:
+    """The answer's JSON, decoded by orjson: a blob of 1,500 records is ~2 MB, and the standard decoder
+    takes ~1.7x as long over it. A body orjson refuses (not UTF-8, NaN, huge integers) gets requests'
+    more lenient decoding."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return response.json()
     except ValueError:

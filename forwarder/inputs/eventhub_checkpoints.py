@@ -1,0 +1,162 @@
+"""Where the `azure-eventhub` input's acknowledged positions go: /stats, and the blob checkpoint store.
+
+The pipeline's acker is the only thing that knows when a message is delivered:
+it commits the message's cursor (`partition-<id>`) to our registry once every
+record of it, and everything published before it, is acknowledged, and calls
+`PartitionProgress.on_commit`. That listener runs under the acker's lock, so it
+only records the position; the input's own loop later writes the changed
+positions to the blob checkpoint store (`BlobCheckpoints.flush`), off the
+output's path. A checkpoint blob therefore never runs ahead of the output,
+which is the data loss of Filebeat's old processor (checkpoint on receipt).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceExistsError
+from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
+from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import ContainerClient
+
+from forwarder.inputs.base import PermanentInputError
+
+SOURCE_PREFIX = "partition-"
+
+
+def partition_source(partition_id: str) -> str:
+    """The registry source name of one partition's cursor."""
+    return SOURCE_PREFIX + partition_id
+
+
+def message_cursor(partition_id: str, offset: str, sequence_number: int, enqueued_time: float) -> dict[str, Any]:
+    """The cursor of one message: committed once the message and everything before it are acknowledged."""
+    return {partition_source(partition_id): {
+        "offset": offset, "sequence_number": sequence_number, "enqueued_time": enqueued_time,
+    }}
+
+
+class PartitionProgress:
+    """The newest acknowledged message of each partition, and which partitions moved since the last flush."""
+
+    def __init__(self, committed: dict[str, Any] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._acknowledged: dict[str, dict[str, Any]] = {}
+        self._changed: set[str] = set()
+        for source, value in (committed or {}).items():
+            self._record(source, value, changed=False)
+
+    def on_commit(self, committed: dict[str, Any]) -> None:
+        """The acker's listener; it holds the acker's lock, so this only records."""
+        for source, value in committed.items():
+            self._record(source, value, changed=True)
+
+    def _record(self, source: str, value: Any, changed: bool) -> None:
+        if not source.startswith(SOURCE_PREFIX) or not isinstance(value, dict):
+            return
+        partition_id = source[len(SOURCE_PREFIX):]
+        with self._lock:
+            self._acknowledged[partition_id] = value
+            if changed:
+                self._changed.add(partition_id)
+
+    def acknowledged(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._acknowledged)
+
+    def take_changed(self) -> dict[str, dict[str, Any]]:
+        """The positions that moved since the last call; `put_back` those that could not be written."""
+        with self._lock:
+            changed = {partition_id: self._acknowledged[partition_id] for partition_id in self._changed}
+            self._changed.clear()
+            return changed
+
+    def put_back(self, partition_ids: list[str]) -> None:
+        with self._lock:
+            self._changed.update(partition_ids)
+
+    def lag_seconds(self, now: float | None = None) -> dict[str, float]:
+        """Per partition: now − enqueued time of the newest acknowledged message."""
+        now = time.time() if now is None else now
+        return {
+            partition_id: round(max(0.0, now - float(position.get("enqueued_time") or now)), 3)
+            for partition_id, position in self.acknowledged().items()
+        }
+
+
+class BlobCheckpoints:
+    """The blob checkpoint store of one consumer: opened (container created when missing) and written on ACK."""
+
+    def __init__(self, connection_string: str, container: str, log: logging.Logger, input_id: str) -> None:
+        self._container_client = ContainerClient.from_connection_string(connection_string, container)
+        self.store = BlobCheckpointStore(self._container_client.url, container,
+                                         container_client=self._container_client)
+        self.container = container
+        self.account_label = repr(self._container_client.account_name or self._container_client.primary_hostname)
+        self._log = log
+        self._input_id = input_id
+        self.namespace: str | None = None
+        """The namespace as the SDK names it in blob names; set from the first partition context."""
+        self.eventhub = ""
+        self.consumer_group = ""
+        self.written = 0
+        self.errors = 0
+        self._last_warning = 0.0
+
+    def open(self) -> None:
+        """Creates the container if it is missing; a refused credential parks the input."""
+        try:
+            self._container_client.create_container()
+        except ResourceExistsError:
+            return
+        except ClientAuthenticationError:
+            raise PermanentInputError(f"storage account {self.account_label} refused the credentials for container "
+                                      f"{self.container!r}: check storage_account_key or "
+                                      "storage_account_connection_string") from None
+        except HttpResponseError as error:
+            if error.status_code == 403:
+                raise PermanentInputError(f"storage account {self.account_label} denied access to container "
+                                          f"{self.container!r} (HTTP 403): the key or SAS lacks the rights to "
+                                          "read and write blobs") from None
+            raise
+
+    def flush(self, progress: PartitionProgress) -> int:
+        """Writes the checkpoints of the partitions whose acknowledged position moved; returns how many."""
+        changed = progress.take_changed()
+        if not changed or self.namespace is None:
+            if changed:
+                progress.put_back(list(changed))
+            return 0
+        failed = []
+        for partition_id, position in changed.items():
+            try:
+                self.store.update_checkpoint({
+                    "fully_qualified_namespace": self.namespace,
+                    "eventhub_name": self.eventhub,
+                    "consumer_group": self.consumer_group,
+                    "partition_id": partition_id,
+                    "offset": position["offset"],
+                    "sequence_number": position["sequence_number"],
+                })
+                self.written += 1
+            except (AzureError, OSError) as error:
+                failed.append(partition_id)
+                self._warn(partition_id, error)
+        if failed:
+            progress.put_back(failed)
+        return len(changed) - len(failed)
+
+    def _warn(self, partition_id: str, error: Exception) -> None:
+        """One line per minute at most: the store may be down for a while and we retry every second."""
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_warning >= 60.0:
+            self._last_warning = now
+            self._log.warning("%s: cannot write the checkpoint of partition %s to container %r of storage account "
+                              "%s (%s); retrying", self._input_id, partition_id, self.container,
+                              self.account_label, type(error).__name__)
+
+    def close(self) -> None:
+        self.store.close()

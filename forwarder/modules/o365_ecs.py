@@ -22,9 +22,11 @@ Normalizing never raises on odd input and writes no nulls outside `o365.audit`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
-from forwarder.modules.entraid_ecs_values import millisecond_time, parse_time, split_address, text
+from forwarder.modules.entraid_ecs_values import millisecond_time, obj, parse_time, split_address, text
+from forwarder.modules.o365_ecs_alerts import dlp_fields, put_path, security_alert_fields
 from forwarder.modules.o365_record_types import record_type_name
 
 _OUTCOMES = {
@@ -75,15 +77,6 @@ _SHAREPOINT_FILE_OPERATIONS: dict[str, tuple[str, str]] = {
     "FileUploaded": ("file", "creation"), "FolderCopied": ("file", "creation"), "FolderCreated": ("file", "creation"),
 }
 
-_SEVERITIES = {"informational": 1, "low": 2, "medium": 3, "high": 4}
-
-_ALERT_CATEGORIES = {
-    "accessgovernance": "authentication",
-    "datagovernance": "file",
-    "datalossprevention": "file",
-    "threatmanagement": "malware",
-}
-
 # Values Microsoft writes into IP fields when there is no address.
 _UNSET_ADDRESSES = frozenset({"null", "<null>"})
 # Of these, the first one that holds an address is the client's (Filebeat takes the last).
@@ -101,7 +94,7 @@ def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str
     tenant. The record itself is not modified; `o365.audit` is a shallow copy.
     A backfill maps tens of thousands of records a second in a process whose
     every stage shares one interpreter lock, so the fields every record gets
-    are written into their objects directly; the dotted-path `_put` is kept
+    are written into their objects directly; the dotted-path `put_path` is kept
     for the rarer record types.
     """
     if type(record) is not dict:
@@ -151,8 +144,19 @@ def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str
     _split_emails(fields)
     _put_organization(fields, record, tenant_name, organization_id)
     _put_related(fields, record, code)
-    timestamp = parse_time(get("CreationTime"))
-    return fields, None if timestamp is None else millisecond_time(timestamp)
+    created = get("CreationTime")
+    return fields, _creation_time(created) if type(created) is str else _timestamp(created)
+
+
+@lru_cache(maxsize=1024)
+def _creation_time(value: str) -> float | None:
+    """Cached: `CreationTime` has whole seconds, so neighbouring records of a busy tenant share it."""
+    return _timestamp(value)
+
+
+def _timestamp(value: Any) -> float | None:
+    timestamp = parse_time(value)
+    return None if timestamp is None else millisecond_time(timestamp)
 
 
 def outcome(result_status: Any) -> str | None:
@@ -166,38 +170,11 @@ def outcome(result_status: Any) -> str | None:
 
 
 def _child(fields: dict[str, Any], key: str) -> dict[str, Any]:
-    """The object at `key`, created (or replacing a non-object) when missing: `_put` for a two-part path."""
+    """The object at `key`, created (or replacing a non-object) when missing: `put_path` for a two-part path."""
     child = fields.get(key)
     if type(child) is not dict:
         child = fields[key] = {}
     return child
-
-
-def _put(fields: dict[str, Any], path: str, value: Any) -> None:
-    """Sets a dotted ECS path, creating the objects on the way; a None value is left out."""
-    if value is None:
-        return
-    *parents, leaf = path.split(".")
-    target = fields
-    for key in parents:
-        child = target.get(key)
-        if type(child) is not dict:
-            child = target[key] = {}
-        target = child
-    target[leaf] = value
-
-
-def _get(fields: dict[str, Any], path: str) -> Any:
-    value: Any = fields
-    for key in path.split("."):
-        if type(value) is not dict:
-            return None
-        value = value.get(key)
-    return value
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if type(value) is dict else {}
 
 
 def _address(record: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -267,105 +244,14 @@ def _sharepoint_file_fields(record: dict[str, Any], fields: dict[str, Any]) -> N
         event["type"] = [category_type[1]]
 
 
-def _dlp_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    _put(fields, "event.kind", "alert")
-    _put(fields, "event.category", ["file"])
-    _put(fields, "event.type", ["access"])
-    sharepoint = _obj(record.get("SharePointMetaData"))
-    _put(fields, "user.id", text(sharepoint.get("From")))
-    _put(fields, "file.name", text(sharepoint.get("FileName")))
-    _put(fields, "url.original", text(sharepoint.get("FilePathUrl")))
-    _put(fields, "file.inode", text(sharepoint.get("UniqueId")) or text(sharepoint.get("UniqueID")))
-    _put(fields, "file.owner", text(sharepoint.get("FileOwner")))
-    exchange = _obj(record.get("ExchangeMetaData"))
-    _put(fields, "source.user.email", text(exchange.get("From")))
-    recipients: list[str] = []
-    for key in ("To", "CC", "BCC"):
-        value = exchange.get(key)
-        recipients.extend(item for item in (value if type(value) is list else [value]) if type(item) is str and item)
-    _put(fields, "destination.user.email", _one_or_list(recipients))
-    _put(fields, "rule.id", text(record.get("PolicyId")))
-    _put(fields, "rule.name", text(record.get("PolicyName")))
-    _put_dlp_rules(record, fields)
-
-
-def _put_dlp_rules(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    """Rules matched, the highest severity, and whether access went ahead (nothing blocked it, or it was overridden)."""
-    policies = record.get("PolicyDetails")
-    if type(policies) is not list:
-        return
-    ids: list[str] = []
-    names: list[str] = []
-    severity = -1
-    blocked = False
-    for policy in policies:
-        rules = _obj(policy).get("Rules")
-        for rule in rules if type(rules) is list else []:
-            rule = _obj(rule)
-            rule_id, name = text(rule.get("RuleId")), text(rule.get("RuleName"))
-            if rule_id is not None and name is not None:
-                ids.append(rule_id)
-                names.append(name)
-            severity = max(severity, _severity(rule.get("Severity")) or -1)
-            actions = rule.get("Actions")
-            blocked = blocked or (type(actions) is list and "BlockAccess" in actions)
-    _put(fields, "rule.id", _one_or_list(ids))
-    _put(fields, "rule.name", _one_or_list(names))
-    if severity >= 0:
-        _put(fields, "event.severity", severity)
-    _put(fields, "event.outcome", "failure" if blocked and not _block_overridden(record) else "success")
-
-
-def _block_overridden(record: dict[str, Any]) -> bool:
-    operation = (text(record.get("Operation")) or "").lower()
-    if operation == "dlpruleundo":
-        return True
-    if operation == "dlpinfo":
-        return False
-    exception = record.get("ExceptionInfo")
-    return exception is not None and exception != ""
-
-
-def _security_alert_fields(record: dict[str, Any], fields: dict[str, Any]) -> None:
-    _put(fields, "event.kind", "alert")
-    category = text(record.get("Category"))
-    _put(fields, "event.category", [_ALERT_CATEGORIES.get((category or "").lower(), "authentication")])
-    _put(fields, "event.type", ["info"])
-    _put(fields, "event.severity", _severity(record.get("Severity")))
-    _put(fields, "rule.name", text(record.get("Name")))
-    _put(fields, "rule.id", text(record.get("PolicyId")))
-    _put(fields, "rule.category", category)
-    _put(fields, "rule.ruleset", text(record.get("EntityType")))
-    entity = text(record.get("AlertEntityId"))
-    _put(fields, "rule.description", entity)
-    links = record.get("AlertLinks")
-    hrefs = [text(_obj(link).get("AlertLinkHref")) for link in links] if type(links) is list else []
-    _put(fields, "rule.reference", _one_or_list([href for href in hrefs if href is not None]))
-    entity_type = text(record.get("EntityType"))
-    if entity_type == "User":
-        _put(fields, "user.id", entity)
-    elif entity_type in ("Recipients", "Sender"):
-        _put(fields, "user.email", entity)
-
-
-def _severity(value: Any) -> int | None:
-    return _SEVERITIES.get(value.lower()) if type(value) is str else None
-
-
-def _one_or_list(values: list[str]) -> str | list[str] | None:
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
-
-
 def _apply_conversion(record: dict[str, Any], fields: dict[str, Any], conversion: dict[str, Any]) -> None:
-    _put(fields, "event.action", conversion["action"])
-    _put(fields, "event.category", ["iam"])
-    _put(fields, "event.type", list(conversion["type"]))
+    put_path(fields, "event.action", conversion["action"])
+    put_path(fields, "event.category", ["iam"])
+    put_path(fields, "event.type", list(conversion["type"]))
     if "target" in conversion:
-        _put(fields, "user.target.id", text(record.get(conversion["target"])))
+        put_path(fields, "user.target.id", text(record.get(conversion["target"])))
     if "group" in conversion:
-        _put(fields, "group.name", text(record.get(conversion["group"])))
+        put_path(fields, "group.name", text(record.get(conversion["group"])))
 
 
 def _put_addresses(fields: dict[str, Any], client_address: str | None) -> None:
@@ -437,13 +323,13 @@ def _put_organization(fields: dict[str, Any], record: dict[str, Any], tenant_nam
 
 
 def _put_related(fields: dict[str, Any], record: dict[str, Any], code: str | None) -> None:
-    client, server, user, file = (_obj(fields.get(key)) for key in ("client", "server", "user", "file"))
+    client, server, user, file = (obj(fields.get(key)) for key in ("client", "server", "user", "file"))
     ips = [ip for ip in (client.get("ip"), server.get("ip")) if ip is not None]
-    users = [name for name in (user.get("name"), _obj(user.get("target")).get("name"), file.get("owner"))
+    users = [name for name in (user.get("name"), obj(user.get("target")).get("name"), file.get("owner"))
              if type(name) is str]
     members = record.get("Members")
     if code == "MicrosoftTeams" and type(members) is list:
-        users.extend(upn for upn in (text(_obj(member).get("UPN")) for member in members) if upn is not None)
+        users.extend(upn for upn in (text(obj(member).get("UPN")) for member in members) if upn is not None)
     if ips or users:
         related = _child(fields, "related")
         if ips:
@@ -457,6 +343,6 @@ _WORKLOAD_MAPPERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], None]] =
     **{name: _exchange_mailbox_fields for name in _EXCHANGE_MAILBOX_TYPES},
     **{name: _logon_fields for name in _LOGON_TYPES},
     "SharePointFileOperation": _sharepoint_file_fields,
-    **{name: _dlp_fields for name in _DLP_TYPES},
-    "SecurityComplianceAlerts": _security_alert_fields,
+    **{name: dlp_fields for name in _DLP_TYPES},
+    "SecurityComplianceAlerts": security_alert_fields,
 }

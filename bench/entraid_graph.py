@@ -145,7 +145,6 @@ def fake_ceiling(fake: FakeGraph, secret: str, records: int) -> dict[str, float]
 
 @dataclass
 class Sample:
-    at: float
     rss_kib: int
     acked: int
 
@@ -170,7 +169,7 @@ class ForwarderRun:
             if self.process.poll() is not None:
                 raise SystemExit(f"the forwarder exited with {self.process.returncode}; see {self.home}/stderr.log")
             acked = self.acked()
-            self.samples.append(Sample(time.monotonic(), resident_kib(self.process.pid), acked))
+            self.samples.append(Sample(resident_kib(self.process.pid), acked))
             if acked >= total:
                 return
             time.sleep(1.0)

@@ -80,15 +80,15 @@ class SignInTemplate:
     """One fixture encoded once, with `@@name@@` holes where each record's own values go."""
 
     HOLES = {
-        ("id",): "id", ("createdDateTime",): "time", ("correlationId",): "correlation",
-        ("userId",): "user_id", ("userPrincipalName",): "upn", ("userDisplayName",): "user_name",
-        ("ipAddress",): "ip", ("originalRequestId",): "request_id",
+        "id": "id", "createdDateTime": "time", "correlationId": "correlation", "userId": "user_id",
+        "userPrincipalName": "upn", "userDisplayName": "user_name", "ipAddress": "ip",
+        "originalRequestId": "request_id",
     }
 
     def __init__(self, record: dict[str, Any]) -> None:
-        for path, hole in self.HOLES.items():
-            if path[0] in record and record[path[0]] is not None:
-                record[path[0]] = f"@@{hole}@@"
+        for key, hole in self.HOLES.items():
+            if record.get(key) is not None:
+                record[key] = f"@@{hole}@@"
         parts = orjson.dumps(record).split(b"@@")
         self.literals = parts[0::2]
         self.holes = [part.decode() for part in parts[1::2]]

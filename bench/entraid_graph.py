@@ -159,16 +159,17 @@ class ForwarderRun:
     def stats(self) -> dict[str, Any]:
         return requests.get(self.stats_url, timeout=10).json()
 
-    def acked(self) -> int:
-        return int(self.stats().get("output", {}).get("acked", 0))
-
     def sample_until(self, total: int, timeout: float) -> None:
         """One sample a second until the output has acknowledged `total` events."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"the forwarder exited with {self.process.returncode}; see {self.home}/stderr.log")
-            acked = self.acked()
+            stats = self.stats()
+            failure = stats["inputs"].get(INPUT_ID, {}).get("last_error")
+            if failure:
+                raise SystemExit(f"the input reported an error: {failure}")
+            acked = int(stats.get("output", {}).get("acked", 0))
             self.samples.append(Sample(resident_kib(self.process.pid), acked))
             if acked >= total:
                 return

@@ -85,6 +85,7 @@ _SERVER_ADDRESS_KEYS = ("OriginatingServer",)
 _SHAREPOINT_FILE_KEYS = (("SourceRelativeUrl", "directory"), ("SourceFileName", "name"),
                          ("SourceFileExtension", "extension"))
 _WEB_INFO = (["web"], ["info"])
+_RELATED_IPS = (("client", "ip"), ("server", "ip"))
 
 
 def normalize(record: dict[str, Any], tenant_name: str | None) -> tuple[dict[str, Any], float | None]:
@@ -323,10 +324,22 @@ def _put_organization(fields: dict[str, Any], record: dict[str, Any], tenant_nam
 
 
 def _put_related(fields: dict[str, Any], record: dict[str, Any], code: str | None) -> None:
-    client, server, user, file = (obj(fields.get(key)) for key in ("client", "server", "user", "file"))
-    ips = [ip for ip in (client.get("ip"), server.get("ip")) if ip is not None]
-    users = [name for name in (user.get("name"), obj(user.get("target")).get("name"), file.get("owner"))
-             if type(name) is str]
+    ips = []
+    users = []
+    for group, key in _RELATED_IPS:
+        holder = fields.get(group)
+        if type(holder) is dict and holder.get(key) is not None:
+            ips.append(holder[key])
+    user = fields.get("user")
+    if type(user) is dict:
+        if type(user.get("name")) is str:
+            users.append(user["name"])
+        target = user.get("target")
+        if type(target) is dict and type(target.get("name")) is str:
+            users.append(target["name"])
+    file = fields.get("file")
+    if type(file) is dict and type(file.get("owner")) is str:
+        users.append(file["owner"])
     members = record.get("Members")
     if code == "MicrosoftTeams" and type(members) is list:
         users.extend(upn for upn in (text(obj(member).get("UPN")) for member in members) if upn is not None)

@@ -25,6 +25,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 log = logging.getLogger("forwarder.registry")
 
 FORMAT_VERSION = 1
@@ -93,8 +95,8 @@ class Registry:
                 dirty, self._dirty = self._dirty, {}
                 self._seq += 1
                 seq = self._seq
-            payload = json.dumps({"seq": seq, "set": dirty}, separators=(",", ":"), sort_keys=True)
-            line = f"{zlib.crc32(payload.encode()):08x} {payload}\n".encode()
+            payload = orjson.dumps({"seq": seq, "set": dirty}, option=orjson.OPT_SORT_KEYS)
+            line = b"%08x %s\n" % (zlib.crc32(payload), payload)
             try:
                 self._journal.write(line)
                 self._journal.flush()
@@ -211,9 +213,9 @@ class Registry:
         """Caller holds _io_lock (or is single-threaded during open)."""
         with self._lock:
             seq = self._seq
-            body = json.dumps({"seq": seq, "entries": self._entries}, separators=(",", ":"), sort_keys=True)
+            body = orjson.dumps({"seq": seq, "entries": self._entries}, option=orjson.OPT_SORT_KEYS)
         try:
-            self._write_atomically(self.directory / f"snapshot-{seq}.json", body.encode())
+            self._write_atomically(self.directory / f"snapshot-{seq}.json", body)
         except OSError as exc:
             self.write_errors += 1
             log.error("registry: cannot write snapshot in %s: %s", self.directory, exc)

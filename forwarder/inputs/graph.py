@@ -30,8 +30,12 @@ from forwarder.net.request_pacer import RequestPacer
 from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
 from forwarder.pipeline.event import Event
 
-# A backfill commits progress every this much of new time; it also bounds the dedupe keys in a cursor.
+# A backfill commits progress every chunk of new time: at most an hour, shorter when an hour holds more than
+# CHUNK_RECORDS records, because the cursor carries a dedupe key per record of its window (and the acker holds a
+# copy of the cursor per page in flight): a dense tenant must not make either grow without bound.
 MAX_CHUNK = 3600.0
+MIN_CHUNK = 60.0
+CHUNK_RECORDS = 20_000
 # The credential's end date is read once a day (it changes only when someone edits the app registration).
 CREDENTIAL_CHECK_INTERVAL = 86400.0
 # Records Microsoft updates in place: an update is a new delivery, keyed on id + last-update time.
@@ -59,6 +63,7 @@ class GraphInput:
         self._planner = PollWindowPlanner(config.late_arrival_window, config.initial_lookback, MAX_CHUNK, clock)
         self._log = context.log
         self._next_expiry_check = 0.0
+        self._chunks: dict[str, float] = {}
 
     def run(self) -> None:
         stop = self.context.stop
@@ -126,19 +131,27 @@ class GraphInput:
         """Reads windows of one stream until it reaches now; False when the forwarder is stopping."""
         while not self.context.stop.is_set():
             cursor = cursors[stream]
-            window = self._planner.next_window(cursor)
-            capped = window.end >= (cursor.until or 0.0) + MAX_CHUNK
-            if not self._read_window(graph, stream, cursor, window):
+            chunk = self._chunks.get(stream, MAX_CHUNK)
+            window = self._planner.next_window(cursor, chunk)
+            new_time = window.end - (cursor.until or window.start)
+            capped = new_time >= chunk
+            listed = self._read_window(graph, stream, cursor, window)
+            if listed is None:
                 return False
+            if capped:
+                self._chunks[stream] = next_chunk(new_time, listed)
             cursors[stream] = self._planner.completed(cursor, window)
             self.context.client.commit({stream: cursors[stream].to_json()})
             if not capped:
                 return True
         return False
 
-    def _read_window(self, graph: GraphClient, stream: str, cursor: GraphCursor, window: PollWindow) -> bool:
+    def _read_window(self, graph: GraphClient, stream: str, cursor: GraphCursor, window: PollWindow) -> int | None:
+        """Delivers the window's new records; returns how many records Graph listed, None when stopping."""
         sign_in_types = self.config.sign_in_types if stream == "signinlogs" else None
+        listed = 0
         for page in graph.pages(stream, window.start, window.end, self.config.page_size, sign_in_types):
+            listed += len(page)
             fresh = []
             for record in page:
                 if not isinstance(record, dict):
@@ -152,8 +165,15 @@ class GraphInput:
             for position, event in enumerate(fresh):
                 last = position == len(fresh) - 1
                 if not self.context.client.publish(event, {stream: cursor.to_json()} if last else None):
-                    return False
-        return True
+                    return None
+        return listed
+
+
+def next_chunk(new_time: float, listed: int) -> float:
+    """The next backfill chunk: sized to hold about CHUNK_RECORDS records at the density just read."""
+    if listed <= 0:
+        return MAX_CHUNK
+    return max(MIN_CHUNK, min(MAX_CHUNK, new_time * CHUNK_RECORDS / listed))
 
 
 def connect_graph(

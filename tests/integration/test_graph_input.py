@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from forwarder.config.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
-from forwarder.inputs.graph import GraphInput
+from forwarder.inputs.graph import CHUNK_RECORDS, MAX_CHUNK, MIN_CHUNK, GraphInput, next_chunk
 from forwarder.inputs.graph_config import GraphConfig, parse_config
 from forwarder.net.graph_client import graph_time
 from forwarder.pipeline.client import PipelineClient
@@ -451,3 +451,25 @@ def test_input_restarted_in_the_same_process_resumes_from_what_was_acknowledged(
     assert ids(harness.take(1)) == ["marker"]
     second_stop.set()
     second.join(10)
+
+
+def test_backfill_chunks_shrink_for_a_dense_tenant_and_grow_back():
+    assert next_chunk(MAX_CHUNK, 5 * CHUNK_RECORDS) == MAX_CHUNK / 5
+    assert next_chunk(MAX_CHUNK, 10_000 * CHUNK_RECORDS) == MIN_CHUNK
+    assert next_chunk(MAX_CHUNK / 5, CHUNK_RECORDS // 10) == MAX_CHUNK
+    assert next_chunk(MAX_CHUNK, 0) == MAX_CHUNK
+
+
+def test_a_dense_backfill_commits_in_chunks_of_bounded_size(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("forwarder.inputs.graph.CHUNK_RECORDS", 10)
+    for n in range(180):  # one a minute over the last three hours
+        add_sign_in(graph, f"d-{n:03d}", 60 * n + 30)
+    running = start(graph_config(server, page_size=100, initial_lookback="3h"))
+    assert len(set(ids(harness.take(180)))) == 180
+    # The first hour holds 60 records: the chunks that follow are 10 minutes long.
+    windows = [query["$filter"] for query in graph.requests_to(SIGN_INS)]
+    assert len(windows) >= 12, len(windows)
+    running.halt()

@@ -43,8 +43,9 @@ def test_first_start_backfills_the_lookback_in_chunks_then_follows_now():
         window = plan.next_window(cursor)
         windows.append(window)
         cursor = plan.completed(cursor, window)
-    assert windows[0] == PollWindow(76 * HOUR - 30 * MINUTE, 82 * HOUR)
-    assert windows[1] == PollWindow(82 * HOUR - 30 * MINUTE, 88 * HOUR)
+    assert windows[0] == PollWindow(76 * HOUR - 30 * MINUTE, 82 * HOUR, 100 * HOUR)
+    # Read 18 hours after its end, the first chunk saw everything in it: the next one needs no overlap.
+    assert windows[1] == PollWindow(82 * HOUR, 88 * HOUR, 100 * HOUR)
     assert windows[-1].end == 100 * HOUR
     assert len(windows) == 4
 
@@ -104,3 +105,38 @@ def test_window_never_ends_before_it_starts_when_the_clock_steps_back():
     clock.now = 9 * HOUR
     window = plan.next_window(GraphCursor(until=10 * HOUR))
     assert window.end >= window.start
+
+
+def test_overlap_shrinks_with_the_time_between_a_windows_end_and_its_read():
+    clock = Clock(10 * HOUR)
+    plan = planner(clock, lookback=HOUR)
+    cursor = plan.completed(plan.first_cursor(), PollWindow(9 * HOUR, 9.9 * HOUR, 10 * HOUR))
+    assert plan.next_window(cursor).start == 9.9 * HOUR - 24 * MINUTE
+    at_head = plan.completed(cursor, PollWindow(9.5 * HOUR, 10 * HOUR, 10 * HOUR))
+    assert plan.next_window(at_head).start == 10 * HOUR - 30 * MINUTE
+
+
+def test_a_stored_cursor_without_read_time_gets_the_full_overlap():
+    plan = planner(Clock(10 * HOUR), lookback=HOUR)
+    cursor = GraphCursor.from_json({"until": 9 * HOUR, "seen": {"a": 9 * HOUR - 60}})
+    assert plan.next_window(cursor).start == 9 * HOUR - 30 * MINUTE
+    assert GraphCursor.from_json(json.loads(json.dumps(cursor.to_json()))) == cursor
+
+
+def test_a_late_record_is_still_caught_when_the_read_began_before_it_was_published():
+    clock = Clock(10 * HOUR)
+    plan = planner(clock, lookback=HOUR)
+    listed = {"a": 9.5 * HOUR}
+    cursor, first = poll(plan, plan.first_cursor(), listed)
+    clock.now = 10 * HOUR + 20 * MINUTE
+    listed["late"] = 10 * HOUR - 5 * MINUTE
+    cursor, second = poll(plan, cursor, listed)
+    assert (first, second) == (["a"], ["late"])
+
+
+def test_a_smaller_chunk_asked_for_is_honoured_and_a_larger_one_capped():
+    clock = Clock(100 * HOUR)
+    plan = planner(clock)
+    cursor = plan.first_cursor()
+    assert plan.next_window(cursor, chunk=10 * MINUTE).end == cursor.until + 10 * MINUTE
+    assert plan.next_window(cursor, chunk=48 * HOUR).end == cursor.until + 6 * HOUR

@@ -18,7 +18,7 @@ backfill goes on.
 Usage (from the repository root, package installed with `pip install -e .`):
 
     python bench/o365_audit.py [--records 500000] [--blob-records 1500] [--ceiling-records 200000]
-                               [--normalize false] [--keep]
+                               [--content-type Audit.Exchange ...] [--normalize false] [--keep]
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ DAY = 86400.0
 class FakeManagementApi:
     """The fake as a child process; closing its stdin ends it."""
 
-    def __init__(self, records: int, blob_records: int, secret: str) -> None:
+    def __init__(self, records: int, blob_records: int, content_types: list[str], secret: str) -> None:
+        self.content_types = content_types
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "o365_backfill_fake.py"), "--records", str(records),
-             "--blob-records", str(blob_records)],
+             "--blob-records", str(blob_records), *(f"--content-type={name}" for name in content_types)],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, SECRET_VARIABLE: secret},
         )
@@ -119,7 +120,7 @@ def fake_ceiling(fake: FakeManagementApi, secret: str, records: int) -> dict[str
     decoding = 0.0
     started = time.perf_counter()
     oldest = time.time() - 7 * DAY + 600
-    for content_type in CONTENT_SHAPES:
+    for content_type in fake.content_types:
         start = oldest
         while start < time.time() and received < records:
             params: dict[str, str] | None = {"contentType": content_type, "startTime": list_time(start),
@@ -190,7 +191,7 @@ def write_config(home: Path, fake: FakeManagementApi, normalize: bool) -> None:
             application_id: "{CLIENT}"
             tenant_id: "{TENANT}"
             client_secret: "${{{SECRET_VARIABLE}}}"
-            content_type: {json.dumps(list(CONTENT_SHAPES))}
+            content_type: {json.dumps(fake.content_types)}
             normalize: {str(normalize).lower()}
             api.authentication_endpoint: "{fake.url}"
             api.resource: "{fake.url}"
@@ -240,17 +241,20 @@ def main() -> None:
     parser.add_argument("--blob-records", type=int, default=1500, help="records per content blob")
     parser.add_argument("--ceiling-records", type=int, default=200_000,
                         help="records the fetch-and-decode client reads for the fake's ceiling (0: skip)")
+    parser.add_argument("--content-type", action="append", choices=list(CONTENT_SHAPES),
+                        help="read only this content type, one poller (repeatable; default: all three)")
     parser.add_argument("--normalize", choices=("true", "false"), default="true", help="the input's normalize")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     parser.add_argument("--py-spy", metavar="FILE", help="profile the forwarder with py-spy (speedscope JSON to FILE)")
     args = parser.parse_args()
 
     secret = secrets.token_urlsafe(24)
-    fake = FakeManagementApi(args.records, args.blob_records, secret)
+    content_types = args.content_type or list(CONTENT_SHAPES)
+    fake = FakeManagementApi(args.records, args.blob_records, content_types, secret)
     home = Path(tempfile.mkdtemp(prefix="bench-o365-"))
     try:
         print(f"{fake.records:,} audit records in {fake.blobs} blobs of up to {args.blob_records} "
-              f"({', '.join(CONTENT_SHAPES)}), normalize {args.normalize}, {os.cpu_count()} CPUs, "
+              f"({', '.join(content_types)}), normalize {args.normalize}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} before")
         ceiling = 0.0
         if args.ceiling_records:

@@ -122,7 +122,7 @@ class PlannedBlob:
 class AuditBacklog:
     """`records` audit records in blobs of `blob_records`, spread evenly over the last six days per content type."""
 
-    def __init__(self, records: int, blob_records: int, now: float) -> None:
+    def __init__(self, records: int, blob_records: int, now: float, content_types: list[str] | None = None) -> None:
         fixtures = ROOT / "tests" / "fixtures" / "o365"
         self.templates: dict[str, list[RecordTemplate]] = {}
         for content_type, shapes in CONTENT_SHAPES.items():
@@ -135,8 +135,9 @@ class AuditBacklog:
         self.blobs: dict[str, list[PlannedBlob]] = {}
         self.by_id: dict[str, PlannedBlob] = {}
         first = 0
-        for number, (content_type, share) in enumerate(CONTENT_SHARE.items()):
-            total = records - first if number == len(CONTENT_SHARE) - 1 else round(records * share)
+        served = {name: share for name, share in CONTENT_SHARE.items() if name in (content_types or CONTENT_SHARE)}
+        for number, (content_type, share) in enumerate(served.items()):
+            total = records - first if number == len(served) - 1 else round(records * share / sum(served.values()))
             count = -(-total // blob_records)
             step = BACKLOG_SECONDS / max(count, 1)
             planned = []
@@ -312,9 +313,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--blob-records", type=int, default=1500)
     parser.add_argument("--page-size", type=int, default=20, help="blobs per content listing page")
+    parser.add_argument("--content-type", action="append", choices=list(CONTENT_SHARE),
+                        help="serve records of this content type only (repeatable; default: all three)")
     args = parser.parse_args()
     secret = os.environ[SECRET_VARIABLE]
-    backlog = AuditBacklog(args.records, args.blob_records, time.time())
+    backlog = AuditBacklog(args.records, args.blob_records, time.time(), args.content_type)
     with FakeHttpsServer(trustme.CA()) as server:
         identity = FakeIdentityPlatform(server)
         identity.register_app(TENANT, CLIENT, secret=secret)

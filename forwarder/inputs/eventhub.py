@@ -17,6 +17,7 @@ forwarder reads every partition from them.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -183,6 +184,7 @@ class EventHubInput:
 
     def run(self) -> None:
         stop = self.context.stop
+        _quiet_sdk_logging()
         if self.config.uses_blob_checkpoints:
             assert self.config.storage_connection_string is not None and self.config.storage_container is not None
             self._checkpoints = BlobCheckpoints(self.config.storage_connection_string, self.config.storage_container,
@@ -384,6 +386,12 @@ class EventHubInput:
 
 class EventHubUnavailable(Exception):
     """The hub could not be reached at start; the supervisor retries with backoff."""
+
+
+def _quiet_sdk_logging() -> None:
+    """The SDK logs every AMQP state change and blob request at INFO: kept for `logging.level: debug` only."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("azure").setLevel(logging.WARNING)
 
 
 def _body_bytes(message: EventData) -> bytes:

@@ -2,7 +2,9 @@
 
 The SDK's `EventHubConsumerClient` does the AMQP work, the reconnects and (with
 a blob checkpoint store) the balancing of partitions between every forwarder
-sharing a container; it calls `on_event_batch` on one thread per partition.
+sharing a container; it calls `on_event_batch` from one receiving thread that
+serves the partitions in turn, so a `publish` blocked on a full queue holds
+back every partition: that is the backpressure.
 Each message is split into records, each record becomes one event, and the
 message's position rides on the last of them as the cursor `partition-<id>`.
 The acker commits that cursor to the registry only once the whole message and
@@ -50,7 +52,7 @@ WARNING_INTERVAL = 60.0
 
 
 class PartitionReader:
-    """Turns one partition's messages into events; only that partition's SDK thread calls it."""
+    """Turns one partition's messages into events; only the SDK's receiving thread calls it."""
 
     def __init__(self, partition_id: str, owner: EventHubInput) -> None:
         self.partition_id = partition_id

@@ -24,21 +24,17 @@ import threading
 import time
 from typing import Any
 
-import orjson
 from azure.core.exceptions import ClientAuthenticationError
 from azure.eventhub import EventData, EventHubConsumerClient, PartitionContext, TransportType
 from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 
-# Imported first and as a module: the azure module imports this input's config, which would otherwise be
-# half-initialized when the module table is loaded before the input table.
-import forwarder.modules.azure as azure_module
+# Imported first: the azure module imports this input's config, which would otherwise be half-initialized when
+# the module table is loaded before the input table.
+import forwarder.modules  # noqa: F401
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
-from forwarder.inputs.eventhub_checkpoints import BlobCheckpoints, PartitionProgress, message_cursor
+from forwarder.inputs.eventhub_checkpoints import BlobCheckpoints, PartitionProgress
 from forwarder.inputs.eventhub_config import EventHubConfig, default_id, parse_config
-from forwarder.inputs.eventhub_decoder import PARSE_FAILURE_TAG, decode_body, parse_failure_fields
-from forwarder.modules import azure_ecs
-from forwarder.modules.azure_routing import CategoryRouter
-from forwarder.pipeline.event import Event, format_timestamp
+from forwarder.inputs.eventhub_messages import WARNING_INTERVAL, PartitionReader
 
 # How often acknowledged positions become blob checkpoints and /stats is refreshed.
 BOOKKEEPING_INTERVAL = 1.0
@@ -47,122 +43,6 @@ BOOKKEEPING_INTERVAL = 1.0
 FINAL_FLUSH_WAIT = 3.0
 # At stop, how long the SDK gets to close its links and release its partitions.
 CLOSE_WAIT = 2.0
-# A warning about empty bodies or receive errors at most this often (per partition); the counters keep the rest.
-WARNING_INTERVAL = 60.0
-
-
-class PartitionReader:
-    """Turns one partition's messages into events; only the SDK's receiving thread calls it."""
-
-    def __init__(self, partition_id: str, owner: EventHubInput) -> None:
-        self.partition_id = partition_id
-        self._owner = owner
-        self._config = owner.config
-        self._client = owner.context.client
-        self.router = CategoryRouter(owner.config.filesets)
-        self.messages = 0
-        self.records = 0
-        self.parse_failures = 0
-        self.empty_bodies = 0
-        self.sanitized = 0
-        self._last_empty_warning = 0.0
-        self._empty_since_warning = 0
-
-    def read(self, batch: list[EventData]) -> bool:
-        """Publishes a batch of messages in order; False when the forwarder is stopping."""
-        return all(self._read_message(message) for message in batch)
-
-    def _read_message(self, message: EventData) -> bool:
-        config = self._config
-        enqueued = message.enqueued_time
-        enqueued_epoch = enqueued.timestamp() if enqueued is not None else time.time()
-        sequence_number = message.sequence_number
-        cursor = message_cursor(self.partition_id, message.offset, sequence_number, enqueued_epoch)
-        self.messages += 1
-        decoded = decode_body(_body_bytes(message), config.sanitizers)
-        if decoded.sanitized:
-            self.sanitized += 1
-        envelope = {
-            "eventhub": config.eventhub,
-            "consumer_group": config.consumer_group,
-            "partition_id": self.partition_id,
-            "offset": message.offset,
-            "sequence_number": sequence_number,
-            "enqueued_time": format_timestamp(enqueued_epoch),
-        }
-        partition_key = message.partition_key
-        if partition_key is not None:
-            envelope["partition_key"] = partition_key.decode("utf-8", "replace") \
-                if isinstance(partition_key, bytes) else str(partition_key)
-        id_prefix = f"{self.partition_id}-{sequence_number}-"
-        if decoded.shape == "empty":
-            self._report_empty(sequence_number, decoded.problem or "no records")
-            self._client.commit(cursor)
-            return True
-        if decoded.shape == "unparsable":
-            self.parse_failures += 1
-            events = [self._unparsable_event(parse_failure_fields(decoded), envelope, enqueued_epoch, id_prefix)]
-        else:
-            events = [self._record_event(record, envelope, enqueued_epoch, id_prefix + str(index))
-                      for index, record in enumerate(decoded.records)]
-            self.records += len(events)
-        publish = self._client.publish
-        last = len(events) - 1
-        return all(publish(event, cursor if position == last else None) for position, event in enumerate(events))
-
-    def _record_event(self, record: Any, envelope: dict[str, Any], enqueued: float, event_id: str) -> Event:
-        route = self.router.route(record)
-        if route.first_unexpected:
-            self._owner.unexpected_category(route.category, route.fileset)
-        fileset = route.fileset
-        config = self._config
-        raw = orjson.dumps(record).decode()
-        meta = {"_id": event_id}
-        timestamp = None
-        if config.normalize:
-            try:
-                fields, timestamp = azure_ecs.normalize(record, fileset)
-            except Exception as error:  # a mapping bug must not cost the record: it goes out raw and tagged
-                fields = {"error": {"message": f"cannot map the record to ECS: {type(error).__name__}: {error}"},
-                          "tags": [PARSE_FAILURE_TAG]}
-        else:
-            fields = {}
-            meta["pipeline"] = azure_module.ingest_pipeline(fileset)
-        fields["message"] = raw
-        if config.preserve_original_event:
-            fields.setdefault("event", {})["original"] = raw
-        azure_module.put_dataset(fields, fileset)
-        azure = fields.get("azure")
-        if type(azure) is dict:
-            azure.update(envelope)
-        else:
-            fields["azure"] = dict(envelope)
-        return Event(fields, enqueued if timestamp is None else timestamp, meta)
-
-    def _unparsable_event(self, fields: dict[str, Any], envelope: dict[str, Any], enqueued: float,
-                          id_prefix: str) -> Event:
-        """The raw body as one event, under the consumer's first fileset (the body has no category to route on)."""
-        meta = {"_id": id_prefix + "0"}
-        if self._config.filesets:
-            azure_module.put_dataset(fields, self._config.filesets[0])
-            if not self._config.normalize:
-                meta["pipeline"] = azure_module.ingest_pipeline(self._config.filesets[0])
-        fields["azure"] = dict(envelope)
-        return Event(fields, enqueued, meta)
-
-    def _report_empty(self, sequence_number: int, problem: str) -> None:
-        self.empty_bodies += 1
-        self._empty_since_warning += 1
-        now = time.monotonic()
-        if now - self._last_empty_warning < WARNING_INTERVAL:
-            return
-        others = self._empty_since_warning - 1
-        more = f" ({others} more since the last warning)" if others > 0 else ""
-        self._owner.context.log.warning(
-            "%s: message %d of partition %s of event hub %r holds no records: %s; nothing to forward%s",
-            self._owner.context.input_id, sequence_number, self.partition_id, self._config.eventhub, problem, more)
-        self._last_empty_warning = now
-        self._empty_since_warning = 0
 
 
 class EventHubInput:
@@ -188,13 +68,14 @@ class EventHubInput:
         stop = self.context.stop
         _quiet_sdk_logging()
         if self.config.uses_blob_checkpoints:
-            assert self.config.storage_connection_string is not None and self.config.storage_container is not None
-            self._checkpoints = BlobCheckpoints(self.config.storage_connection_string, self.config.storage_container,
-                                                self._log, self.context.input_id)
-            self._checkpoints.eventhub = self.config.eventhub
-            self._checkpoints.consumer_group = self.config.consumer_group
+            self._checkpoints = BlobCheckpoints(self.config, self._log, self.context.input_id)
             self._checkpoints.open()
         self._partition_ids = self._read_partition_ids()
+        if self._checkpoints is not None and self.config.migrate_checkpoint:
+            migrated = self._checkpoints.migrate_legacy(self._partition_ids)
+            if migrated:
+                self._log.info("%s: took over Filebeat's v1 checkpoints of partition(s) %s from container %r",
+                               self.context.input_id, ", ".join(migrated), self.config.storage_container)
         consumer = self._consumer()
         receiving = threading.Thread(target=self._receive, args=(consumer,), daemon=True,
                                      name=f"{self.context.input_id}-receive")
@@ -302,12 +183,11 @@ class EventHubInput:
         reader = self._readers.get(partition_id)
         if reader is None:
             with self._readers_lock:
-                reader = self._readers.setdefault(partition_id, PartitionReader(partition_id, self))
+                reader = self._readers.setdefault(
+                    partition_id, PartitionReader(partition_id, self.config, self.context, self.unexpected_category))
         return reader
 
     def _on_partition_initialize(self, context: PartitionContext) -> None:
-        if self._checkpoints is not None and self._checkpoints.namespace is None:
-            self._checkpoints.namespace = context.fully_qualified_namespace
         self._reader(context.partition_id)
         self._log.debug("%s: reading partition %s", self.context.input_id, context.partition_id)
 
@@ -318,8 +198,6 @@ class EventHubInput:
     def _on_event_batch(self, context: PartitionContext, batch: list[EventData]) -> None:
         if not batch or self.context.stop.is_set():
             return
-        if self._checkpoints is not None and self._checkpoints.namespace is None:
-            self._checkpoints.namespace = context.fully_qualified_namespace
         if self._reader(context.partition_id).read(batch) and self._checkpoints is None:
             # Registry mode: the SDK's in-memory checkpoint only tells it where to reopen this partition within
             # this process (everything up to here is in our queue); the registry keeps the acknowledged position.
@@ -394,20 +272,6 @@ def _quiet_sdk_logging() -> None:
     """The SDK logs every AMQP state change and blob request at INFO: kept for `logging.level: debug` only."""
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("azure").setLevel(logging.WARNING)
-
-
-def _body_bytes(message: EventData) -> bytes:
-    body = message.body
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode()
-    if isinstance(body, (dict, list)):
-        return orjson.dumps(body)
-    try:
-        return b"".join(body)
-    except TypeError:
-        return str(body).encode()
 
 
 def _first_line(error: BaseException) -> str:

@@ -12,18 +12,28 @@ which is the data loss of Filebeat's old processor (checkpoint on receipt).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import Any
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import ContainerClient
 
 from forwarder.inputs.base import PermanentInputError
+from forwarder.inputs.eventhub_config import EventHubConfig
 
 SOURCE_PREFIX = "partition-"
+# Filebeat's v1 checkpoint blobs are a few hundred bytes; more than this is not one.
+LEGACY_BLOB_LIMIT = 4096
 
 
 def partition_source(partition_id: str) -> str:
@@ -89,18 +99,21 @@ class PartitionProgress:
 class BlobCheckpoints:
     """The blob checkpoint store of one consumer: opened (container created when missing) and written on ACK."""
 
-    def __init__(self, connection_string: str, container: str, log: logging.Logger, input_id: str) -> None:
-        self._container_client = ContainerClient.from_connection_string(connection_string, container)
-        self.store = BlobCheckpointStore(self._container_client.url, container,
+    def __init__(self, config: EventHubConfig, log: logging.Logger, input_id: str) -> None:
+        assert config.storage_connection_string is not None and config.storage_container is not None
+        self._container_client = ContainerClient.from_connection_string(config.storage_connection_string,
+                                                                        config.storage_container)
+        self.store = BlobCheckpointStore(self._container_client.url, config.storage_container,
                                          container_client=self._container_client)
-        self.container = container
+        self.container = config.storage_container
         self.account_label = repr(self._container_client.account_name or self._container_client.primary_hostname)
+        # The namespace as the SDK writes it into blob names (with a local peer: `127.0.0.1:PORT`); both read it
+        # from the connection string the same way.
+        self.namespace = config.fully_qualified_namespace
+        self.eventhub = config.eventhub
+        self.consumer_group = config.consumer_group
         self._log = log
         self._input_id = input_id
-        self.namespace: str | None = None
-        """The namespace as the SDK names it in blob names; set from the first partition context."""
-        self.eventhub = ""
-        self.consumer_group = ""
         self.written = 0
         self.errors = 0
         self._last_warning = 0.0
@@ -122,12 +135,48 @@ class BlobCheckpoints:
                                           "read and write blobs") from None
             raise
 
+    def migrate_legacy(self, partition_ids: list[str]) -> list[str]:
+        """Copies Filebeat's v1 checkpoints into the SDK's layout for partitions that have none; returns them.
+
+        Filebeat's v1 processor kept one JSON blob per partition, named by its id, in the same container
+        (`{"checkpoint": {"offset": ..., "sequenceNumber": ...}, ...}`); without this a site switching over
+        would re-read the hub's whole retention. A blob that cannot be read is reported and skipped.
+        """
+        have = {checkpoint["partition_id"]
+                for checkpoint in self.store.list_checkpoints(self.namespace, self.eventhub, self.consumer_group)}
+        migrated = []
+        for partition_id in partition_ids:
+            if partition_id in have:
+                continue
+            try:
+                legacy = self._container_client.get_blob_client(partition_id).download_blob(
+                    offset=0, length=LEGACY_BLOB_LIMIT).readall()
+            except ResourceNotFoundError:
+                continue
+            except AzureError as error:
+                self._log.warning("%s: cannot read Filebeat's checkpoint blob %r in container %r (%s); partition %s "
+                                  "starts at the configured start_position", self._input_id, partition_id,
+                                  self.container, type(error).__name__, partition_id)
+                continue
+            position = _legacy_position(legacy)
+            if position is None:
+                self._log.warning("%s: Filebeat's checkpoint blob %r in container %r is not a v1 checkpoint; "
+                                  "partition %s starts at the configured start_position", self._input_id,
+                                  partition_id, self.container, partition_id)
+                continue
+            offset, sequence_number = position
+            self.store.update_checkpoint({
+                "fully_qualified_namespace": self.namespace, "eventhub_name": self.eventhub,
+                "consumer_group": self.consumer_group, "partition_id": partition_id,
+                "offset": offset, "sequence_number": sequence_number,
+            })
+            migrated.append(partition_id)
+        return migrated
+
     def flush(self, progress: PartitionProgress) -> int:
         """Writes the checkpoints of the partitions whose acknowledged position moved; returns how many."""
         changed = progress.take_changed()
-        if not changed or self.namespace is None:
-            if changed:
-                progress.put_back(list(changed))
+        if not changed:
             return 0
         failed = []
         for partition_id, position in changed.items():
@@ -160,3 +209,16 @@ class BlobCheckpoints:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _legacy_position(blob: bytes) -> tuple[str, int] | None:
+    """(offset, sequence number) of a Filebeat v1 checkpoint blob; None when it is not one or holds no position."""
+    try:
+        checkpoint = json.loads(blob)["checkpoint"]
+        offset = str(checkpoint["offset"])
+        sequence_number = int(checkpoint["sequenceNumber"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not offset or offset == "-1":
+        return None
+    return offset, sequence_number

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
+from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import BlobServiceClient
 
 from forwarder.config.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
@@ -321,3 +322,26 @@ def harness_batch_ack(events: list[Event]) -> None:
     for event in events:
         acker, sequence = event.ack_token
         acker.done(sequence)
+
+
+@pytest.mark.parametrize("hub", [2], indirect=True)
+def test_filebeats_v1_checkpoints_are_taken_over(
+    harness: PipelineHarness, hub: FakeEventHubs, azurite: Azurite, start: Callable[..., RunningInput]
+) -> None:
+    container = "filebeat-v1-checkpoints"
+    for number in range(6):
+        hub.send(str(number % 2), body(sign_in(number)))
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    service.create_container(container)
+    offset = hub.events("0")[1].offset
+    legacy = {"partitionID": "0", "epoch": 3, "owner": "5b0f9d0e", "state": "available", "token": "x",
+              "checkpoint": {"offset": str(offset), "sequenceNumber": 1, "enqueueTime": "2024-05-14T09:02:17Z"}}
+    service.get_blob_client(container, "0").upload_blob(orjson.dumps(legacy))
+    service.get_blob_client(container, "1").upload_blob(b"not a checkpoint")
+    running = start(config_for(hub, storage_account_connection_string=azurite.connection_string,
+                               storage_account_container=container))
+    events = harness.take(4)
+    assert nothing_more(harness)
+    running.halt()
+    # partition 0 resumes after Filebeat's checkpoint; partition 1's blob is no checkpoint: it starts at earliest
+    assert sorted(ids(events)) == ["0-2-0", "1-0-0", "1-1-0", "1-2-0"]

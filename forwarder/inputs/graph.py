@@ -134,7 +134,7 @@ class GraphInput:
             chunk = self._chunks.get(stream, MAX_CHUNK)
             window = self._planner.next_window(cursor, chunk)
             new_time = window.end - (cursor.until or window.start)
-            capped = new_time >= chunk
+            capped = window.end < window.read_at
             listed = self._read_window(graph, stream, cursor, window)
             if listed is None:
                 return False

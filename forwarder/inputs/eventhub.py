@@ -52,6 +52,7 @@ class EventHubInput:
         self._log = context.log
         self._readers: dict[str, PartitionReader] = {}
         self._readers_lock = threading.Lock()
+        self._reading: set[str] = set()
         self._permanent: str | None = None
         self._receive_failure: BaseException | None = None
         self._logged_categories: set[str] = set()
@@ -189,9 +190,11 @@ class EventHubInput:
 
     def _on_partition_initialize(self, context: PartitionContext) -> None:
         self._reader(context.partition_id)
+        self._reading.add(context.partition_id)
         self._log.debug("%s: reading partition %s", self.context.input_id, context.partition_id)
 
     def _on_partition_close(self, context: PartitionContext, reason: Any) -> None:
+        self._reading.discard(context.partition_id)
         self._log.info("%s: stopped reading partition %s of %s (%s)", self.context.input_id, context.partition_id,
                        self.hub_label, getattr(reason, "name", reason))
 
@@ -254,7 +257,7 @@ class EventHubInput:
                 partition_id: {
                     "lag_s": lags.get(partition_id),
                     "acked_sequence_number": acknowledged.get(partition_id, {}).get("sequence_number"),
-                    "reading": partition_id in self._readers,
+                    "reading": partition_id in self._reading,
                 }
                 for partition_id in sorted(set(acknowledged) | set(self._readers), key=_partition_order)
             },

@@ -226,6 +226,11 @@ def test_registry_mode_restart_resumes_after_the_last_acknowledged_message(
     acked = harness.take(6)  # three whole messages ...
     unacked = harness.take(6, ack=False)  # ... and three whose records are queued but never acknowledged
     assert len(acked) == len(unacked) == 6
+    partition = wait_for(lambda: first.context.stats.extra.get("partitions", {}).get("0", {}).get(
+        "acked_sequence_number") == 2 and first.context.stats.extra["partitions"]["0"], what="partition stats")
+    assert partition["reading"] is True
+    enqueued = hub.events("0")[2].enqueued_ms / 1000
+    assert 0 <= partition["lag_s"] <= time.time() - enqueued + 0.01  # now − enqueued time of the last acked one
     first.halt()
     assert registry_cursor(harness, "0")["sequence_number"] == 2
     for number in range(6, 8):

@@ -12,7 +12,7 @@ Usage (from the repository root):
     python bench/lumberjack_output.py [--events 300000] [--ceiling-windows 150] [--queue-events 4096]
                                       [--python-gc]
 
-The garbage collector is tuned as the runner tunes it (`forwarder.runner.tune_garbage_collection`)
+The garbage collector is tuned as the runner tunes it (`forwarder.runner.CycleCollector`)
 unless `--python-gc` is given.
 """
 
@@ -47,7 +47,7 @@ from forwarder.pipeline.event import Event  # noqa: E402
 from forwarder.pipeline.pipeline import Pipeline  # noqa: E402
 from forwarder.pipeline.queue import EventQueue  # noqa: E402
 from forwarder.registry import Registry  # noqa: E402
-from forwarder.runner import tune_garbage_collection  # noqa: E402
+from forwarder.runner import CycleCollector  # noqa: E402
 from forwarder.stats import OutputStats, StatsTable  # noqa: E402
 
 WINDOW = 2048
@@ -266,9 +266,9 @@ def main() -> None:
 
     factory = EventFactory()
     if not args.python_gc:
-        tune_garbage_collection()
+        CycleCollector().start()
     print(f"batch {WINDOW}, compression {args.compression_level}, pipelining 2, queue {args.queue_events} events, "
-          f"gc threshold {gc.get_threshold()[0]}, {os.cpu_count()} CPUs")
+          f"gc {'on a timer' if not gc.isenabled() else 'automatic'}, {os.cpu_count()} CPUs")
     costs = cost_breakdown(factory, args.compression_level)
     gil = sum(value for name, value in costs.items() if "GIL released" not in name)
     print("per event, one stage at a time: " + ", ".join(f"{name} {value:.1f} µs" for name, value in costs.items()))

@@ -235,8 +235,9 @@ class EventHubInput:
 
     def _bookkeeping(self) -> None:
         """Writes the blob checkpoints that moved and refreshes the counters in /stats."""
+        reading = self._reading.copy()
         if self._checkpoints is not None:
-            self._checkpoints.flush(self._progress)
+            self._checkpoints.flush(self._progress, reading)
         with self._readers_lock:
             readers = list(self._readers.values())
         acknowledged = self._progress.acknowledged()
@@ -257,7 +258,7 @@ class EventHubInput:
                 partition_id: {
                     "lag_s": lags.get(partition_id),
                     "acked_sequence_number": acknowledged.get(partition_id, {}).get("sequence_number"),
-                    "reading": partition_id in self._reading,
+                    "reading": partition_id in reading,
                 }
                 for partition_id in sorted(set(acknowledged) | set(self._readers), key=_partition_order)
             },

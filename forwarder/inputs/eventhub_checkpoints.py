@@ -173,9 +173,14 @@ class BlobCheckpoints:
             migrated.append(partition_id)
         return migrated
 
-    def flush(self, progress: PartitionProgress) -> int:
-        """Writes the checkpoints of the partitions whose acknowledged position moved; returns how many."""
-        changed = progress.take_changed()
+    def flush(self, progress: PartitionProgress, owned: set[str]) -> int:
+        """Writes the checkpoints of the owned partitions whose acknowledged position moved; returns how many.
+
+        A partition another forwarder has taken over is left to it: its checkpoint may already be ahead of
+        what this one acknowledged last.
+        """
+        changed = {partition_id: position for partition_id, position in progress.take_changed().items()
+                   if partition_id in owned}
         if not changed:
             return 0
         failed = []

@@ -8,6 +8,7 @@ can check that checkpoints (registry or blob) follow the acknowledgements.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -350,3 +351,20 @@ def test_filebeats_v1_checkpoints_are_taken_over(
     running.halt()
     # partition 0 resumes after Filebeat's checkpoint; partition 1's blob is no checkpoint: it starts at earliest
     assert sorted(ids(events)) == ["0-2-0", "1-0-0", "1-1-0", "1-2-0"]
+
+
+def test_a_storage_account_refusing_the_key_parks_the_input_without_showing_it(
+    harness: PipelineHarness, hub: FakeEventHubs, azurite: Azurite
+) -> None:
+    wrong_key = "d3Jvbmcgc3RvcmFnZSBrZXkgZm9yIGEgdGVzdA=="
+    connection_string = re.sub(r"AccountKey=[^;]+", f"AccountKey={wrong_key}", azurite.connection_string)
+    config = config_for(hub, storage_account_connection_string=connection_string,
+                        storage_account_container="cp-wrong-key")
+    client = harness.connect("azure-eventhub", input_id="wrong-storage-key")
+    context = InputContext("wrong-storage-key", client, threading.Event(), logging.getLogger("test.eventhub"),
+                           client.stats, harness.data_path)
+    with pytest.raises(PermanentInputError) as raised:
+        EventHubInput(config, context).run()
+    message = str(raised.value)
+    assert "storage account 'devstoreaccount1'" in message and "'cp-wrong-key'" in message
+    assert wrong_key not in message and "AccountKey" not in message

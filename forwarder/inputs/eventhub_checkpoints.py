@@ -133,7 +133,13 @@ class BlobCheckpoints:
                 raise PermanentInputError(f"storage account {self.account_label} denied access to container "
                                           f"{self.container!r} (HTTP 403): the key or SAS lacks the rights to "
                                           "read and write blobs") from None
-            raise
+            raise CheckpointStoreUnavailable(self._unavailable(error)) from None
+        except AzureError as error:
+            raise CheckpointStoreUnavailable(self._unavailable(error)) from None
+
+    def _unavailable(self, error: AzureError) -> str:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return f"cannot open container {self.container!r} of storage account {self.account_label}: {first_line}"
 
     def migrate_legacy(self, partition_ids: list[str]) -> list[str]:
         """Copies Filebeat's v1 checkpoints into the SDK's layout for partitions that have none; returns them.
@@ -214,6 +220,10 @@ class BlobCheckpoints:
 
     def close(self) -> None:
         self.store.close()
+
+
+class CheckpointStoreUnavailable(Exception):
+    """The storage account could not be reached at start; the supervisor retries with backoff."""
 
 
 def _legacy_position(blob: bytes) -> tuple[str, int] | None:

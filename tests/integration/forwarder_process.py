@@ -21,8 +21,10 @@ class ForwarderProcess:
         os.chmod(self.config_path, 0o600)
         self.log_path = self.home / "stderr.log"
         self.process: subprocess.Popen | None = None
+        self._starts_before = 0
 
     def start(self, *extra_args: str) -> ForwarderProcess:
+        self._starts_before = self._starts_logged() if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "forwarder", "-e", "-c", str(self.config_path), "--path.home", str(self.home),
@@ -36,11 +38,18 @@ class ForwarderProcess:
         self.process.wait(timeout=30)
 
     def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM once the forwarder runs (before its handler is installed, SIGTERM kills it as for any process)."""
+        deadline = time.monotonic() + 30
+        while self.alive() and self._starts_logged() <= self._starts_before and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def _starts_logged(self) -> int:
+        return sum("forwarder started" in line.get("message", "") for line in self.log_lines())
 
     def log_lines(self) -> list[dict]:
         """The JSON log lines written so far (non-JSON lines are returned as {"raw": line})."""

@@ -80,8 +80,8 @@ class EventHubInput:
         consumer = self._consumer()
         receiving = threading.Thread(target=self._receive, args=(consumer,), daemon=True,
                                      name=f"{self.context.input_id}-receive")
+        stop_listening = self.context.client.on_commit(self._progress.on_commit)
         try:
-            self.context.client.on_commit(self._progress.on_commit)
             receiving.start()
             self.context.stats.state = "running"
             self._log.info("%s: reading %s (%d partitions, consumer group %r, checkpoints in %s)",
@@ -104,6 +104,7 @@ class EventHubInput:
                 receiving.join(CLOSE_WAIT)
             if self._checkpoints is not None:
                 self._checkpoints.close()
+            stop_listening()
 
     def _checkpoint_place(self) -> str:
         if self._checkpoints is None:

@@ -41,6 +41,10 @@ class InputAcker:
         with self._lock:
             self._listeners.append(listener)
 
+    def remove_listener(self, listener: CommitListener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
     def track(self, cursor: dict[str, Any] | None) -> int:
         """Registers a published event and returns its sequence number."""
         with self._lock:

@@ -134,9 +134,13 @@ class PipelineClient:
         it takes effect once everything published before it is acknowledged."""
         self._acker.done(self._acker.track(cursor))
 
-    def on_commit(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """`listener({source: value})` runs after each commit of this input's cursors; it must not block."""
+    def on_commit(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """`listener({source: value})` runs after each commit of this input's cursors; it must not block.
+
+        Returns the function that removes it again: an input restarted in-process adds a new one.
+        """
         self._acker.add_listener(listener)
+        return lambda: self._acker.remove_listener(listener)
 
     def committed(self) -> dict[str, Any]:
         """This input's committed cursors, {source: value}, as the registry holds them now.

@@ -102,3 +102,14 @@ def test_listeners_hear_each_commit_after_the_registry_with_source_names():
     acker.done(first)
     assert heard == [({"partition-0": 10, "partition-1": 7},
                       {"azure-eventhub::hub::partition-0": 10, "azure-eventhub::hub::partition-1": 7})]
+
+
+def test_a_removed_listener_hears_nothing_more():
+    commits = Commits()
+    acker = InputAcker(commits, "")
+    heard: list[dict] = []
+    acker.add_listener(heard.append)
+    acker.done(acker.track({"p": 1}))
+    acker.remove_listener(heard.append)
+    acker.done(acker.track({"p": 2}))
+    assert heard == [{"p": 1}]

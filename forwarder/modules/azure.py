@@ -20,7 +20,7 @@ from forwarder import __version__
 from forwarder.config.section import Section
 from forwarder.inputs.eventhub_config import DEFAULT_CONSUMER_GROUP, connection_entity, event_hub_namespace
 from forwarder.modules.azure_routing import FILESETS
-from forwarder.modules.base import FilesetInput
+from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 
 INPUT_TYPE = "azure-eventhub"
 # The hub a diagnostic setting creates for a category when it is not given one (Filebeat's defaults where it has
@@ -64,13 +64,13 @@ class AzureModule:
     name = "azure"
 
     def expand(self, entry: Section) -> list[FilesetInput]:
-        module_vars = _read_vars(entry.section("var"))
+        module_vars = read_vars(entry.section("var"), VARS)
         consumers: dict[tuple[str, str, str], list[tuple[str, dict[str, Any], Section]]] = {}
         for fileset in FILESETS:
             fileset_section = entry.section(fileset)
             enabled = fileset_section.boolean("enabled", False)
             var_section = fileset_section.section("var")
-            settings = _merge(module_vars, _read_vars(var_section))
+            settings = merge_vars(module_vars, read_vars(var_section, VARS))
             overrides = fileset_section.mapping("input", {})
             fileset_section.finish()
             if not enabled:
@@ -104,7 +104,7 @@ def _input_settings(fileset: str, settings: dict[str, Any], overrides: dict[str,
     # Written or not, `$Default` is the same consumer group: filesets must not differ by its spelling alone.
     data["consumer_group"] = data.get("consumer_group") or DEFAULT_CONSUMER_GROUP
     data.setdefault("tags", list(DEFAULT_TAGS))
-    return _merge({**data, "type": INPUT_TYPE}, overrides)
+    return merge_vars({**data, "type": INPUT_TYPE}, overrides)
 
 
 def _consumer(key: tuple[str, str, str], members: list[tuple[str, dict[str, Any], Section]],
@@ -131,21 +131,8 @@ def _consumer(key: tuple[str, str, str], members: list[tuple[str, dict[str, Any]
     )
 
 
-def _read_vars(section: Section) -> dict[str, Any]:
-    """The variables that are set; unknown ones are reported (with the closest known name) by finish()."""
-    found = {name: section.raw(name) for name in VARS if section.has(name)}
-    section.finish()
-    return found
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 MODULE_TYPE = AzureModule()

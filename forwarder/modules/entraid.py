@@ -8,11 +8,9 @@ them, so a mistake is reported against the module file and the key written.
 
 from __future__ import annotations
 
-from typing import Any
-
 from forwarder import __version__
 from forwarder.config.section import Section
-from forwarder.modules.base import FilesetInput
+from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 
 # Fileset → the record types its input polls (entraid_ecs.RECORD_TYPES, or a group the input expands).
 FILESETS = {
@@ -35,22 +33,22 @@ class EntraIdModule:
     name = "entraid"
 
     def expand(self, entry: Section) -> list[FilesetInput]:
-        module_vars = _read_vars(entry.section("var"))
+        module_vars = read_vars(entry.section("var"), (*PLAIN_VARS, "application_id"), NESTED_VARS)
         inputs = []
         for fileset, record_type in FILESETS.items():
             fileset_section = entry.section(fileset)
             enabled = fileset_section.boolean("enabled", False)
-            fileset_vars = _read_vars(fileset_section.section("var"))
+            fileset_vars = read_vars(fileset_section.section("var"), (*PLAIN_VARS, "application_id"), NESTED_VARS)
             overrides = fileset_section.mapping("input", {})
             fileset_section.finish()
             if not enabled:
                 continue
-            settings = _merge(module_vars, fileset_vars)
+            settings = merge_vars(module_vars, fileset_vars)
             if "application_id" in settings:
                 settings.setdefault("client_id", settings.pop("application_id"))
             if fileset != "signinlogs":
                 settings.pop("sign_in_types", None)
-            data = _merge({**settings, "type": "graph", "record_types": [record_type]}, overrides)
+            data = merge_vars({**settings, "type": "graph", "record_types": [record_type]}, overrides)
             normalized = data.get("normalize", True) is not False
             inputs.append(FilesetInput(
                 input_id=f"entraid-{fileset}",
@@ -66,30 +64,8 @@ class EntraIdModule:
         return inputs
 
 
-def _read_vars(section: Section) -> dict[str, Any]:
-    """The variables that are set; unknown ones are reported (with the closest known name) by finish()."""
-    found: dict[str, Any] = {}
-    for name in (*PLAIN_VARS, "application_id"):
-        if section.has(name):
-            found[name] = section.raw(name)
-    for group, names in NESTED_VARS.items():
-        nested = section.section(group)
-        values = {name: nested.raw(name) for name in names if nested.has(name)}
-        nested.finish()
-        if values:
-            found[group] = values
-    section.finish()
-    return found
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 MODULE_TYPE = EntraIdModule()

@@ -15,7 +15,7 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.config.section import Section
-from forwarder.modules.base import FilesetInput
+from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 
 PLAIN_VARS = (
     "application_id", "tenants", "client_secret", "certificate", "key", "key_passphrase", "content_type",
@@ -38,11 +38,11 @@ class O365Module:
     name = "o365"
 
     def expand(self, entry: Section) -> list[FilesetInput]:
-        module_vars = _read_vars(entry.section("var"))
+        module_vars = read_vars(entry.section("var"), PLAIN_VARS, NESTED_VARS)
         audit = entry.section("audit")
         enabled = audit.boolean("enabled", True)
         var_section = audit.section("var")
-        settings = _merge(module_vars, _read_vars(var_section))
+        settings = merge_vars(module_vars, read_vars(var_section, PLAIN_VARS, NESTED_VARS))
         overrides = audit.mapping("input", {})
         audit.finish()
         entry.finish()
@@ -51,7 +51,7 @@ class O365Module:
         data = _input_settings(settings, var_section)
         if data is None:
             return []
-        data = _merge(data, overrides)
+        data = merge_vars(data, overrides)
         normalized = data.get("normalize", True) is not False
         return [FilesetInput(
             input_id="o365-audit",
@@ -116,30 +116,8 @@ def _read_tenants(value: Any, var_section: Section) -> dict[str, str | None] | N
     return tenants if len(var_section.problems) == problems_before else None
 
 
-def _read_vars(section: Section) -> dict[str, Any]:
-    """The variables that are set; unknown ones are reported (with the closest known name) by finish()."""
-    found: dict[str, Any] = {}
-    for name in PLAIN_VARS:
-        if section.has(name):
-            found[name] = section.raw(name)
-    for group, names in NESTED_VARS.items():
-        nested = section.section(group)
-        values = {name: nested.raw(name) for name in names if nested.has(name)}
-        nested.finish()
-        if values:
-            found[group] = values
-    section.finish()
-    return found
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 MODULE_TYPE = O365Module()

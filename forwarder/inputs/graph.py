@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -99,7 +98,7 @@ class GraphInput:
             return
         self._next_expiry_check = now + CREDENTIAL_CHECK_INTERVAL
         config = self.config
-        expiry = credential_expiry(_credential(config), graph.http, config.graph_endpoint, config.client_id)
+        expiry = credential_expiry(app_credential(config), graph.http, config.graph_endpoint, config.client_id)
         self.context.stats.extra.update(expiry.as_stats())
         moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
         if expiry.expires_soon(moment):
@@ -176,12 +175,16 @@ def next_chunk(new_time: float, listed: int) -> float:
     return max(MIN_CHUNK, min(MAX_CHUNK, new_time * CHUNK_RECORDS / listed))
 
 
+def app_credential(config: GraphConfig) -> ClientCredential:
+    return ClientCredential.from_settings(config.client_secret, config.certificate, config.key, config.key_passphrase)
+
+
 def connect_graph(
     config: GraphConfig, stop: threading.Event, log: logging.Logger, max_attempts: int | None = None
 ) -> GraphClient:
     """A Graph client with its own token cache and request budget; an input retries forever, an export gives up."""
     tokens = TokenProvider(
-        config.login_endpoint, config.tenant_id, config.client_id, _credential(config), config.scope,
+        config.login_endpoint, config.tenant_id, config.client_id, app_credential(config), config.scope,
         ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
     )
     pacer = RequestPacer(config.requests_per_10s, 10.0)
@@ -207,22 +210,6 @@ def record_event(config: GraphConfig, record: dict[str, Any], stream: str, key: 
     return Event(fields, timestamp, {"_id": key})
 
 
-def _credential(config: GraphConfig) -> ClientCredential:
-    if config.client_secret is not None:
-        return ClientCredential.from_secret(config.client_secret)
-    certificate = _pem(config.certificate or "", "certificate")
-    key = _pem(config.key or "", "key")
-    return ClientCredential.from_certificate(certificate, key, config.key_passphrase)
-
-
-def _pem(value: str, what: str) -> str:
-    """PEM text given inline, or read from the file the setting names."""
-    if value.lstrip().startswith("-----BEGIN"):
-        return value
-    try:
-        return Path(value).read_text()
-    except OSError as error:
-        raise CredentialError(f"cannot read the {what} file {value}: {error.strerror}") from None
 
 
 def create(config: GraphConfig, context: InputContext) -> GraphInput:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from forwarder.config.app_credential import check_credential_kind
 from forwarder.config.section import Section
 from forwarder.modules.entraid_ecs import RECORD_TYPES
 from forwarder.net.graph_client import SIGN_IN_TYPES
@@ -55,7 +56,7 @@ def parse_config(section: Section) -> GraphConfig:
     certificate = section.string("certificate", None)
     key = section.string("key", None)
     passphrase = section.string("key_passphrase", None)
-    _check_credential_kind(section, secret, certificate, key)
+    check_credential_kind(section, secret, certificate, key)
 
     cloud_name = section.string("cloud", "global", choices=CLOUDS)
     cloud = CLOUDS.get(cloud_name, CLOUDS["global"])
@@ -112,16 +113,6 @@ def default_id(config: GraphConfig) -> str:
     return f"graph-{config.tenant_id}-{'-'.join(streams(config))}"
 
 
-def _check_credential_kind(section: Section, secret: str | None, certificate: str | None, key: str | None) -> None:
-    if secret is not None and (certificate is not None or key is not None):
-        section.error("client_secret", "give either client_secret or certificate + key, not both")
-    elif secret is None and certificate is None and key is None:
-        section.error("client_secret", "is required (or certificate + key for certificate credentials)")
-    elif secret is None and (certificate is None or key is None):
-        missing = "key" if key is None else "certificate"
-        section.error(missing, "is required: certificate credentials need both certificate and key")
-    elif secret is not None and not secret:
-        section.error("client_secret", "is empty (is the environment variable or keystore entry set?)")
 
 
 def _record_types(section: Section) -> list[str]:

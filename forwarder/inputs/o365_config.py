@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from forwarder.config.app_credential import check_credential_kind
 from forwarder.config.section import Section
 
 CONTENT_TYPES = ("Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General", "DLP.All")
@@ -66,7 +67,7 @@ def parse_config(section: Section) -> O365Config:
     passphrase = section.string("key_passphrase", None)
     if secret == "" and (certificate or key):
         secret = None
-    _check_credential_kind(section, secret, certificate, key)
+    check_credential_kind(section, secret, certificate, key)
 
     api = section.section("api")
     authentication_endpoint = _https_url(api, "authentication_endpoint", "https://login.microsoftonline.com/")
@@ -121,16 +122,6 @@ def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(value.strip() for value in values))
 
 
-def _check_credential_kind(section: Section, secret: str | None, certificate: str | None, key: str | None) -> None:
-    if secret is not None and (certificate is not None or key is not None):
-        section.error("client_secret", "give either client_secret or certificate + key, not both")
-    elif secret is None and certificate is None and key is None:
-        section.error("client_secret", "is required (or certificate + key for certificate credentials)")
-    elif secret is None and (certificate is None or key is None):
-        missing = "key" if key is None else "certificate"
-        section.error(missing, "is required: certificate credentials need both certificate and key")
-    elif secret is not None and not secret:
-        section.error("client_secret", "is empty (is the environment variable or keystore entry set?)")
 
 
 def _https_url(section: Section, key: str, default: str) -> str:

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -352,20 +351,9 @@ def record_event(config: O365Config, record: Any, tenant_name: str | None,
 
 
 def credential(config: O365Config) -> ClientCredential:
-    if config.client_secret is not None:
-        return ClientCredential.from_secret(config.client_secret)
-    return ClientCredential.from_certificate(_pem(config.certificate or "", "certificate"),
-                                             _pem(config.key or "", "key"), config.key_passphrase)
+    return ClientCredential.from_settings(config.client_secret, config.certificate, config.key, config.key_passphrase)
 
 
-def _pem(value: str, what: str) -> str:
-    """PEM text given inline, or read from the file the setting names."""
-    if value.lstrip().startswith("-----BEGIN"):
-        return value
-    try:
-        return Path(value).read_text()
-    except OSError as error:
-        raise CredentialError(f"cannot read the {what} file {value}: {error.strerror}") from None
 
 
 def _creation_time(record: dict[str, Any]) -> float | None:

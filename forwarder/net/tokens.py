@@ -15,6 +15,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import msal
@@ -97,6 +98,15 @@ class ClientCredential:
         object.__setattr__(credential, "thumbprint", hashlib.sha1(der).hexdigest().upper())
         object.__setattr__(credential, "certificate_expires", certificate.not_valid_after_utc)
         return credential
+
+    @classmethod
+    def from_settings(
+        cls, secret: str | None, certificate: str | None, key: str | None, passphrase: str | None
+    ) -> ClientCredential:
+        """The credential a config names: a secret, or a certificate and key given inline as PEM or as files."""
+        if secret is not None:
+            return cls.from_secret(secret)
+        return cls.from_certificate(_pem(certificate or "", "certificate"), _pem(key or "", "key"), passphrase)
 
     @property
     def kind(self) -> str:
@@ -286,6 +296,15 @@ class TokenProvider:
             summary = AADSTS_CODE.sub("", summary, count=1).lstrip(": ").strip()
             message = f"token request for app {app} in tenant {tenant} failed: {summary}"
         return CredentialError(f"{message} ({code})", code, permanent=not transient)
+
+
+def _pem(value: str, what: str) -> str:
+    if value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).read_text()
+    except OSError as error:
+        raise CredentialError(f"cannot read the {what} file {value}: {error.strerror}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -82,7 +82,10 @@ class FileOutput:
         self._close()
 
     def _write(self, batch: Batch) -> None:
-        data = b"".join(self._encoder.encode(event) + b"\n" for event in batch.pending)
+        if not batch.pending:
+            return
+        encode = self._encoder.encode
+        data = b"\n".join([encode(event) for event in batch.pending]) + b"\n"
         if self._fd is not None and self._size > 0 and self._size + len(data) > self._config.rotate_every_bytes:
             self._rotate()
         if self._fd is None:

@@ -18,13 +18,15 @@ import orjson
 
 # Formats seen in Azure Monitor envelopes besides ISO 8601.
 _FALLBACK_TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
+_NUMBER_TYPES = (int, float)
 
 
 def text(value: Any) -> str | None:
     """A non-empty string; numbers become their decimal text, anything else None."""
     if type(value) is str:
         return value or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    # A tuple rather than `int | float`, which would build a union object on every call.
+    if isinstance(value, _NUMBER_TYPES) and value is not True and value is not False:
         return str(value)
     return None
 
@@ -195,7 +197,7 @@ def put_geo(fields: dict[str, Any], location: Any) -> None:
 def _coordinate(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER_TYPES):
         return float(value)
     if type(value) is str:
         try:

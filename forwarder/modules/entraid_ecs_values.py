@@ -19,10 +19,15 @@ import orjson
 # Formats seen in Azure Monitor envelopes besides ISO 8601.
 _FALLBACK_TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
 _NUMBER_TYPES = (int, float)
+_GEO_NAME_KEYS = (("city", "city_name"), ("state", "region_name"), ("countryOrRegion", "country_iso_code"))
 
 
 def text(value: Any) -> str | None:
-    """A non-empty string; numbers become their decimal text, anything else None."""
+    """A non-empty string; numbers become their decimal text, anything else None.
+
+    The hot paths test `type(value) is str` inline and call this only for
+    other values: it is called for nearly every field of every record.
+    """
     if type(value) is str:
         return value or None
     # A tuple rather than `int | float`, which would build a union object on every call.
@@ -40,9 +45,10 @@ def text_list(value: Any) -> list[str] | None:
     """A list of strings, dropping elements of any other type; None when the value is not a list."""
     if type(value) is not list:
         return None
-    if all(type(item) is str for item in value):
-        return value
-    return [item for item in value if type(item) is str]
+    for item in value:
+        if type(item) is not str:
+            return [item for item in value if type(item) is str]
+    return value
 
 
 def flag_text(value: Any) -> str | None:
@@ -58,6 +64,8 @@ def flag_text(value: Any) -> str | None:
 
 def code_text(value: Any) -> str | None:
     """An error code as text: `50126`, `"50126"` and `50126.0` all read `"50126"`."""
+    if type(value) is int:
+        return str(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -159,12 +167,13 @@ def _is_canonical_ipv4(host: str) -> bool:
 
 def put_source_address(fields: dict[str, Any], value: Any) -> None:
     """`source.address` (as written), `source.ip` and `source.port` from an address that may carry a port."""
-    address = text(value)
-    if address is None:
+    if type(value) is not str and value is not None:
+        value = text(value)
+    if not value:
         return
     source = fields.setdefault("source", {})
-    source["address"] = address
-    ip, port = split_address(address)
+    source["address"] = value
+    ip, port = split_address(value)
     if ip is not None:
         source["ip"] = ip
     if port is not None:
@@ -173,28 +182,28 @@ def put_source_address(fields: dict[str, Any], value: Any) -> None:
 
 def put_geo(fields: dict[str, Any], location: Any) -> None:
     """`source.geo.*` from a Graph `location` object (city, state, countryOrRegion, geoCoordinates)."""
-    location = obj(location)
-    if not location:
+    if type(location) is not dict or not location:
         return
+    get = location.get
     geo: dict[str, Any] = {}
-    city = text(location.get("city"))
-    if city is not None:
-        geo["city_name"] = city
-    state = text(location.get("state"))
-    if state is not None:
-        geo["region_name"] = state
-    country = text(location.get("countryOrRegion"))
-    if country is not None:
-        geo["country_iso_code"] = country
-    coordinates = obj(location.get("geoCoordinates"))
-    lat, lon = _coordinate(coordinates.get("latitude")), _coordinate(coordinates.get("longitude"))
-    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
-        geo["location"] = {"lat": lat, "lon": lon}
+    for key, ecs_key in _GEO_NAME_KEYS:
+        value = get(key)
+        if type(value) is not str and value is not None:
+            value = text(value)
+        if value:
+            geo[ecs_key] = value
+    coordinates = get("geoCoordinates")
+    if type(coordinates) is dict:
+        lat, lon = _coordinate(coordinates.get("latitude")), _coordinate(coordinates.get("longitude"))
+        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+            geo["location"] = {"lat": lat, "lon": lon}
     if geo:
         fields.setdefault("source", {})["geo"] = geo
 
 
 def _coordinate(value: Any) -> float | None:
+    if type(value) is float:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, _NUMBER_TYPES):
@@ -210,34 +219,42 @@ def _coordinate(value: Any) -> float | None:
 def put_user(fields: dict[str, Any], user_id: Any, name: Any, email: Any) -> None:
     """`user.id`, `user.name`, `user.email`, each only when present."""
     user: dict[str, Any] = {}
-    value = text(user_id)
-    if value is not None:
-        user["id"] = value
-    value = text(name)
-    if value is not None:
-        user["name"] = value
-    value = text(email)
-    if value is not None:
-        user["email"] = value
+    if type(user_id) is not str and user_id is not None:
+        user_id = text(user_id)
+    if user_id:
+        user["id"] = user_id
+    if type(name) is not str and name is not None:
+        name = text(name)
+    if name:
+        user["name"] = name
+    if type(email) is not str and email is not None:
+        email = text(email)
+    if email:
+        user["email"] = email
     if user:
         fields["user"] = user
 
 
 def put_service(fields: dict[str, Any], service_id: Any, name: Any) -> None:
     """`service.id` and `service.name`, each only when present (an existing name is replaced)."""
-    value = text(service_id)
-    if value is not None:
-        fields.setdefault("service", {})["id"] = value
-    value = text(name)
-    if value is not None:
-        fields.setdefault("service", {})["name"] = value
+    if type(service_id) is not str and service_id is not None:
+        service_id = text(service_id)
+    if service_id:
+        fields.setdefault("service", {})["id"] = service_id
+    if type(name) is not str and name is not None:
+        name = text(name)
+    if name:
+        fields.setdefault("service", {})["name"] = name
 
 
 def copy_present(target: dict[str, Any], record: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> None:
     """Copies string-valued `(source key, target key)` pairs that are present and not empty."""
+    get = record.get
     for source_key, target_key in keys:
-        value = text(record.get(source_key))
-        if value is not None:
+        value = get(source_key)
+        if type(value) is not str and value is not None:
+            value = text(value)
+        if value:
             target[target_key] = value
 
 

@@ -98,19 +98,23 @@ def normalize(record: Any, record_type: str, envelope: dict[str, Any] | None = N
     # A fresh object per event: processors may edit one event's fields in place.
     fields["cloud"] = {"provider": "Azure", "service": {"name": "Azure EntraId"}}
 
-    trace_id = text(record.get("correlationId")) or text(envelope.get("correlationId"))
+    trace_id = record.get("correlationId")
+    if type(trace_id) is not str and trace_id is not None:
+        trace_id = text(trace_id)
+    if not trace_id:
+        trace_id = text(envelope.get("correlationId"))
     if trace_id is not None:
         fields["trace"] = {"id": trace_id}
 
-    related: dict[str, list[str]] = {}
-    ip = fields.get("source", {}).get("ip")
+    # The mappers write `source` and `user` only as objects.
+    source = fields.get("source")
+    ip = source.get("ip") if source is not None else None
+    user = fields.get("user")
+    user_name = user.get("name") if user is not None else None
     if ip is not None:
-        related["ip"] = [ip]
-    user_name = fields.get("user", {}).get("name")
-    if user_name is not None:
-        related["user"] = [user_name]
-    if related:
-        fields["related"] = related
+        fields["related"] = {"ip": [ip], "user": [user_name]} if user_name is not None else {"ip": [ip]}
+    elif user_name is not None:
+        fields["related"] = {"user": [user_name]}
 
     timestamp = parse_time(record.get(_EVENT_TIME_KEYS.get(record_type, ""))) or parse_time(envelope.get("time"))
     return NormalizedRecord(fields, None if timestamp is None else millisecond_time(timestamp))

@@ -19,7 +19,6 @@ import orjson
 # Formats seen in Azure Monitor envelopes besides ISO 8601.
 _FALLBACK_TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
 _NUMBER_TYPES = (int, float)
-_GEO_NAME_KEYS = (("city", "city_name"), ("state", "region_name"), ("countryOrRegion", "country_iso_code"))
 
 
 def text(value: Any) -> str | None:
@@ -186,15 +185,29 @@ def put_geo(fields: dict[str, Any], location: Any) -> None:
         return
     get = location.get
     geo: dict[str, Any] = {}
-    for key, ecs_key in _GEO_NAME_KEYS:
-        value = get(key)
-        if type(value) is not str and value is not None:
-            value = text(value)
-        if value:
-            geo[ecs_key] = value
+    value = get("city")
+    if type(value) is not str and value is not None:
+        value = text(value)
+    if value:
+        geo["city_name"] = value
+    value = get("state")
+    if type(value) is not str and value is not None:
+        value = text(value)
+    if value:
+        geo["region_name"] = value
+    value = get("countryOrRegion")
+    if type(value) is not str and value is not None:
+        value = text(value)
+    if value:
+        geo["country_iso_code"] = value
     coordinates = get("geoCoordinates")
     if type(coordinates) is dict:
-        lat, lon = _coordinate(coordinates.get("latitude")), _coordinate(coordinates.get("longitude"))
+        lat = coordinates.get("latitude")
+        if type(lat) is not float:
+            lat = _coordinate(lat)
+        lon = coordinates.get("longitude")
+        if type(lon) is not float:
+            lon = _coordinate(lon)
         if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
             geo["location"] = {"lat": lat, "lon": lon}
     if geo:
@@ -202,8 +215,6 @@ def put_geo(fields: dict[str, Any], location: Any) -> None:
 
 
 def _coordinate(value: Any) -> float | None:
-    if type(value) is float:
-        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, _NUMBER_TYPES):

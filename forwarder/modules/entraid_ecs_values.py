@@ -19,6 +19,8 @@ import orjson
 # Formats seen in Azure Monitor envelopes besides ISO 8601.
 _FALLBACK_TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S")
 _NUMBER_TYPES = (int, float)
+# What `without_nulls` descends into; every other value is kept as it is.
+_CONTAINER_TYPES = frozenset((dict, list))
 
 
 def text(value: Any) -> str | None:
@@ -63,14 +65,14 @@ def flag_text(value: Any) -> str | None:
 
 def code_text(value: Any) -> str | None:
     """An error code as text: `50126`, `"50126"` and `50126.0` all read `"50126"`."""
+    if type(value) is str:
+        return value.strip() or None
     if type(value) is int:
         return str(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if type(value) is str:
-        return value.strip() or None
     return text(value)
 
 
@@ -275,7 +277,9 @@ def text_values(item: dict[str, Any]) -> dict[str, str]:
     Their values are JSON text (a string arrives with its quotes) but now and
     then arrive decoded; encoding those keeps each member a string in every event.
     """
-    return {key: as_json_text(value) for key, value in item.items() if value is not None}
+    return {
+        key: value if type(value) is str else as_json_text(value) for key, value in item.items() if value is not None
+    }
 
 
 def as_json_text(value: Any) -> str:
@@ -288,7 +292,11 @@ def as_json_text(value: Any) -> str:
 def without_nulls(value: Any) -> Any:
     """A copy of a nested object or list with every null member left out, for objects kept as Microsoft wrote them."""
     if type(value) is dict:
-        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+        return {
+            key: without_nulls(item) if type(item) in _CONTAINER_TYPES else item
+            for key, item in value.items()
+            if item is not None
+        }
     if type(value) is list:
-        return [without_nulls(item) for item in value if item is not None]
+        return [without_nulls(item) if type(item) in _CONTAINER_TYPES else item for item in value if item is not None]
     return value

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from forwarder.config.section import Problem, Section  # noqa: E402
+from forwarder.schema.section import Problem, Section  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
 from forwarder.outputs.logstash import OUTPUT_TYPE  # noqa: E402
 from forwarder.outputs.logstash.frames import encode_window, json_frames, seal_window  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 from forwarder import __version__
 from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
-from forwarder.config.section import ConfigError
+from forwarder.schema.section import ConfigError
 from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
 from forwarder.export.arguments import add_export_parser
 from forwarder.registry import RegistryError

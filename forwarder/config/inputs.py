@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
-from forwarder.config.section import ConfigError, Problem, Section
-from forwarder.inputs import INPUT_TYPES
 from forwarder.inputs.base import InputType
-from forwarder.modules import MODULE_TYPES
+from forwarder.modules.base import FilesetInput
 from forwarder.pipeline.client import ClientSettings
 from forwarder.pipeline.processors import build_processors
+from forwarder.plugins import INPUTS, MODULES, PluginError, PluginTable
+from forwarder.schema.section import ConfigError, Problem, Section
 
 COMMON_INPUT_KEYS = (
     "type", "id", "enabled", "tags", "fields", "fields_under_root", "processors",
@@ -35,19 +35,17 @@ class InputSpec:
     client: ClientSettings
 
 
-def parse_input(section: Section, position: int, module_fields: dict[str, Any] | None = None,
-                ingest_pipeline: str | None = None) -> InputSpec | None:
+def parse_input(section: Section, position: int, fileset: FilesetInput | None = None) -> InputSpec | None:
     """One input mapping; None when it is disabled or has problems (recorded in the section)."""
     type_name = section.string("type", None)
     if not section.boolean("enabled", True):
         section.ignore(*section.data)
         return None
     if type_name is None:
-        section.error("type", f"is required (one of {', '.join(sorted(INPUT_TYPES))})")
+        section.error("type", f"is required (one of {', '.join(INPUTS.names())})")
         return None
-    input_type = INPUT_TYPES.get(type_name)
+    input_type = _lookup(section, "type", INPUTS, type_name)
     if input_type is None:
-        section.error("type", f"unknown input type {type_name!r} (known: {', '.join(sorted(INPUT_TYPES))})")
         return None
     problems_before = len(section.problems)
     config = input_type.parse_config(section)
@@ -56,7 +54,7 @@ def parse_input(section: Section, position: int, module_fields: dict[str, Any] |
     fields = section.mapping("fields", {})
     under_root = section.boolean("fields_under_root", False)
     processors = build_processors(section.sections("processors"))
-    pipeline = section.string("pipeline", ingest_pipeline)
+    pipeline = section.string("pipeline", fileset.ingest_pipeline if fileset else None)
     disable_host = section.section("publisher_pipeline").boolean("disable_host", False)
     section.ignore(*COMMON_INPUT_KEYS)
     section.finish()
@@ -71,7 +69,8 @@ def parse_input(section: Section, position: int, module_fields: dict[str, Any] |
         fields_under_root=under_root,
         processors=processors,
         disable_host=disable_host,
-        module_fields=module_fields or {},
+        module_fields=fileset.module_fields if fileset else {},
+        module_processors=fileset.processors if fileset else [],
         ingest_pipeline=pipeline,
     ))
 
@@ -125,18 +124,27 @@ def parse_module_entry(section: Section) -> list[InputSpec]:
     if module_name is None:
         section.error("module", "is required: each entry of a module file starts with `- module: NAME`")
         return []
-    module_type = MODULE_TYPES.get(module_name)
+    module_type = _lookup(section, "module", MODULES, module_name)
     if module_type is None:
-        known = ", ".join(sorted(MODULE_TYPES)) or "none"
-        section.error("module", f"unknown module {module_name!r} (known: {known})")
         return []
     specs = []
     for fileset_input in module_type.expand(section):
-        spec = parse_input(fileset_input.section, 0, fileset_input.module_fields, fileset_input.ingest_pipeline)
+        spec = parse_input(fileset_input.section, 0, fileset_input)
         if spec is not None:
             spec.client.input_id = fileset_input.input_id
             specs.append(spec)
     return specs
+
+
+def _lookup(section: Section, key: str, table: PluginTable, name: str) -> Any:
+    """The type a config names; None (and the problem recorded at `key`) when it is unknown or broken."""
+    try:
+        return table.get(name)
+    except KeyError:
+        section.error(key, table.unknown(name))
+    except PluginError as error:
+        section.error(key, str(error))
+    return None
 
 
 def _read_list(path: Path, files: IncludedFiles) -> list[Any]:

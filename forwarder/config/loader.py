@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from forwarder.config.section import ConfigError, Problem, is_secret_key
+from forwarder.schema.section import ConfigError, Problem, is_secret_key
 
 _VARIABLE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
 TWIN_PREFIX = "filebeat"

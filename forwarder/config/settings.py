@@ -16,12 +16,12 @@ from typing import Any
 from forwarder.config import loader
 from forwarder.config.inputs import IncludedFiles, InputSpec, load_input_files, load_module_files, parse_input_list
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
-from forwarder.config.section import ConfigError, Problem, Section
-from forwarder.outputs import OUTPUT_TYPES
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.processors import build_processors
+from forwarder.plugins import OUTPUTS, PluginError
+from forwarder.schema.section import ConfigError, Problem, Section
 
 log = logging.getLogger("forwarder.config")
 
@@ -253,7 +253,8 @@ def load_settings(options: CliOptions) -> Settings:
     )
 
 
-def _parse_output(section: Section) -> tuple[OutputType, Any]:
+def _parse_output(section: Section) -> tuple[OutputType | None, Any]:
+    """The one enabled output and its parsed config; (None, None) with the problem recorded otherwise."""
     enabled = []
     for name in section.data:
         sub = section.data[name]
@@ -261,20 +262,25 @@ def _parse_output(section: Section) -> tuple[OutputType, Any]:
             section.ignore(name)
             continue
         enabled.append(name)
-    known = ", ".join(sorted(OUTPUT_TYPES))
+    known = ", ".join(OUTPUTS.names())
     if len(enabled) != 1:
         if not enabled:
             section.error("", f"no output is enabled: configure exactly one of output.{{{known}}}")
         else:
             section.error("", f"exactly one output may be enabled, found {', '.join(enabled)}")
         section.ignore(*section.data)
-        return OUTPUT_TYPES["console"], None
+        return None, None
     name = enabled[0]
-    output_type = OUTPUT_TYPES.get(name)
-    if output_type is None:
+    try:
+        output_type = OUTPUTS.get(name)
+    except KeyError:
         section.error(name, f"unsupported output (supported: {known})")
         section.ignore(name)
-        return OUTPUT_TYPES["console"], None
+        return None, None
+    except PluginError as error:
+        section.error(name, str(error))
+        section.ignore(name)
+        return None, None
     sub = section.section(name)
     sub.ignore("enabled")
     config = output_type.parse_config(sub)

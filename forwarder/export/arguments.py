@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from forwarder.config.section import parse_duration
+from forwarder.schema.section import parse_duration
 
 MODULES = ("entraid",)
 FORMATS = ("ndjson", "csv")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.pipeline.client import PipelineClient
 from forwarder.stats import InputStats
 

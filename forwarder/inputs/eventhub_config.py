@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from azure.eventhub import parse_connection_string
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.eventhub_decoder import (
     LEGACY_SANITIZE_OPTIONS,
     SANITIZER_TYPES,

@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.line_parsers import ParserConfig, parse_parsers
 
 DEFAULT_MESSAGE_MAX_BYTES = 10 * 1024 * 1024

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from forwarder.config.app_credential import check_credential_kind
-from forwarder.config.section import Section
+from forwarder.net.app_credential import check_credential_kind
+from forwarder.schema.section import Section
 from forwarder.modules.entraid_ecs import RECORD_TYPES
 from forwarder.net.graph_client import SIGN_IN_TYPES
 from forwarder.net.tokens import CLOUDS

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.filestream import FilestreamInput
 from forwarder.inputs.filestream_config import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
 from forwarder.pipeline.field_path import deep_update
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.line_message import Message
 from forwarder.pipeline.event import parse_timestamp
 from forwarder.pipeline.field_path import deep_update

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from forwarder.config.app_credential import check_credential_kind
-from forwarder.config.section import Section
+from forwarder.net.app_credential import check_credential_kind
+from forwarder.schema.section import Section
 
 CONTENT_TYPES = ("Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General", "DLP.All")
 # Microsoft lists content for 7 days and accepts list windows of at most 24 hours.

@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import tzinfo
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.syslog_parser import FORMATS, parse_timezone
 
 _DELIMITER_ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\0": "\0"}

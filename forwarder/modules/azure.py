@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder import __version__
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.eventhub_config import DEFAULT_CONSUMER_GROUP, connection_entity, event_hub_namespace
 from forwarder.modules.azure_routing import FILESETS
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars

@@ -9,18 +9,27 @@ input type plus the Filebeat module fields every event of that fileset gets.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from forwarder.config.section import Section
+from forwarder.pipeline.client import Processor
+from forwarder.schema.section import Section
 
 
 @dataclass
 class FilesetInput:
+    """One input a fileset needs: its raw settings (checked by the input type), and how its events are made.
+
+    `processors` turn the input's records into the fileset's events (the ECS mapping, a parser for a
+    syslog or file format); the pipeline runs them first, before the input's own and the global
+    processors, so those see the fileset's fields.
+    """
+
     input_id: str
     section: Section
     module_fields: dict[str, Any]
     ingest_pipeline: str | None = None
+    processors: list[Processor] = field(default_factory=list)
 
 
 class ModuleType(Protocol):

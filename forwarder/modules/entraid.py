@@ -9,7 +9,7 @@ them, so a mistake is reported against the module file and the key written.
 from __future__ import annotations
 
 from forwarder import __version__
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 
 # Fileset → the record types its input polls (entraid_ecs.RECORD_TYPES, or a group the input expands).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder import __version__
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 
 PLAIN_VARS = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.outputs.base import HostCheck, OutputType
 from forwarder.outputs.batch_worker import BatchWorker
 from forwarder.outputs.codec import EventEncoder

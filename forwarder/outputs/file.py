@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.outputs.base import HostCheck, OutputType
 from forwarder.outputs.batch_worker import BatchWorker
 from forwarder.outputs.codec import EventEncoder

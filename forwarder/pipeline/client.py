@@ -10,6 +10,7 @@ relies on to stop paging.
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from forwarder.stats import InputStats
 
 ECS_VERSION = "8.0.0"
 FORWARDED_TAG = "forwarded"
+PARSE_FAILURE_TAG = "_parse_failure"
+
+log = logging.getLogger("forwarder.pipeline")
 
 Processor = Callable[[Event], "Event | None"]
 
@@ -52,6 +56,9 @@ class ClientSettings:
     disable_host: bool = False
     # Set by modules: event.module, event.dataset, fileset.name, service.type.
     module_fields: dict[str, Any] = field(default_factory=dict)
+    # Set by modules: what turns the input's records into the fileset's events (the ECS mapping),
+    # run before anything else, under one error policy (see PipelineClient._map_record).
+    module_processors: list[Processor] = field(default_factory=list)
     # Becomes @metadata.pipeline (Filebeat's ingest pipeline name), when set.
     ingest_pipeline: str | None = None
 
@@ -86,6 +93,8 @@ class PipelineClient:
             "hostname": agent.hostname,
         }
         self._host_name = None if (settings.disable_host or FORWARDED_TAG in settings.tags) else agent.name
+        self._module_processors = list(settings.module_processors)
+        self._failures_logged: set[tuple[str, str]] = set()
 
     def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:
         """Queues `event`; `cursor` ({source: value}) is committed once it and all before it are acked.
@@ -159,6 +168,9 @@ class PipelineClient:
         Public for `forwarder export`, which writes exactly what a run would ship without queueing it.
         """
         settings = self.settings
+        if self._module_processors:
+            event = self._map_record(event)
+        event.record = None
         fields = event.fields
         fields["agent"] = dict(self._agent)
         fields["ecs"] = {"version": ECS_VERSION}
@@ -193,6 +205,37 @@ class PipelineClient:
         message = event.fields.get("message")
         event.size = 512 + (2 * len(message) if isinstance(message, str) else 1024)
         return event
+
+    def _map_record(self, event: Event) -> Event:
+        """Runs the module's processors; a record one of them cannot handle is still forwarded.
+
+        The one error policy for every module: the event goes on as the input made it (the raw record
+        in `message`), with `error.message` and the `_parse_failure` tag, counted in the input's
+        `mapping_failures`, and logged once per processor and kind of error — never retried, so one
+        bad record cannot hold back the records behind it. A module processor must therefore finish
+        its work before it changes the event.
+        """
+        for processor in self._module_processors:
+            try:
+                event = processor(event)
+            except Exception as error:
+                self._mapping_failed(event, processor, error)
+                return event
+        return event
+
+    def _mapping_failed(self, event: Event, processor: Processor, error: Exception) -> None:
+        name = getattr(processor, "__name__", type(processor).__name__)
+        kind = type(error).__name__
+        event.fields.setdefault("error", {})["message"] = f"cannot map the record to ECS ({name}): {kind}: {error}"
+        tags = event.fields.get("tags")
+        event.fields["tags"] = [*tags, PARSE_FAILURE_TAG] if isinstance(tags, list) else [PARSE_FAILURE_TAG]
+        extra = self.stats.extra
+        extra["mapping_failures"] = extra.get("mapping_failures", 0) + 1
+        if (name, kind) not in self._failures_logged:
+            self._failures_logged.add((name, kind))
+            log.warning("%s: %s cannot map a record (%s: %s); it is forwarded raw, tagged %s, and further "
+                        "failures of this kind are only counted (mapping_failures in /stats)",
+                        self.settings.input_id, name, kind, error, PARSE_FAILURE_TAG)
 
 
 def _copy(value: Any) -> Any:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from forwarder.config.section import Section
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import MISSING, FieldPath
+from forwarder.schema.section import Section
 
 Condition = Callable[[Event], bool]
 

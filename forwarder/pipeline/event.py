@@ -17,17 +17,24 @@ METADATA_PREFIX = "@metadata."
 
 
 class Event:
-    __slots__ = ("timestamp", "fields", "meta", "ack_token", "size")
+    __slots__ = ("timestamp", "fields", "meta", "record", "record_kind", "ack_token", "size")
 
     def __init__(
         self,
         fields: dict[str, Any],
         timestamp: float | None = None,
         meta: dict[str, Any] | None = None,
+        record: Any = None,
+        record_kind: str | None = None,
     ) -> None:
         self.timestamp = time.time() if timestamp is None else timestamp
         self.fields = fields
         self.meta = {} if meta is None else meta
+        # The source's record as the input parsed it, for the module processors that map it (never
+        # serialised; the client drops it once they have run), and what kind of record it is when one
+        # input reads several (a Graph stream, say).
+        self.record = record
+        self.record_kind = record_kind
         # Set by the pipeline client: (InputAcker, sequence number).
         self.ack_token: tuple[Any, int] | None = None
         # Approximate encoded size in bytes, set by the pipeline client.

@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from forwarder.config.section import Section
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.schema.section import Section
 
 _OS_RELEASE_FILES = (Path("/etc/os-release"), Path("/usr/lib/os-release"))
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from forwarder.config.section import Section
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.field_path import MISSING, FieldError, FieldPath, deep_update, put_field, slot
+from forwarder.schema.section import Section
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,10 @@ or the `error` object of decode_json_fields) or skips the field, and the event
 keeps flowing.
 
 Fields are read and written through `field_path`, with Filebeat's mapstr
-rules, so failures, rollbacks and error messages match Filebeat's.
+rules, so failures, rollbacks and error messages match Filebeat's. Processor
+names are looked up in the `forwarder.processors` entry points (ours are the
+`build_*` functions here and in json_fields/host_metadata), so a plugin's
+processor is configured exactly like Filebeat's own.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from forwarder.config.section import Section
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.conditions import build_condition
 from forwarder.pipeline.event import Event
@@ -38,8 +40,8 @@ from forwarder.pipeline.field_path import (
     set_error_message,
     slot,
 )
-from forwarder.pipeline.host_metadata import build_add_host_metadata
-from forwarder.pipeline.json_fields import build_decode_json_fields
+from forwarder.plugins import PROCESSORS, PluginError
+from forwarder.schema.section import Section
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +76,17 @@ def _build_named(item: Section) -> Processor | None:
         item.ignore(*item.data)
         return None
     name = names[0]
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        close = difflib.get_close_matches(name, list(_BUILDERS), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(_BUILDERS))})"
+    if name not in PROCESSORS:
+        known = PROCESSORS.names()
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
         item.error(name, f"unknown processor{hint}")
+        item.ignore(name)
+        return None
+    try:
+        builder = PROCESSORS.get(name)
+    except PluginError as error:
+        item.error(name, str(error))
         item.ignore(name)
         return None
     options = item.section(name)
@@ -180,7 +188,7 @@ def _required_fields(options: Section) -> list[str]:
     return fields or []
 
 
-def _build_drop_fields(options: Section) -> Processor:
+def build_drop_fields(options: Section) -> Processor:
     names = [name for name in _required_fields(options) if name not in MANDATORY_FIELDS]
     ignore_missing = options.boolean("ignore_missing", False)
     exact = [FieldPath(name) for name in names if not _is_regex(name)]
@@ -223,7 +231,7 @@ def _flat_keys(node: dict[str, Any], prefix: str) -> list[str]:
     return keys
 
 
-def _build_include_fields(options: Section) -> Processor:
+def build_include_fields(options: Section) -> Processor:
     names = _required_fields(options)
     paths = [FieldPath(name) for name in dict.fromkeys([*names, "type"]) if not name.startswith("@")]
 
@@ -243,7 +251,7 @@ def _build_include_fields(options: Section) -> Processor:
     return include_fields
 
 
-def _build_add_fields(options: Section) -> Processor:
+def build_add_fields(options: Section) -> Processor:
     fields = options.mapping("fields")
     target = options.string("target", "fields")
     if fields is None:
@@ -266,7 +274,7 @@ def _build_add_fields(options: Section) -> Processor:
     return add_fields
 
 
-def _build_add_tags(options: Section) -> Processor:
+def build_add_tags(options: Section) -> Processor:
     tags = options.string_list("tags")
     target = FieldPath(options.string("target", "tags"))
 
@@ -288,7 +296,7 @@ def _build_add_tags(options: Section) -> Processor:
     return add_tags
 
 
-def _build_drop_event(options: Section) -> Processor:
+def build_drop_event(options: Section) -> Processor:
     return lambda event: None
 
 
@@ -296,14 +304,9 @@ def _noop(event: Event) -> Event:
     return event
 
 
-_BUILDERS: dict[str, Callable[[Section], Processor | None]] = {
-    "rename": lambda options: _build_move(options, keep_source=False),
-    "copy_fields": lambda options: _build_move(options, keep_source=True),
-    "drop_fields": _build_drop_fields,
-    "include_fields": _build_include_fields,
-    "add_fields": _build_add_fields,
-    "add_tags": _build_add_tags,
-    "drop_event": _build_drop_event,
-    "decode_json_fields": build_decode_json_fields,
-    "add_host_metadata": build_add_host_metadata,
-}
+def build_rename(options: Section) -> Processor:
+    return _build_move(options, keep_source=False)
+
+
+def build_copy_fields(options: Section) -> Processor:
+    return _build_move(options, keep_source=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.config.section import ConfigError
+from forwarder.schema.section import ConfigError
 from forwarder.config.settings import CliOptions, Settings, load_settings
 from forwarder.inputs.graph_config import streams
 

@@ -20,7 +20,7 @@ import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import BlobServiceClient
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.eventhub import EventHubInput
 from forwarder.inputs.eventhub_config import EventHubConfig, parse_config

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext
 from forwarder.inputs.filestream import INPUT_TYPE
 from forwarder.inputs.filestream_config import FilestreamConfig, default_id

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.graph import CHUNK_RECORDS, MAX_CHUNK, MIN_CHUNK, GraphInput, next_chunk
 from forwarder.inputs.graph_config import GraphConfig, parse_config

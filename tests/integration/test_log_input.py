@@ -18,12 +18,12 @@ import yaml
 
 from forwarder.config.inputs import InputSpec, parse_input
 from forwarder.config.loader import expand_dotted
-from forwarder.config.section import Section
-from forwarder.inputs import INPUT_TYPES
 from forwarder.inputs.base import InputContext
 from forwarder.inputs.filestream_config import DEFAULT_MESSAGE_MAX_BYTES
 from forwarder.inputs.multiline_parser import MultilineConfig
 from forwarder.inputs.ndjson_parser import NdjsonConfig
+from forwarder.plugins import INPUTS
+from forwarder.schema.section import Section
 
 LOGGER = "forwarder.input.log"
 
@@ -260,7 +260,7 @@ def test_log_keys_translate_onto_the_filestream_config():
         "max_backoff": "10s", "backoff_factor": 2, "recursive_glob.enabled": False, "harvester_buffer_size": 16384,
     })
     assert problems == []
-    assert spec.input_type is INPUT_TYPES["log"] and spec.client.input_id == "vendor"
+    assert spec.input_type is INPUTS.get("log") and spec.client.input_id == "vendor"
     config = spec.config
     assert config.check_interval == 1 and config.close_inactive == 120
     assert config.close_renamed and not config.close_removed and not config.clean_removed

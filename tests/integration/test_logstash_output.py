@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from forwarder.config.section import Problem, Section
+from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.output import LogstashOutput

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from forwarder.config.section import Problem, Section
+from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.output import LogstashOutput

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trustme
 
-from forwarder.config.section import Problem, Section
+from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.check import TEST_MESSAGE, TEST_TAG

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.o365_config import O365Config, parse_config
 from forwarder.inputs.o365audit import O365Input

@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from forwarder import __version__
-from forwarder.config.section import ConfigError
+from forwarder.schema.section import ConfigError
 from forwarder.config.settings import CliOptions, Settings, load_settings
 from forwarder.inputs.o365_config import CONTENT_TYPES
 from tests.fakes.https_server import FakeHttpsServer

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 import trustme
 
-from forwarder.config.section import ConfigError, Section
+from forwarder.schema.section import ConfigError, Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.syslog import INPUT_TYPE, SyslogInput
 from forwarder.pipeline.event import Event

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from forwarder.config.loader import expand_dotted
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.pipeline.conditions import build_condition
 from forwarder.pipeline.event import Event
 

@@ -9,7 +9,7 @@ import pytest
 
 from forwarder.config.keystore import Keystore
 from forwarder.config.loader import apply_override, expand_dotted, fold_twin_keys
-from forwarder.config.section import ConfigError, parse_duration, parse_size
+from forwarder.schema.section import ConfigError, parse_duration, parse_size
 from forwarder.config.settings import CliOptions, load_settings
 
 MINIMAL_OUTPUT = "output.file:\n  path: ${path.data}/events\n"

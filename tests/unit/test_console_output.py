@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.console import ConsoleOutput, parse_config
 from forwarder.pipeline.event import Event

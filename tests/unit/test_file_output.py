@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.file import FileOutput, parse_config
 from forwarder.pipeline.event import Event

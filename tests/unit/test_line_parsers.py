@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.line_parsers import build_chain, parse_parsers
 from forwarder.inputs.multiline_parser import MultilineConfig

@@ -10,7 +10,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from forwarder.config.section import Problem, Section
+from forwarder.schema.section import Problem, Section
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.config import HostAddress, LogstashConfig, parse_host
 

@@ -13,7 +13,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 from forwarder.outputs.logstash.tls import TlsSettings, TlsSetupError, build_client_context
 
 DEFAULT_PORT = 5044

@@ -7,7 +7,7 @@ long before a token is asked for.
 
 from __future__ import annotations
 
-from forwarder.config.section import Section
+from forwarder.schema.section import Section
 
 
 def check_credential_kind(section: Section, secret: str | None, certificate: str | None, key: str | None) -> None:

@@ -3,7 +3,8 @@
 Every configured secret value (keystore entries and settings named like
 password/secret/token) is replaced by `[REDACTED]` in every record before it
 is formatted, so a library that echoes a credential in an exception message
-cannot leak it into the log.
+cannot leak it into the log. That covers the message, the traceback and the
+fields passed in `extra` (the `metrics` line carries all counters there).
 """
 
 from __future__ import annotations
@@ -18,33 +19,31 @@ from pathlib import Path
 from pythonjsonlogger.json import JsonFormatter
 
 from forwarder.config.settings import LoggingSettings
+from forwarder.redaction import KNOWN_SECRETS, SecretValues
 
-REDACTED = "[REDACTED]"
+# Attributes every LogRecord has; anything else on a record came from `extra`.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class SecretRedactor(logging.Filter):
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = SecretValues(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets:
             return True
         message = record.getMessage()
-        redacted = self._redact(message)
+        redacted = self._secrets.redact(message)
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self._redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = self._secrets.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        for name, value in list(record.__dict__.items()):
+            if name not in _RECORD_ATTRIBUTES:
+                setattr(record, name, self._secrets.redact_value(value))
         return True
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
 
 
 def configure_logging(settings: LoggingSettings, secrets: list[str], name: str = "forwarder") -> None:
@@ -63,6 +62,7 @@ def configure_logging(settings: LoggingSettings, secrets: list[str], name: str =
         handlers.append(logging.StreamHandler(sys.stderr))
     if settings.to_files:
         handlers.append(_file_handler(settings))
+    KNOWN_SECRETS.replace(secrets)
     redactor = SecretRedactor(secrets)
     for handler in handlers:
         handler.setFormatter(formatter)

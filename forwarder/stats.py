@@ -3,6 +3,12 @@
 Each counter has a single writer thread in the normal case (an input's own
 thread, an output worker), so plain attributes are enough; a lock guards only
 the table of known inputs and outputs.
+
+Error texts often quote what a server or library said, and that can be a
+credential (an identity endpoint echoing `client_secret`). So `last_error` is
+redacted when it is set, and every string an input adds to `extra` is
+redacted in the snapshot: nothing read by /stats or the metrics line can carry
+a known secret.
 """
 
 from __future__ import annotations
@@ -11,8 +17,25 @@ import threading
 import time
 from typing import Any
 
+from forwarder.redaction import KNOWN_SECRETS
+
+
+class _LastError:
+    """`last_error` as an attribute whose value is redacted on assignment, whoever assigns it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> str:
+        return getattr(instance, self._slot, "")
+
+    def __set__(self, instance: Any, message: str) -> None:
+        setattr(instance, self._slot, KNOWN_SECRETS.redact(str(message)))
+
 
 class InputStats:
+    last_error = _LastError()
+
     def __init__(self, input_id: str, input_type: str) -> None:
         self.input_id = input_id
         self.input_type = input_type
@@ -43,11 +66,13 @@ class InputStats:
             "errors": self.errors,
             "last_error": self.last_error,
         }
-        data.update(self.extra)
+        data.update(KNOWN_SECRETS.redact_value(self.extra))
         return data
 
 
 class OutputStats:
+    last_error = _LastError()
+
     def __init__(self, output_type: str) -> None:
         self.output_type = output_type
         self.batches = 0

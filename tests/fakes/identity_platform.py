@@ -59,6 +59,9 @@ class FakeIdentityPlatform:
         self.tenants: dict[str, dict[str, RegisteredApp]] = {}
         self.issued: dict[str, IssuedToken] = {}
         self.token_requests = 0
+        # When set, a rejected client_secret is quoted back in error_description, as a badly behaved endpoint
+        # (or a proxy in front of it) may do: the forwarder must redact it wherever the error text travels.
+        self.echo_rejected_secrets = False
         self._lock = threading.Lock()
         server.route("GET", r"/([^/]+)/v2\.0/\.well-known/openid-configuration", self._openid_configuration)
         server.route("POST", r"/([^/]+)/oauth2/v2\.0/token", self._token)
@@ -179,6 +182,12 @@ class FakeIdentityPlatform:
                     7000222,
                     f"The provided client secret keys for app '{app.client_id}' are expired. Visit the Azure portal "
                     "to create new keys for your app.",
+                )
+            if secret not in app.secrets and self.echo_rejected_secrets:
+                return self._error(
+                    400, "invalid_request", 50000,
+                    f"There was an error issuing a token for request client_id={app.client_id}&"
+                    f"client_secret={secret}&grant_type=client_credentials.",
                 )
             if secret not in app.secrets:
                 return self._error(

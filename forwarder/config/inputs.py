@@ -17,7 +17,7 @@ from typing import Any
 from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
 from forwarder.inputs.base import InputType
 from forwarder.modules.base import FilesetInput
-from forwarder.pipeline.client import ClientSettings
+from forwarder.pipeline.client import ClientSettings, Processor
 from forwarder.pipeline.processors import build_processors
 from forwarder.plugins import INPUTS, MODULES, PluginError, PluginTable
 from forwarder.schema.section import ConfigError, Problem, Section
@@ -70,9 +70,16 @@ def parse_input(section: Section, position: int, fileset: FilesetInput | None = 
         processors=processors,
         disable_host=disable_host,
         module_fields=fileset.module_fields if fileset else {},
-        module_processors=fileset.processors if fileset else [],
+        module_processors=fileset.processors if fileset else _standalone_processors(input_type, config, section),
         ingest_pipeline=pipeline,
     ))
+
+
+def _standalone_processors(input_type: InputType, config: Any, section: Section) -> list[Processor]:
+    if input_type.standalone_processors is None:
+        return []
+    items = input_type.standalone_processors(config)
+    return build_processors([Section(item, section.path, section.source, section.problems) for item in items])
 
 
 def parse_input_list(sections: list[Section], start: int = 0) -> list[InputSpec]:

@@ -43,6 +43,10 @@ class InputType:
     create: Callable[[Any, InputContext], Input]
     # The input id to use when the config gives none, from the parsed config.
     default_id: Callable[[Any], str] | None = None
+    # For an input configured on its own (not by a module): the processors that map its records as its
+    # module would, as `processors:` items naming registered processors (`[{"entraid_ecs": {...}}]`), so
+    # an input never imports a module and a standalone input still ships the module's events.
+    standalone_processors: Callable[[Any], list[dict[str, Any]]] | None = None
 
 
 class PermanentInputError(Exception):

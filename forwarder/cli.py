@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import glob
 import logging
 import os
 import signal
@@ -19,10 +18,12 @@ from pathlib import Path
 from forwarder import __version__
 from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
-from forwarder.schema.section import ConfigError
 from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
 from forwarder.export.arguments import add_export_parser
+from forwarder.module_files import list_modules, switch_modules
+from forwarder.plugin_listing import list_plugins, registration_warnings
 from forwarder.registry import RegistryError
+from forwarder.schema.section import ConfigError
 
 log = logging.getLogger("forwarder")
 
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     modules = commands.add_parser("modules", parents=[common], help="list, enable or disable modules")
     modules.add_argument("action", choices=["list", "enable", "disable"])
     modules.add_argument("names", nargs="*", metavar="NAME")
+    plugins = commands.add_parser("plugins", parents=[common], help="list input, output, processor and module types")
+    plugins.add_argument("action", choices=["list"])
     keystore = commands.add_parser("keystore", parents=[common], help="manage secrets referenced as ${KEY}")
     keystore.add_argument("action", choices=["create", "add", "list", "remove"])
     keystore.add_argument("key", nargs="?", metavar="KEY")
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return test_config(options) if args.what == "config" else test_output(options)
         if command == "modules":
             return manage_modules(options, args.action, args.names)
+        if command == "plugins":
+            return list_plugins()
         if command == "keystore":
             return manage_keystore(options, args.action, args.key, args.stdin, args.force)
         if command == "export":
@@ -132,7 +137,7 @@ def run(options: CliOptions, debug: bool = False) -> int:
 
 def test_config(options: CliOptions) -> int:
     settings = load_settings(options)
-    for warning in settings.warnings:
+    for warning in settings.warnings + registration_warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print("Config OK")
     return 0
@@ -168,27 +173,8 @@ def manage_modules(options: CliOptions, action: str, names: list[str]) -> int:
     pattern, _ = raw_setting(options, "forwarder.config.modules.path", "${path.config}/modules.d/*.yml")
     directory = Path(pattern).parent
     if action == "list":
-        enabled = sorted(Path(p).name[:-4] for p in glob.glob(str(directory / "*.yml")))
-        disabled = sorted(Path(p).name[:-13] for p in glob.glob(str(directory / "*.yml.disabled")))
-        print("Enabled:\n" + "".join(f"{name}\n" for name in enabled))
-        print("Disabled:\n" + "".join(f"{name}\n" for name in disabled), end="")
-        return 0
-    if not names:
-        print(f"error: modules {action} needs at least one module name", file=sys.stderr)
-        return 1
-    status = 0
-    for name in names:
-        enabled, disabled = directory / f"{name}.yml", directory / f"{name}.yml.disabled"
-        source, target = (disabled, enabled) if action == "enable" else (enabled, disabled)
-        if target.exists() and not source.exists():
-            print(f"Module {name} is already {action}d")
-        elif not source.exists():
-            print(f"Module {name} doesn't exist in {directory}!", file=sys.stderr)
-            status = 1
-        else:
-            source.rename(target)
-            print(f"{action.capitalize()}d {name}")
-    return status
+        return list_modules(directory)
+    return switch_modules(directory, action, names)
 
 
 def manage_keystore(options: CliOptions, action: str, key: str | None, from_stdin: bool, force: bool) -> int:

@@ -22,6 +22,7 @@ import yaml
 from forwarder.schema.section import ConfigError, Problem, is_secret_key
 
 _VARIABLE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
+_FLOW_LIST = re.compile(r"\s*\[.*\]\s*", re.DOTALL)
 TWIN_PREFIX = "filebeat"
 OWN_PREFIX = "forwarder"
 
@@ -45,6 +46,69 @@ def check_permissions(path: Path, strict: bool) -> list[Problem]:
     return problems
 
 
+class AliasExpansionError(yaml.YAMLError):
+    """A document whose aliases would multiply into more nodes than any config needs (or loop forever)."""
+
+
+# What aliases may add to a document once every `*alias` is written out in full. A config that shares a
+# block of defaults between a few dozen inputs adds hundreds; a "billion laughs" document adds hundreds
+# of millions, which our dict copies (dotted keys, -E merges, ${VAR} expansion) would then build.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+def check_alias_expansion(root: yaml.Node) -> None:
+    """Counts the nodes of `root` as if every alias were a copy, without building anything."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def expanded_size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise AliasExpansionError("an alias refers to a node that contains it (a recursive alias)")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        size = 1 + sum(expanded_size(child) for child in children)
+        open_nodes.discard(key)
+        sizes[key] = size
+        return size
+
+    added = expanded_size(root) - len(sizes)
+    if added > MAX_ALIAS_EXPANSION:
+        raise AliasExpansionError(f"its aliases expand to {added:,} more nodes than are written (the limit is "
+                                  f"{MAX_ALIAS_EXPANSION:,}); write the shared parts out or nest fewer aliases")
+
+
+class _BoundedLoading:
+    """Checks the composed document before any Python object is constructed from it."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        check_alias_expansion(node)
+        return self.construct_document(node)
+
+
+class BoundedSafeLoader(_BoundedLoading, yaml.SafeLoader):
+    """yaml.safe_load's loader, with the alias bound."""
+
+
+class BoundedTextLoader(_BoundedLoading, yaml.BaseLoader):
+    """Structure only: every scalar stays the text it was written as."""
+
+
+def load_yaml_text(text: str, textual: bool = False) -> Any:
+    """Every YAML text the forwarder reads goes through here (files, `-E` values, `${VAR}` lists)."""
+    return yaml.load(text, Loader=BoundedTextLoader if textual else BoundedSafeLoader)
+
+
 def read_yaml(path: Path, strict_perms: bool) -> Any:
     """Parses one YAML file; raises ConfigError with the line of a syntax error."""
     problems = check_permissions(path, strict_perms)
@@ -57,7 +121,11 @@ def read_yaml(path: Path, strict_perms: bool) -> Any:
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(path), "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml_text(text)
+    except AliasExpansionError as exc:
+        raise ConfigError([Problem(str(path), "", f"refused: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(str(path), "", "refused: nested too deeply to be a config")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -101,8 +169,8 @@ def apply_override(config: dict[str, Any], assignment: str) -> Problem | None:
     if not sep or not key.strip():
         return Problem("-E", assignment, "expected key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(raw) if raw.strip() else ""
+    except (yaml.YAMLError, RecursionError):
         value = raw
     deep_merge(config, expand_dotted({key.strip(): value}))
     return None
@@ -151,15 +219,22 @@ def expand_variables(value: Any, resolve: Resolver, source: str, path: str, prob
         return ""
 
     expanded = _VARIABLE.sub(substitute, value)
-    if expanded != value and _VARIABLE.fullmatch(value):
-        # A whole-value reference may stand for a number or a list: `port: ${PORT}`.
-        try:
-            parsed = yaml.safe_load(expanded)
-        except yaml.YAMLError:
-            return expanded
-        if isinstance(parsed, (int, float, bool, list)):
-            return parsed
+    if expanded != value and _VARIABLE.fullmatch(value) and _FLOW_LIST.fullmatch(expanded):
+        return _text_list(expanded)
     return expanded
+
+
+def _text_list(text: str) -> Any:
+    """`[a, 01234]` → `["a", "01234"]`: a whole-value reference may stand for a list (`hosts: ${HOSTS}`).
+
+    Only the list structure is read; every item stays text, as every other `${NAME}` value does,
+    and is converted only by the setting that declares a type (`port: ${PORT}` → Section.integer).
+    """
+    try:
+        parsed = load_yaml_text(text, textual=True)
+    except yaml.YAMLError:
+        return text
+    return parsed if isinstance(parsed, list) else text
 
 
 def lookup_setting(config: dict[str, Any], dotted: str) -> str | None:

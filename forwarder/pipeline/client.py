@@ -159,6 +159,11 @@ class PipelineClient:
         """
         return dict(self._read_committed())
 
+    def saturated(self) -> bool:
+        """True while `publish` would block: a source that can tell its sender to retry (HTTP 503 with
+        Retry-After) asks this first instead of holding the sender's connection open."""
+        return self._queue.full
+
     def wait_acked(self, timeout: float) -> bool:
         return self._acker.wait_all_done(timeout)
 

@@ -147,6 +147,11 @@ class EventQueue:
             self._items.notify_all()
 
     @property
+    def full(self) -> bool:
+        """True while a `put` would block: for sources that would rather refuse work than wait (HTTP 503)."""
+        return self._active_events >= self.max_events or self._active_bytes >= self.max_bytes
+
+    @property
     def active_events(self) -> int:
         return self._active_events
 

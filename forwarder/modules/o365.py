@@ -7,6 +7,10 @@ tenant list becomes `tenant_id` (every id) plus `tenant_names` (id → name, for
 `organization.name`). Variables may also sit at module level, where the
 fileset's own `var.*` override them. The input validates the values, so a
 mistake is reported against the module file and the variable written.
+
+The fileset maps the input's raw records onto ECS with the `o365_ecs`
+processor (forwarder/modules/o365_processor.py), built from `var.normalize`,
+`var.api.preserve_original_event` and the tenant names.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder import __version__
-from forwarder.schema.section import Section
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
+from forwarder.modules.o365_processor import o365_ecs_processor
+from forwarder.pipeline.client import Processor
+from forwarder.schema.section import Section
 
 PLAIN_VARS = (
     "application_id", "tenants", "client_secret", "certificate", "key", "key_passphrase", "content_type",
@@ -52,7 +58,7 @@ class O365Module:
         if data is None:
             return []
         data = merge_vars(data, overrides)
-        normalized = data.get("normalize", True) is not False
+        normalized, processors = _ecs_processors(data)
         return [FilesetInput(
             input_id="o365-audit",
             section=Section(data, var_section.path, entry.source, entry.problems),
@@ -62,7 +68,27 @@ class O365Module:
                 "service": {"type": "o365"},
             },
             ingest_pipeline=None if normalized else f"filebeat-{__version__}-o365-audit-pipeline",
+            processors=processors,
         )]
+
+
+def _ecs_processors(data: dict[str, Any]) -> tuple[bool, list[Processor]]:
+    """Whether the events are normalized, and the processors that make them from the input's records.
+
+    The values are read as the input reads them. The input reports their mistakes against the variable
+    written, so they are read here through a Section of their own and not reported a second time.
+    """
+    api = data.get("api") if isinstance(data.get("api"), dict) else {}
+    options = Section({"normalize": data.get("normalize"),
+                       "preserve_original_event": api.get("preserve_original_event")}, "", "", [])
+    normalized = options.boolean("normalize", True)
+    preserve_original_event = options.boolean("preserve_original_event", False)
+    if not (normalized or preserve_original_event):
+        return normalized, []
+    names = data.get("tenant_names") if isinstance(data.get("tenant_names"), dict) else {}
+    tenant_names = {str(tenant): str(name) for tenant, name in names.items()
+                    if name is not None and not isinstance(name, (dict, list))}
+    return normalized, [o365_ecs_processor(normalized, preserve_original_event, tenant_names)]
 
 
 def _input_settings(settings: dict[str, Any], var_section: Section) -> dict[str, Any] | None:

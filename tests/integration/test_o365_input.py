@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.o365_config import O365Config, parse_config
-from forwarder.inputs.o365audit import O365Input
+from forwarder.inputs.o365audit import INPUT_TYPE, O365Input
 from forwarder.net.http_client import HttpSettings
-from forwarder.pipeline.client import PipelineClient
+from forwarder.pipeline.client import PipelineClient, Processor
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Section
 from tests.conftest import PipelineHarness
 from tests.fakes.https_server import FakeHttpsServer
 from tests.fakes.identity_platform import FakeIdentityPlatform
@@ -87,11 +88,21 @@ def o365_config(server: FakeHttpsServer, **overrides: Any) -> O365Config:
     return config
 
 
+def standalone_processors(config: O365Config) -> list[Processor]:
+    """What maps the records of an o365audit input configured without the module, as config/inputs.py builds it."""
+    problems: list = []
+    items = [Section(item, "", "inputs.d/o365.yml", problems) for item in INPUT_TYPE.standalone_processors(config)]
+    processors = build_processors(items)
+    assert problems == []
+    return processors
+
+
 class RunningInput:
     """One o365audit input on its own thread, as the supervisor runs it."""
 
     def __init__(self, harness: PipelineHarness, config: O365Config, input_id: str = "o365") -> None:
-        self.client: PipelineClient = harness.connect("o365audit", input_id=input_id)
+        self.client: PipelineClient = harness.connect("o365audit", input_id=input_id,
+                                                      module_processors=standalone_processors(config))
         self.stop = threading.Event()
         self.context = InputContext(input_id, self.client, self.stop, logging.getLogger("test.o365"),
                                     self.client.stats, harness.data_path)
@@ -324,7 +335,7 @@ def test_throttling_storm_and_server_errors_are_waited_out_with_nothing_lost(
 
 
 def run_once(harness: PipelineHarness, config: O365Config) -> InputContext:
-    client = harness.connect("o365audit", input_id="once")
+    client = harness.connect("o365audit", input_id="once", module_processors=standalone_processors(config))
     context = InputContext("once", client, threading.Event(), logging.getLogger("test.o365"), client.stats,
                            harness.data_path)
     O365Input(config, context, http_settings=FAST_RETRIES).run()

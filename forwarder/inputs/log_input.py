@@ -44,72 +44,109 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.filestream import FilestreamInput
 from forwarder.inputs.filestream_config import (
+    CHECK_INTERVAL_DOC,
+    ENCODING,
+    INACTIVE_DOC,
+    MESSAGE_MAX_BYTES_DOC,
+    PATHS,
+    SHARED_TAIL,
     FilestreamConfig,
-    check_encoding,
-    message_max_bytes,
+    check_shared,
+    non_blank_paths,
     paths_id,
-    positive_duration,
-    read_paths,
-    regexes,
 )
-from forwarder.inputs.line_parsers import ParserConfig
-from forwarder.inputs.multiline_parser import parse_multiline_config
-from forwarder.inputs.ndjson_parser import parse_ndjson_config
+from forwarder.inputs.multiline_parser import MultilineConfig, parse_multiline_config
+from forwarder.inputs.ndjson_parser import NdjsonConfig, parse_ndjson_config
+from forwarder.schema.declared import (
+    BOOLEAN,
+    DURATION,
+    REGEXES,
+    SIZE,
+    Setting,
+    ValueType,
+    ignored,
+    read_settings,
+)
+from forwarder.schema.section import Section
 
 TYPE_NAME = "log"
-# Keys of Filebeat's Go harvester with no counterpart in the filestream input.
-IGNORED_KEYS = (
-    "close_eof", "close_timeout", "clean_inactive", "backoff", "max_backoff", "backoff_factor", "harvester_buffer_size",
+
+
+def _read_json(section: Section, key: str, setting: Setting, default: object) -> NdjsonConfig | None:
+    if section.raw(key) is None:
+        return None
+    json = section.section(key)
+    target = "" if json.boolean("keys_under_root", False) else "json"
+    return parse_ndjson_config(json, target)
+
+
+def _read_multiline(section: Section, key: str, setting: Setting, default: object) -> MultilineConfig | None:
+    if section.raw(key) is None:
+        return None
+    return parse_multiline_config(section.section(key))
+
+
+SETTINGS = (
+    PATHS,
+    Setting("scan_frequency", DURATION, "10s", CHECK_INTERVAL_DOC, positive=True),
+    Setting("exclude_files", REGEXES, [], "files whose path matches are not read"),
+    Setting("symlinks", BOOLEAN, False, "follow symbolic links matched by `paths`"),
+    Setting("include_lines", REGEXES, [], "when set, only lines that match are sent"),
+    Setting("exclude_lines", REGEXES, [], "lines that match are dropped (after `include_lines`)"),
+    Setting("close_inactive", DURATION, "5m", INACTIVE_DOC, positive=True),
+    Setting("close_removed", BOOLEAN, True, "close a file once it is deleted and read to its end"),
+    Setting("close_renamed", BOOLEAN, False, "close a file once it is renamed and read to its end"),
+    ENCODING,
+    Setting("max_bytes", SIZE, "10MiB", MESSAGE_MAX_BYTES_DOC, positive=True),
+    Setting("json", ValueType("mapping", _read_json), None,
+            "decode each line as JSON before lines are joined: `keys_under_root: true` decodes into the event "
+            "root, otherwise under `json`; `overwrite_keys`, `add_error_key` (default true), `message_key`, "
+            "`expand_keys`, `document_id`"),
+    Setting("multiline", ValueType("mapping", _read_multiline), None,
+            "join lines: `type`, `pattern`, `negate`, `match`, `flush_pattern`, `count_lines`, `max_lines`, "
+            "`timeout`, `skip_newline`"),
+    *SHARED_TAIL,
+    Setting("tail_files", BOOLEAN, False, "not supported: `true` logs a warning and files are read from their start "
+            "(nothing is skipped silently)"),
+    *ignored("close_eof", "close_timeout", "clean_inactive", "backoff", "max_backoff", "backoff_factor",
+             "harvester_buffer_size", "recursive_glob.enabled",
+             doc="Filebeat harvester tuning without a counterpart here (`**` always recurses): accepted, "
+                 "without effect"),
 )
 
 
 @dataclass
 class LogInputConfig(FilestreamConfig):
     # Only remembered to warn at start that it has no effect.
-    tail_files: bool = False
+    tail_files: bool
 
 
 def parse_config(section: Section) -> LogInputConfig:
-    paths = read_paths(section)
-    check_encoding(section)
-    config = LogInputConfig(
-        paths=paths,
-        exclude_files=regexes(section, "exclude_files"),
-        exclude_lines=regexes(section, "exclude_lines"),
-        include_lines=regexes(section, "include_lines"),
-        check_interval=positive_duration(section, "scan_frequency", 10.0),
-        symlinks=section.boolean("symlinks", False),
-        close_inactive=positive_duration(section, "close_inactive", 300.0),
-        close_removed=section.boolean("close_removed", True),
-        close_renamed=section.boolean("close_renamed", False),
-        ignore_older=section.duration("ignore_older", 0.0),
-        message_max_bytes=message_max_bytes(section, "max_bytes"),
-        parsers=_parsers(section),
-        harvester_limit=section.integer("harvester_limit", 0, minimum=0),
-        clean_removed=section.boolean("clean_removed", True),
-        tail_files=section.boolean("tail_files", False),
+    values = read_settings(section, SETTINGS)
+    check_shared(values)
+    # JSON is decoded before lines are joined, the order of the log input's reader.
+    parsers = [parser for parser in (values["json"], values["multiline"]) if parser is not None]
+    return LogInputConfig(
+        paths=non_blank_paths(values),
+        exclude_files=values["exclude_files"],
+        include_files=[],
+        exclude_lines=values["exclude_lines"],
+        include_lines=values["include_lines"],
+        check_interval=values["scan_frequency"],
+        symlinks=values["symlinks"],
+        close_inactive=values["close_inactive"],
+        close_removed=values["close_removed"],
+        close_renamed=values["close_renamed"],
+        ignore_older=values["ignore_older"],
+        message_max_bytes=values["max_bytes"],
+        parsers=parsers,
+        harvester_limit=values["harvester_limit"],
+        clean_removed=values["clean_removed"],
+        tail_files=values["tail_files"],
     )
-    section.ignore(*IGNORED_KEYS)
-    recursive_glob = section.section("recursive_glob")
-    recursive_glob.ignore("enabled")
-    recursive_glob.finish()
-    return config
-
-
-def _parsers(section: Section) -> list[ParserConfig]:
-    """JSON is decoded before lines are joined, the order of the log input's reader."""
-    parsers: list[ParserConfig] = []
-    if section.raw("json") is not None:
-        json = section.section("json")
-        target = "" if json.boolean("keys_under_root", False) else "json"
-        parsers.append(parse_ndjson_config(json, target))
-    if section.raw("multiline") is not None:
-        parsers.append(parse_multiline_config(section.section("multiline")))
-    return parsers
 
 
 def default_id(config: FilestreamConfig) -> str:

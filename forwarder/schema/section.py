@@ -104,6 +104,7 @@ class Section:
         self.source = source
         self.problems = problems
         self._seen: set[str] = set()
+        self._reported_unknown: set[str] = set()
 
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -123,7 +124,7 @@ class Section:
         """Marks keys as known without reading them (accepted for compatibility)."""
         self._seen.update(keys)
 
-    def _typed(self, key: str, default: Any, convert: Callable[[Any], Any], what: str) -> Any:
+    def _typed(self, key: str, default: Any, convert: Callable[[Any], Any], what: str, secret: bool = False) -> Any:
         self._seen.add(key)
         if key not in self.data or self.data[key] is None:
             if default is REQUIRED:
@@ -134,11 +135,12 @@ class Section:
             return convert(self.data[key])
         except (TypeError, ValueError) as exc:
             detail = str(exc) if str(exc) else f"expected {what}"
-            shown = "a value that is not shown (secret)" if is_secret_key(key) else repr(self.data[key])
+            shown = "a value that is not shown (secret)" if secret or is_secret_key(key) else repr(self.data[key])
             self.error(key, f"{detail} (got {shown})")
             return default if default is not REQUIRED else None
 
-    def string(self, key: str, default: Any = REQUIRED, choices: Iterable[str] | None = None) -> Any:
+    def string(self, key: str, default: Any = REQUIRED, choices: Iterable[str] | None = None,
+               secret: bool = False) -> Any:
         allowed = list(choices) if choices is not None else None
 
         def convert(value: Any) -> str:
@@ -149,7 +151,7 @@ class Section:
                 raise ValueError(f"must be one of {', '.join(allowed)}")
             return text
 
-        return self._typed(key, default, convert, "a string")
+        return self._typed(key, default, convert, "a string", secret)
 
     def boolean(self, key: str, default: Any = REQUIRED) -> Any:
         def convert(value: Any) -> bool:
@@ -182,11 +184,11 @@ class Section:
 
         return self._typed(key, default, convert, "a number")
 
-    def duration(self, key: str, default: Any = REQUIRED) -> Any:
-        return self._typed(key, default, parse_duration, "a duration such as 30s")
+    def duration(self, key: str, default: Any = REQUIRED, secret: bool = False) -> Any:
+        return self._typed(key, default, parse_duration, "a duration such as 30s", secret)
 
-    def size(self, key: str, default: Any = REQUIRED) -> Any:
-        return self._typed(key, default, parse_size, "a size such as 10KiB")
+    def size(self, key: str, default: Any = REQUIRED, secret: bool = False) -> Any:
+        return self._typed(key, default, parse_size, "a size such as 10KiB", secret)
 
     def string_list(self, key: str, default: Any = REQUIRED) -> Any:
         def convert(value: Any) -> list[str]:
@@ -222,11 +224,16 @@ class Section:
         return [Section(item, f"{self.key_path(key)}.{i}", self.source, self.problems) for i, item in enumerate(value)]
 
     def finish(self, known_elsewhere: Iterable[str] = ()) -> None:
-        """Reports every key that was never read, suggesting the closest known one."""
+        """Reports every key that was never read, suggesting the closest known one.
+
+        Each unknown key is reported once, even when both a type's parser and
+        its caller finish the same section.
+        """
         known = self._seen | set(known_elsewhere)
         for key in self.data:
-            if key in known:
+            if key in known or key in self._reported_unknown:
                 continue
+            self._reported_unknown.add(key)
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f" (did you mean {self.key_path(close[0])!r}?)" if close else ""
             self.error(key, f"unknown setting{hint}")

@@ -8,8 +8,17 @@ from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.syslog_config import SyslogConfig, parse_config
-from forwarder.inputs.syslog_listeners import POLL_SECONDS, TcpListener, UdpListener, address_text
+from forwarder.inputs.syslog_listeners import (
+    POLL_SECONDS,
+    Listener,
+    ListenerContext,
+    Message,
+    SyslogCounters,
+    UdpListener,
+    address_text,
+)
 from forwarder.inputs.syslog_parser import SyslogParser
+from forwarder.inputs.syslog_tcp import TcpListener
 from forwarder.pipeline.event import Event
 
 
@@ -21,49 +30,49 @@ class SyslogInput:
         # Set once every listener is bound; `addresses` then maps "udp"/"tcp" to the bound (host, port).
         self.listening = threading.Event()
         self.addresses: dict[str, tuple[str, int]] = {}
-        self._closing = threading.Event()
-        self._lost_at_shutdown = 0
-        self._lost_lock = threading.Lock()
+        self._counters = SyslogCounters(context.stats)
 
     def run(self) -> None:
-        listeners: list[UdpListener | TcpListener] = []
+        # Set when run() ends for any reason (stop, or a listener failed): every listener then stops.
+        stop_listeners = threading.Event()
+        listener_context = ListenerContext(self.context.input_id, self._publish, self._try_publish, stop_listeners,
+                                           self._counters, self.context.log)
+        listeners: dict[str, Listener] = {}
         try:
             if self.config.udp is not None:
-                listeners.append(UdpListener(self, self.config.udp))
+                listeners["udp"] = UdpListener(listener_context, self.config.udp)
             if self.config.tcp is not None:
-                listeners.append(TcpListener(self, self.config.tcp))
-            for listener in listeners:
+                listeners["tcp"] = TcpListener(listener_context, self.config.tcp)
+            for protocol, listener in listeners.items():
+                self.addresses[protocol] = listener.address
                 listener.start()
             bound = ", ".join(f"{protocol} {address_text(address)}" for protocol, address in self.addresses.items())
             self.context.log.info("syslog input %s listening on %s", self.context.input_id, bound)
             self.listening.set()
             while not self.context.stop.wait(POLL_SECONDS):
-                for listener in listeners:
+                for listener in listeners.values():
                     if listener.failure is not None:
                         raise listener.failure
         finally:
-            self._closing.set()
+            stop_listeners.set()
             deadline = time.monotonic() + 1.0
-            for listener in listeners:
+            for listener in listeners.values():
                 listener.close(deadline)
             self.listening.clear()
-            if self._lost_at_shutdown:
+            if self._counters.lost_at_shutdown:
                 self.context.log.warning("syslog input %s: %d message(s) received while stopping were not forwarded "
-                                         "(counted as dropped)", self.context.input_id, self._lost_at_shutdown)
+                                         "(counted as dropped)", self.context.input_id,
+                                         self._counters.lost_at_shutdown)
 
-    def lost_at_shutdown(self, count: int) -> None:
-        """Messages already read from a socket when the pipeline stopped taking events: no sender can resend them."""
-        with self._lost_lock:
-            self._lost_at_shutdown += count
-            self.context.stats.dropped += count
+    def _publish(self, message: Message) -> bool:
+        return self.context.client.publish(self.event(message))
 
-    @property
-    def stopping(self) -> bool:
-        return self._closing.is_set() or self.context.stop.is_set()
+    def _try_publish(self, message: Message) -> bool | None:
+        return self.context.client.try_publish(self.event(message))
 
-    def event(self, payload: bytes, truncated: bool, peer: Any) -> Event:
-        parsed = self.parser.parse(payload)
-        log: dict[str, Any] = {"source": {"address": address_text(peer)}}
+    def event(self, message: Message) -> Event:
+        parsed = self.parser.parse(message.payload)
+        log: dict[str, Any] = {"source": {"address": address_text(message.peer)}}
         fields: dict[str, Any] = {"message": parsed.message, "log": log}
         meta: dict[str, Any] = {}
         tags = []
@@ -72,9 +81,12 @@ class SyslogInput:
         if parsed.error:
             fields["error"] = {"message": parsed.error}
             tags.append("_parse_failure")
-        if truncated:
+        if message.truncated:
             meta["truncated"] = True
             tags.append("_truncated")
+        if parsed.invalid_utf8:
+            # The bytes that were not UTF-8 became U+FFFD; the tag lets the original be looked for at the source.
+            tags.append("_invalid_utf8")
         if tags:
             fields["tags"] = tags
         return Event(fields, parsed.timestamp, meta)

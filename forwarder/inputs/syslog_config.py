@@ -6,8 +6,8 @@ import ssl
 from dataclasses import dataclass
 from datetime import tzinfo
 
-from forwarder.schema.section import Section
 from forwarder.inputs.syslog_parser import FORMATS, parse_timezone
+from forwarder.schema.section import Section
 
 _DELIMITER_ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\0": "\0"}
 
@@ -26,7 +26,10 @@ class TcpConfig:
     port: int
     max_message_size: int = 20 * 1024 * 1024
     line_delimiter: bytes = b"\n"
-    max_connections: int | None = None
+    # Below the common 1024 open-files limit, so accept() does not fail for lack of descriptors.
+    max_connections: int = 512
+    # Bytes of unfinished frames held across all connections before reading pauses.
+    max_buffered_bytes: int = 64 * 1024 * 1024
     timeout: float = 300.0
     tls: ssl.SSLContext | None = None
 
@@ -76,10 +79,13 @@ def _parse_tcp(section: Section) -> TcpConfig:
         config.line_delimiter = delimiter.encode("utf-8")
     else:
         section.error("line_delimiter", "must not be empty")
-    config.max_connections = section.integer("max_connections", None, minimum=1)
+    config.max_connections = section.integer("max_connections", config.max_connections, minimum=1)
+    config.max_buffered_bytes = section.size("max_buffered_bytes", config.max_buffered_bytes)
     config.timeout = section.duration("timeout", config.timeout)
     if config.max_message_size < 1:
         section.error("max_message_size", "must be at least 1 byte")
+    if config.max_buffered_bytes < 1:
+        section.error("max_buffered_bytes", "must be at least 1 byte")
     if config.timeout <= 0:
         section.error("timeout", "must be greater than 0")
     if section.has("ssl"):
@@ -117,6 +123,9 @@ def _server_tls(section: Section) -> ssl.SSLContext | None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.3 session tickets: a sender that never reads leaves them unread, and closing a socket with
+    # unread data makes its kernel send a reset that discards what this side had not read yet.
+    context.num_tickets = 0
     for name, path in (("certificate", certificate), ("key", key)):
         if path is None:
             section.error(name, "is required when ssl is enabled (a PEM file)")

@@ -3,9 +3,15 @@
 Senders mix octet counting (`LEN SP MSG`) and delimiter-terminated frames, even
 on one connection (relays forwarding for several devices), so the framing is
 decided again for every frame: a leading digit means octet counting, anything
-else runs to the next delimiter. An oversized frame is cut at the size limit
-and the rest of it is skipped by its announced length or up to its delimiter,
-so the content of a huge message is never mistaken for frames.
+else runs to the next delimiter. An oversized delimited frame is cut at the
+size limit and the rest of it is skipped up to its delimiter.
+
+A count larger than the size limit is not trusted: a sender that really uses
+octet counting stays under the limit it was configured for, while a stray
+`9999999999 ` in front of newline-framed lines would otherwise swallow
+gigabytes of valid messages. Such a frame is read as a delimited frame that
+ends at the next delimiter or where the count says, whichever comes first
+(`ignored_counts` tells the caller to count and report it).
 """
 
 from __future__ import annotations
@@ -38,15 +44,25 @@ class SyslogFrameSplitter:
             raise ValueError("the line delimiter must not be empty")
         self.max_message_size = max_message_size
         self.delimiter = delimiter
+        # Octet counts larger than max_message_size read as delimited frames, and the last of them.
+        self.ignored_counts = 0
+        self.last_ignored_count = 0
         self._buffer = bytearray()
-        # Octet counting: bytes of the current frame still to read (payload or skipped excess).
-        self._remaining = 0
+        # Octet counting (a count within the limit): bytes of the current frame still to read.
         self._counted = False
-        self._truncated = False
-        # Delimited framing after an oversized frame: discard up to the next delimiter.
-        self._skipping_line = False
+        self._remaining = 0
+        # A delimited frame that announced a count over the limit also ends after that many bytes.
+        self._count_bound: int | None = None
+        # After an oversized frame: discard up to the next delimiter, or `_skip_left` bytes when not None.
+        self._skipping = False
+        self._skip_left: int | None = None
         # How far the buffer has been searched for a delimiter already.
         self._scanned = 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of an unfinished frame held in memory."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
@@ -58,42 +74,50 @@ class SyslogFrameSplitter:
             frames.append(frame)
 
     def finish(self) -> list[Frame]:
-        """The stream ended: a frame left incomplete is returned as it is, marked truncated."""
+        """The stream ended: a frame left incomplete is returned as it is (marked truncated if it announced more)."""
         frames = []
-        if self._counted and self._remaining and not self._truncated:
+        if self._counted:
             frames.append(Frame(bytes(self._buffer), True))
-        elif not self._counted and not self._skipping_line:
+        elif self._count_bound is not None and not self._skipping:
+            if self._buffer:
+                frames.append(Frame(bytes(self._buffer), True))
+        elif not self._skipping:
             rest = bytes(self._buffer).strip(_BETWEEN_FRAMES)
             if rest:
                 frames.append(Frame(rest[: self.max_message_size], len(rest) > self.max_message_size))
-        self._buffer.clear()
-        self._counted = self._skipping_line = self._truncated = False
+        self._buffer = bytearray()
+        self._counted = self._skipping = False
+        self._count_bound = self._skip_left = None
         self._remaining = self._scanned = 0
         return frames
 
     def _next_frame(self) -> Frame | None:
         if self._counted:
             return self._counted_frame()
-        if self._skipping_line and not self._skip_line():
+        if self._skipping and not self._skip():
             return None
+        if self._count_bound is None:
+            self._drop_separators()
+            if not self._buffer:
+                return None
+            if self._buffer[0] in _DIGITS:
+                decided = self._read_count()
+                if decided is None:
+                    return None
+                if decided:
+                    return self._counted_frame()
+        return self._delimited_frame()
+
+    def _drop_separators(self) -> None:
         start = 0
         while start < len(self._buffer) and self._buffer[start] in _BETWEEN_FRAMES:
             start += 1
         if start:
             del self._buffer[:start]
             self._scanned = max(0, self._scanned - start)
-        if not self._buffer:
-            return None
-        if self._buffer[0] in _DIGITS:
-            decided = self._start_counted_frame()
-            if decided is None:
-                return None
-            if decided:
-                return self._counted_frame()
-        return self._delimited_frame()
 
-    def _start_counted_frame(self) -> bool | None:
-        """True: an octet count was read; False: the frame is delimited; None: need more bytes."""
+    def _read_count(self) -> bool | None:
+        """True: a count within the limit was read; False: the frame is delimited; None: need more bytes."""
         digits = 0
         length = len(self._buffer)
         while digits < length and digits <= _MAX_COUNT_DIGITS and self._buffer[digits] in _DIGITS:
@@ -102,63 +126,66 @@ class SyslogFrameSplitter:
             return None
         if digits > _MAX_COUNT_DIGITS or self._buffer[digits] != 0x20 or self._buffer[0] == 0x30:
             return False
-        self._remaining = int(self._buffer[:digits])
+        count = int(self._buffer[:digits])
         del self._buffer[: digits + 1]
-        self._counted = True
-        self._truncated = False
         self._scanned = 0
+        if count > self.max_message_size:
+            self.ignored_counts += 1
+            self.last_ignored_count = count
+            self._count_bound = count
+            return False
+        self._counted = True
+        self._remaining = count
         return True
 
     def _counted_frame(self) -> Frame | None:
-        if self._truncated:
-            skipped = min(self._remaining, len(self._buffer))
-            del self._buffer[:skipped]
-            self._remaining -= skipped
-            if self._remaining:
-                return None
-            self._counted = False
-            return self._next_frame()
-        wanted = min(self._remaining, self.max_message_size)
-        if len(self._buffer) < wanted:
+        if len(self._buffer) < self._remaining:
             return None
-        payload = bytes(self._buffer[:wanted])
-        del self._buffer[:wanted]
-        self._remaining -= wanted
-        if self._remaining:
-            self._truncated = True
-            return Frame(payload, True)
+        payload = bytes(self._buffer[: self._remaining])
+        del self._buffer[: self._remaining]
         self._counted = False
         return Frame(payload, False)
 
     def _delimited_frame(self) -> Frame | None:
         end, trailer = self._find_end()
-        if end < 0:
+        if end < 0 or (self._count_bound is not None and end >= self._count_bound):
             if len(self._buffer) <= self.max_message_size:
                 return None
             payload = bytes(self._buffer[: self.max_message_size])
             del self._buffer[: self.max_message_size]
             self._scanned = 0
-            self._skipping_line = True
+            self._skipping = True
+            if self._count_bound is not None:
+                self._skip_left = self._count_bound - self.max_message_size
+            self._count_bound = None
             return Frame(payload, True)
         payload = bytes(self._buffer[:end])
         del self._buffer[: end + trailer]
         self._scanned = 0
+        self._count_bound = None
         if payload.endswith(b"\r"):
             payload = payload[:-1]
         if len(payload) > self.max_message_size:
             return Frame(payload[: self.max_message_size], True)
         return Frame(payload, False)
 
-    def _skip_line(self) -> bool:
-        """Drops the rest of an oversized delimited frame; True once its delimiter was found."""
+    def _skip(self) -> bool:
+        """Drops the rest of an oversized frame; True once its delimiter (or its announced end) was reached."""
         end, trailer = self._find_end()
-        if end < 0:
+        left = self._skip_left
+        if end >= 0 and (left is None or end < left):
+            del self._buffer[: end + trailer]
+        elif left is not None and len(self._buffer) >= left:
+            del self._buffer[:left]
+        else:
+            if left is not None:
+                self._skip_left = left - len(self._buffer)
             self._buffer.clear()
             self._scanned = 0
             return False
-        del self._buffer[: end + trailer]
         self._scanned = 0
-        self._skipping_line = False
+        self._skipping = False
+        self._skip_left = None
         return True
 
     def _find_end(self) -> tuple[int, int]:

@@ -54,13 +54,15 @@ class ParsedSyslog:
 
     `syslog` is the `log.syslog` object (empty when there was no PRI),
     `timestamp` is epoch seconds from the header (None: use the receive time),
-    `error` is set when the text was not what the configured format promised.
+    `error` is set when the text was not what the configured format promised,
+    `invalid_utf8` when bytes that are not UTF-8 were replaced by U+FFFD.
     """
 
     message: str
     syslog: dict[str, Any] = field(default_factory=dict)
     timestamp: float | None = None
     error: str | None = None
+    invalid_utf8: bool = False
 
 
 def parse_timezone(name: str) -> tzinfo | None:
@@ -96,11 +98,17 @@ class SyslogParser:
 
     def parse(self, data: bytes, now: float | None = None) -> ParsedSyslog:
         """Parses one framed message; `now` (epoch seconds) anchors the year of RFC 3164 stamps."""
-        text = data.decode("utf-8", "replace").rstrip(_TRAILER)
+        try:
+            text = data.decode("utf-8")
+            invalid_utf8 = False
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "replace")
+            invalid_utf8 = True
+        text = text.rstrip(_TRAILER)
         match = _PRI.match(text)
         if match is None or int(match.group(1)) > 191:
             reason = "priority out of range 0-191" if match else "no <PRI> at the start"
-            return ParsedSyslog(message=text, error=f"not a syslog message: {reason}")
+            return ParsedSyslog(message=text, error=f"not a syslog message: {reason}", invalid_utf8=invalid_utf8)
         priority = int(match.group(1))
         syslog: dict[str, Any] = {
             "priority": priority,
@@ -108,7 +116,7 @@ class SyslogParser:
             "severity": {"code": priority & 7, "name": SEVERITY_NAMES[priority & 7]},
         }
         rest = text[match.end():]
-        result = ParsedSyslog(message=rest, syslog=syslog)
+        result = ParsedSyslog(message=rest, syslog=syslog, invalid_utf8=invalid_utf8)
         try:
             if self.format == "rfc5424" or (self.format == "auto" and rest.startswith("1 ")):
                 self._parse_rfc5424(rest, result)

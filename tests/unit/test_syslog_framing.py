@@ -111,3 +111,35 @@ def test_splitter_is_reusable_after_finish():
 def test_invalid_settings(size, delimiter):
     with pytest.raises(ValueError):
         SyslogFrameSplitter(size, delimiter)
+
+
+def test_count_over_the_limit_in_front_of_lines_is_ignored_and_every_line_kept():
+    lines = [b"<13>Oct 11 22:14:15 host app: line %d" % n for n in range(2000)]
+    stream = b"9999999999 " + b"".join(line + b"\n" for line in lines)
+    splitter = SyslogFrameSplitter(1024)
+    frames = feed_all(splitter, [stream[i:i + 4096] for i in range(0, len(stream), 4096)])
+    assert frames == [Frame(line, False) for line in lines]
+    assert (splitter.ignored_counts, splitter.last_ignored_count) == (1, 9999999999)
+
+
+def test_count_over_the_limit_ends_at_the_count_when_no_delimiter_comes_first():
+    splitter = SyslogFrameSplitter(10)
+    assert feed_all(splitter, byte_by_byte(b"28 <13>no delimiter in 28 bytes<13>next\n")) == [
+        Frame(b"<13>no del", True), Frame(b"<13>next", False),
+    ]
+    assert splitter.ignored_counts == 1
+
+
+def test_count_within_the_limit_is_still_trusted_with_newlines_inside():
+    frame = b"<13>first\nsecond\n"
+    splitter = SyslogFrameSplitter(len(frame))
+    assert splitter.feed(b"%d %s<13>after\n" % (len(frame), frame)) == [Frame(frame, False), Frame(b"<13>after", False)]
+    assert splitter.ignored_counts == 0
+
+
+def test_buffered_bytes_are_those_of_the_unfinished_frame():
+    splitter = SyslogFrameSplitter(1024)
+    splitter.feed(b"<13>done\n<13>half")
+    assert splitter.buffered_bytes == len(b"<13>half")
+    splitter.finish()
+    assert splitter.buffered_bytes == 0

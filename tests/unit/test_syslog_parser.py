@@ -220,3 +220,12 @@ def test_parse_timezone_names_and_local():
 def test_parse_timezone_rejects_unknown_zones(text):
     with pytest.raises(ValueError, match=r"time zone|offset"):
         parse_timezone(text)
+
+
+@pytest.mark.parametrize("data", [b"<13>1 - h a - - - bad \xff byte", b"no pri \xc3(", b"<13>Oct 11 22:14:15 h a: \xed\xa0\x80"])
+def test_invalid_utf8_is_flagged(data):
+    assert utc_parser().parse(data).invalid_utf8 is True
+
+
+def test_valid_utf8_is_not_flagged():
+    assert utc_parser().parse(b"<13>1 - h a - - - caf\xc3\xa9").invalid_utf8 is False

@@ -1,0 +1,238 @@
+"""The TCP (and TLS) listener of the `syslog` input: one thread per connection.
+
+TCP can push back, so each connection publishes with the blocking call and a
+slow output slows the senders instead of losing their messages. Three bounds
+keep a hostile or broken peer from exhausting the host: `max_connections`
+(further connections wait in the listen backlog, as with Filebeat), the size
+of one frame (`max_message_size`) and the bytes of unfinished frames held
+across all connections (`max_buffered_bytes`, syslog_buffer_budget.py).
+
+However a connection ends (the sender closes, resets, idles out, the input
+stops, a read fails), the frame it was in the middle of is forwarded, marked
+truncated and counted, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import threading
+import time
+from enum import Enum
+from typing import Any
+
+from forwarder.inputs.syslog_buffer_budget import BufferBudget
+from forwarder.inputs.syslog_config import TcpConfig
+from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
+from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, Message, address_text
+from forwarder.inputs.syslog_throttle import ThrottledWarning
+
+_RECV_SIZE = 65536
+# Counters this listener adds to the input's /stats.
+COUNTERS = ("tcp_connections", "tcp_accept_failures", "tcp_connection_limit_reached", "tcp_connection_resets",
+            "tcp_frames_cut", "tcp_octet_counts_ignored", "tcp_buffered_bytes", "tcp_read_pauses")
+
+
+class _End(Enum):
+    """Why a connection stopped being read."""
+
+    CLOSED = "closed by the sender"
+    RESET = "reset by the sender"
+    IDLE = "idle for longer than protocol.tcp.timeout"
+    STOPPING = "the input is stopping"
+    PIPELINE_STOPPED = "the pipeline stopped taking events"
+    FAILED = "a read failed"
+
+
+class TcpListener(Listener):
+    """Accepts connections (at most max_connections at once) and reads each in its own thread."""
+
+    def __init__(self, context: ListenerContext, config: TcpConfig) -> None:
+        super().__init__(context, "tcp", config.host, config.port)
+        self.config = config
+        self._log = context.log
+        self._counters = context.counters
+        self._stop = context.stop
+        self._label = f"syslog tcp {config.host}:{config.port}"
+        self._slots = threading.Semaphore(config.max_connections)
+        self._at_connection_limit = False
+        self._budget = BufferBudget(config.max_buffered_bytes)
+        self._lock = threading.Lock()
+        self._connections: set[threading.Thread] = set()
+        self._accept_warnings = ThrottledWarning(self._log)
+        self._limit_warnings = ThrottledWarning(self._log)
+        self._tls_warnings = ThrottledWarning(self._log)
+        self._reset_warnings = ThrottledWarning(self._log)
+        self._cut_warnings = ThrottledWarning(self._log)
+        self._count_warnings = ThrottledWarning(self._log)
+        self._pause_warnings = ThrottledWarning(self._log)
+        self._throttles = (self._accept_warnings, self._limit_warnings, self._tls_warnings, self._reset_warnings,
+                           self._cut_warnings, self._count_warnings, self._pause_warnings)
+        for name in COUNTERS:
+            self._counters.set(name, 0)
+
+    def close(self, deadline: float) -> None:
+        super().close(deadline)
+        with self._lock:
+            threads = list(self._connections)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for throttle in self._throttles:
+            throttle.flush(now=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for throttle in self._throttles:
+                throttle.flush()
+            if not self._slots.acquire(timeout=POLL_SECONDS):
+                self._note_connection_limit()
+                continue
+            self._at_connection_limit = False
+            try:
+                conn, peer = self._sock.accept()
+            except TimeoutError:
+                self._slots.release()
+                continue
+            except OSError as exc:
+                # Out of file descriptors or a connection reset before accept: keep serving the others.
+                self._slots.release()
+                self._counters.add("tcp_accept_failures")
+                self._accept_warnings.warn("%s: accept failed: %s", self._label, exc)
+                self._stop.wait(POLL_SECONDS)
+                continue
+            thread = threading.Thread(target=self._handle, args=(conn, peer), daemon=True,
+                                      name=f"syslog-tcp-{address_text(peer)}")
+            with self._lock:
+                self._connections.add(thread)
+                self._counters.set("tcp_connections", len(self._connections))
+            thread.start()
+
+    def _note_connection_limit(self) -> None:
+        """All slots are taken: if a client is waiting to be accepted, count and report it once per episode."""
+        if self._at_connection_limit:
+            return
+        try:
+            waiting, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return
+        if waiting:
+            self._at_connection_limit = True
+            self._counters.add("tcp_connection_limit_reached")
+            self._limit_warnings.warn("%s: max_connections (%d) reached; further connections wait until one "
+                                      "closes (raise protocol.tcp.max_connections if this is normal load)",
+                                      self._label, self.config.max_connections)
+
+    def _handle(self, conn: socket.socket, peer: Any) -> None:
+        try:
+            conn.settimeout(POLL_SECONDS)
+            if self.config.tls is not None:
+                conn = self._handshake(conn, address_text(peer))
+            if conn is not None:
+                self._read(conn, peer)
+        finally:
+            if conn is not None:
+                conn.close()
+            with self._lock:
+                self._connections.discard(threading.current_thread())
+                self._counters.set("tcp_connections", len(self._connections))
+            self._slots.release()
+
+    def _handshake(self, conn: socket.socket, source: str) -> ssl.SSLSocket | None:
+        assert self.config.tls is not None
+        tls = self.config.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        deadline = time.monotonic() + min(self.config.timeout, 30.0)
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                tls.do_handshake()
+                return tls
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self._tls_warnings.warn("syslog tls handshake with %s failed: %s", source,
+                                        getattr(exc, "reason", None) or exc)
+                break
+        tls.close()
+        return None
+
+    def _read(self, conn: socket.socket, peer: Any) -> None:
+        """Reads frames until the connection ends, then forwards the frame it was in the middle of."""
+        splitter = SyslogFrameSplitter(self.config.max_message_size, self.config.line_delimiter)
+        key = self._budget.join()
+        end = _End.FAILED
+        try:
+            end = self._read_frames(conn, peer, splitter, key)
+        except OSError as exc:
+            self._log.debug("syslog tcp connection from %s: read failed: %s", address_text(peer), exc)
+        finally:
+            if end is _End.IDLE:
+                self._log.debug("syslog tcp connection from %s idle for %.0fs: closing", address_text(peer),
+                                self.config.timeout)
+            self._budget.leave(key)
+            self._counters.set("tcp_buffered_bytes", self._budget.total)
+            if end is not _End.PIPELINE_STOPPED:
+                self._forward_rest(splitter.finish(), end, peer)
+
+    def _read_frames(self, conn: socket.socket, peer: Any, splitter: SyslogFrameSplitter, key: int) -> _End:
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            if self._budget.wait_for_room(key, self._stop):
+                self._note_pause()
+                idle_since = time.monotonic()
+                continue
+            try:
+                data = conn.recv(_RECV_SIZE)
+            except TimeoutError:
+                if time.monotonic() - idle_since > self.config.timeout:
+                    return _End.IDLE
+                continue
+            except ssl.SSLEOFError:
+                return _End.CLOSED  # the sender closed without TLS close_notify, as many do: still an end
+            except ConnectionResetError:
+                self._counters.add("tcp_connection_resets")
+                self._reset_warnings.warn(
+                    "syslog tcp connection from %s was reset by the sender: whatever it sent that was not read yet "
+                    "was discarded by the network stack (a sender must close cleanly; a TLS sender must not close "
+                    "with unread data)", address_text(peer))
+                return _End.RESET
+            if not data:
+                return _End.CLOSED
+            idle_since = time.monotonic()
+            ignored_before = splitter.ignored_counts
+            frames = splitter.feed(data)
+            if splitter.ignored_counts > ignored_before:
+                self._note_ignored_counts(splitter, peer, splitter.ignored_counts - ignored_before)
+            self._budget.hold(key, splitter.buffered_bytes)
+            self._counters.set("tcp_buffered_bytes", self._budget.total)
+            for position, frame in enumerate(frames):
+                if not self.context.publish(Message(frame.payload, peer, frame.truncated)):
+                    self._counters.lose_at_shutdown(len(frames) - position)
+                    return _End.PIPELINE_STOPPED
+        return _End.STOPPING
+
+    def _forward_rest(self, frames: list[Frame], end: _End, peer: Any) -> None:
+        """Forwards what `finish()` returned; unless the sender closed cleanly, it was cut off and is counted."""
+        cut = [frame for frame in frames if frame.truncated or end is not _End.CLOSED]
+        if cut:
+            self._counters.add("tcp_frames_cut", len(cut))
+            self._cut_warnings.warn("syslog tcp connection from %s ended (%s) in the middle of a message: "
+                                    "forwarded the %d byte(s) received, tagged _truncated",
+                                    address_text(peer), end.value, sum(len(frame.payload) for frame in cut))
+        for position, frame in enumerate(frames):
+            truncated = frame.truncated or end is not _End.CLOSED
+            if not self.context.publish(Message(frame.payload, peer, truncated)):
+                self._counters.lose_at_shutdown(len(frames) - position)
+                return
+
+    def _note_ignored_counts(self, splitter: SyslogFrameSplitter, peer: Any, count: int) -> None:
+        self._counters.add("tcp_octet_counts_ignored", count)
+        self._count_warnings.warn(
+            "syslog tcp connection from %s: octet count %d is larger than protocol.tcp.max_message_size (%d); "
+            "not octet counting, the data is read as newline-framed messages", address_text(peer),
+            splitter.last_ignored_count, self.config.max_message_size)
+
+    def _note_pause(self) -> None:
+        self._counters.add("tcp_read_pauses")
+        self._pause_warnings.warn("%s: %d bytes of unfinished messages held across connections "
+                                  "(protocol.tcp.max_buffered_bytes %d): reading paused until they complete",
+                                  self._label, self._budget.total, self.config.max_buffered_bytes)

@@ -179,7 +179,7 @@ def manage_modules(options: CliOptions, action: str, names: list[str]) -> int:
 
 def manage_keystore(options: CliOptions, action: str, key: str | None, from_stdin: bool, force: bool) -> int:
     _, context = raw_setting(options, "keystore.path", "")
-    keystore = Keystore(keystore_location(context["config"], context["paths"]))
+    keystore = Keystore(keystore_location(context["config"], context["paths"]), options.strict_perms)
     if action == "create":
         keystore.create(force)
         print(f"Created keystore {keystore.path}")

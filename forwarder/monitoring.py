@@ -1,13 +1,17 @@
 """Optional HTTP endpoint (`http.enabled`): `GET /` for identity, `GET /stats` for counters.
 
 Bound to localhost by default; it serves read-only counters and never a
-config value, so nothing secret can leave through it.
+config value, and the stats table redacts every known secret from error texts.
+It has no authentication, so a host that other machines can reach is warned
+about at start and by `forwarder test config`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +21,28 @@ from forwarder import __version__
 from forwarder.stats import StatsTable
 
 log = logging.getLogger("forwarder.monitoring")
+
+
+def reachable_from_other_hosts(host: str) -> bool:
+    """Whether binding to `host` accepts connections from other machines (any non-loopback address).
+
+    A name is resolved as the bind will resolve it; a name that does not resolve cannot be bound, so it
+    exposes nothing (the start fails with its own error).
+    """
+    name = host.strip().strip("[]")
+    if not name:
+        return True  # an empty host binds every interface
+    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return False
+    return any(not ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
 
 
 class MonitoringServer:

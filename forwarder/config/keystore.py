@@ -4,7 +4,9 @@ The store is a JSON file under `path.data` created with mode 0600 and
 rewritten atomically. Its protection is the file's permissions, as with
 Filebeat's keystore under its default empty password: run the keystore
 commands as the user the forwarder runs as. Values are base64-encoded only so
-that any byte string survives; that is not encryption.
+that any byte string survives; that is not encryption. Because the mode is the
+only protection, a keystore that its group or others may read or write is
+refused, as Filebeat refuses it, unless `--strict.perms=false`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import base64
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 KEYSTORE_FILENAME = "forwarder.keystore"
@@ -24,8 +27,9 @@ class KeystoreError(Exception):
 
 
 class Keystore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, strict_perms: bool = True) -> None:
         self.path = Path(path)
+        self.strict_perms = strict_perms
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -38,12 +42,29 @@ class Keystore:
     def load(self) -> dict[str, str]:
         if not self.exists():
             return {}
+        self._check_permissions()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return {k: base64.b64decode(v).decode("utf-8") for k, v in data["secrets"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeystoreError(f"keystore {self.path} is unreadable ({type(exc).__name__}); "
                                 "recreate it with `forwarder keystore create --force`") from None
+
+    def _check_permissions(self) -> None:
+        """Filebeat's keystore rule: owned by the running user or root, no access for group or others."""
+        if not self.strict_perms or os.name != "posix":
+            return
+        try:
+            info = self.path.stat()
+        except OSError as exc:
+            raise KeystoreError(f"cannot read the keystore {self.path}: {exc.strerror}") from None
+        if info.st_uid not in (0, os.geteuid()):
+            raise KeystoreError(f"keystore {self.path} must be owned by the forwarder's user (uid={os.geteuid()}) "
+                                f"or root (fix with chown, or run with --strict.perms=false)")
+        if info.st_mode & 0o077:
+            raise KeystoreError(f"keystore {self.path} must be readable and writable by its owner only, but its "
+                                f"permissions are {stat.filemode(info.st_mode)!r} (fix with chmod 600 {self.path}, "
+                                "or run with --strict.perms=false)")
 
     def names(self) -> list[str]:
         return sorted(self.load())

@@ -16,6 +16,7 @@ from typing import Any
 from forwarder.config import loader
 from forwarder.config.inputs import IncludedFiles, InputSpec, load_input_files, load_module_files, parse_input_list
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
+from forwarder.monitoring import reachable_from_other_hosts
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
@@ -137,7 +138,7 @@ def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, l
     paths = resolve_paths(options, merged)
     keystore_path = keystore_location(merged, paths)
     try:
-        secrets = Keystore(keystore_path).load()
+        secrets = Keystore(keystore_path, options.strict_perms).load()
     except KeystoreError as exc:
         raise ConfigError([Problem(str(keystore_path), "", str(exc))]) from None
     path_values = {"path.home": str(paths.home), "path.config": str(paths.config),
@@ -225,6 +226,10 @@ def load_settings(options: CliOptions) -> Settings:
     http_port = http.integer("port", 5066, minimum=0, maximum=65535)
     http.ignore("named_pipe", "pprof")
     http.finish()
+    if http_enabled and reachable_from_other_hosts(http_host):
+        warnings.append(f"{source}: http.host: {http_host!r} serves the unauthenticated /stats endpoint to other "
+                        "machines; use localhost, or make sure a firewall limits who can reach port "
+                        f"{http_port}")
 
     name = root.string("name", socket.gethostname())
     root.section("path")

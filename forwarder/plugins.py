@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from forwarder.schema.section import Problem
+
 # Kind of plugin → its entry-point group.
 GROUPS = {
     "input": "forwarder.inputs",
@@ -31,6 +33,11 @@ GROUPS = {
 
 class PluginError(Exception):
     """A type that exists but cannot be used; the message is one line naming its package."""
+
+
+@dataclass(frozen=True)
+class PluginProblem(Problem):
+    """A config problem that is a broken plugin: it stops the inputs that use the plugin, not the others."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from forwarder.inputs.base import InputType
 from forwarder.modules.base import FilesetInput
 from forwarder.pipeline.client import ClientSettings, Processor
 from forwarder.pipeline.processors import build_processors
-from forwarder.plugins import INPUTS, MODULES, PluginError, PluginTable
+from forwarder.plugins import INPUTS, MODULES, PluginError, PluginProblem, PluginTable
 from forwarder.schema.section import ConfigError, Problem, Section
 
 COMMON_INPUT_KEYS = (
@@ -150,7 +150,7 @@ def _lookup(section: Section, key: str, table: PluginTable, name: str) -> Any:
     except KeyError:
         section.error(key, table.unknown(name))
     except PluginError as error:
-        section.error(key, str(error))
+        section.problems.append(PluginProblem(section.source, section.key_path(key), str(error)))
     return None
 
 

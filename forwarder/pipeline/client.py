@@ -57,7 +57,7 @@ class ClientSettings:
     # Set by modules: event.module, event.dataset, fileset.name, service.type.
     module_fields: dict[str, Any] = field(default_factory=dict)
     # Set by modules: what turns the input's records into the fileset's events (the ECS mapping),
-    # run before anything else, under one error policy (see PipelineClient._map_record).
+    # run before anything else, under one error policy (see PipelineClient._run_processors).
     module_processors: list[Processor] = field(default_factory=list)
     # Becomes @metadata.pipeline (Filebeat's ingest pipeline name), when set.
     ingest_pipeline: str | None = None
@@ -174,7 +174,10 @@ class PipelineClient:
         """
         settings = self.settings
         if self._module_processors:
-            event = self._map_record(event)
+            mapped = self._run_processors(event, self._module_processors, mapping=True)
+            if mapped is None:
+                return None
+            event = mapped
         event.record = None
         fields = event.fields
         fields["agent"] = dict(self._agent)
@@ -201,46 +204,57 @@ class PipelineClient:
                 fields["fields"] = _copy(settings.fields)
         if settings.ingest_pipeline:
             event.meta.setdefault("pipeline", settings.ingest_pipeline)
-        for processor in self._processors:
-            result = processor(event)
-            if result is None:
-                self.stats.filtered += 1
-                return None
-            event = result
+        processed = self._run_processors(event, self._processors, mapping=False)
+        if processed is None:
+            return None
+        event = processed
         message = event.fields.get("message")
         event.size = 512 + (2 * len(message) if isinstance(message, str) else 1024)
         return event
 
-    def _map_record(self, event: Event) -> Event:
-        """Runs the module's processors; a record one of them cannot handle is still forwarded.
+    def _run_processors(self, event: Event, processors: list[Processor], mapping: bool) -> Event | None:
+        """Runs processors in order; None when one drops the event. An event a processor fails on still ships.
 
-        The one error policy for every module: the event goes on as the input made it (the raw record
-        in `message`), with `error.message` and the `_parse_failure` tag, counted in the input's
-        `mapping_failures`, and logged once per processor and kind of error — never retried, so one
-        bad record cannot hold back the records behind it. A module processor must therefore finish
-        its work before it changes the event.
+        One error policy for every processor, the module's mapping and a plugin's alike: the event goes
+        on as it was before that processor (the raw record in `message`), with `error.message` naming
+        the processor (and, for a module's mapping, the `_parse_failure` tag), counted in the input's
+        `mapping_failures` or `processor_failures`, logged once per processor and kind of error, and
+        never retried, so one bad record cannot hold back those behind it. A processor must therefore
+        finish its work before it changes the event.
         """
-        for processor in self._module_processors:
+        for processor in processors:
             try:
-                event = processor(event)
+                result = processor(event)
             except Exception as error:
-                self._mapping_failed(event, processor, error)
+                self._processor_failed(event, processor, error, mapping)
                 return event
+            if result is None:
+                self.stats.filtered += 1
+                return None
+            event = result
         return event
 
-    def _mapping_failed(self, event: Event, processor: Processor, error: Exception) -> None:
+    def _processor_failed(self, event: Event, processor: Processor, error: Exception, mapping: bool) -> None:
         name = getattr(processor, "__name__", type(processor).__name__)
         kind = type(error).__name__
-        event.fields.setdefault("error", {})["message"] = f"cannot map the record to ECS ({name}): {kind}: {error}"
-        tags = event.fields.get("tags")
-        event.fields["tags"] = [*tags, PARSE_FAILURE_TAG] if isinstance(tags, list) else [PARSE_FAILURE_TAG]
+        fields = event.fields
+        error_field = fields.get("error")
+        if not isinstance(error_field, dict):
+            error_field = fields["error"] = {}
+        if mapping:
+            error_field["message"] = f"cannot map the record to ECS ({name}): {kind}: {error}"
+            tags = fields.get("tags")
+            fields["tags"] = [*tags, PARSE_FAILURE_TAG] if isinstance(tags, list) else [PARSE_FAILURE_TAG]
+        else:
+            error_field["message"] = f"processor {name} failed: {kind}: {error}"
+        counter = "mapping_failures" if mapping else "processor_failures"
         extra = self.stats.extra
-        extra["mapping_failures"] = extra.get("mapping_failures", 0) + 1
+        extra[counter] = extra.get(counter, 0) + 1
         if (name, kind) not in self._failures_logged:
             self._failures_logged.add((name, kind))
-            log.warning("%s: %s cannot map a record (%s: %s); it is forwarded raw, tagged %s, and further "
-                        "failures of this kind are only counted (mapping_failures in /stats)",
-                        self.settings.input_id, name, kind, error, PARSE_FAILURE_TAG)
+            log.warning("%s: processor %s failed on an event (%s: %s); it is forwarded as it was before that "
+                        "processor, and further failures of this kind are only counted (%s in /stats)",
+                        self.settings.input_id, name, kind, error, counter)
 
 
 def _copy(value: Any) -> Any:

@@ -40,7 +40,7 @@ from forwarder.pipeline.field_path import (
     set_error_message,
     slot,
 )
-from forwarder.plugins import PROCESSORS, PluginError
+from forwarder.plugins import PROCESSORS, PluginError, PluginProblem
 from forwarder.schema.section import Section
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _build_named(item: Section) -> Processor | None:
     try:
         builder = PROCESSORS.get(name)
     except PluginError as error:
-        item.error(name, str(error))
+        item.problems.append(PluginProblem(item.source, item.key_path(name), str(error)))
         item.ignore(name)
         return None
     options = item.section(name)

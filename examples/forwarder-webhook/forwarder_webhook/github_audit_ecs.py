@@ -28,8 +28,10 @@ def build_github_audit_ecs(options: Section) -> Processor:
 
 def github_audit_ecs(preserve_original_event: bool = False) -> Processor:
     def map_github_audit_entry(event: Event) -> Event:
-        entry = event.record
-        if entry is None:
+        # The record as the input parsed it; configured in `processors:` (after the record is released),
+        # the webhook input's body field.
+        entry = event.record if event.record is not None else event.fields.get("json")
+        if not isinstance(entry, dict):
             return event
         action = entry.get("action")
         if not isinstance(action, str) or not action:

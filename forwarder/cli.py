@@ -124,6 +124,11 @@ def run(options: CliOptions, debug: bool = False) -> int:
     configure_logging(settings.logging, settings.secrets)
     for warning in settings.warnings:
         log.warning(warning)
+    for problem in settings.plugin_errors:
+        log.error("input not started: %s", problem)
+    if settings.plugin_errors and not settings.inputs:
+        print("error: no input can start (see the lines above)", file=sys.stderr)
+        return 1
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -139,6 +144,10 @@ def test_config(options: CliOptions) -> int:
     settings = load_settings(options)
     for warning in settings.warnings + registration_warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    for problem in settings.plugin_errors:
+        print(f"config error: {problem}", file=sys.stderr)
+    if settings.plugin_errors:
+        return 1
     print("Config OK")
     return 0
 

@@ -21,7 +21,7 @@ from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.processors import build_processors
-from forwarder.plugins import OUTPUTS, PluginError
+from forwarder.plugins import OUTPUTS, PluginError, PluginProblem
 from forwarder.schema.section import ConfigError, Problem, Section
 
 log = logging.getLogger("forwarder.config")
@@ -89,6 +89,8 @@ class Settings:
     keystore_path: Path
     secrets: list[str]
     warnings: list[str]
+    # Inputs not started because a plugin they use cannot be loaded (one line each, naming the package).
+    plugin_errors: list[str] = field(default_factory=list)
 
 
 def resolve_paths(options: CliOptions, config: dict[str, Any]) -> Paths:
@@ -193,6 +195,9 @@ def load_settings(options: CliOptions) -> Settings:
         pattern = _absolute(external_inputs, paths.config)
         inputs += load_input_files(pattern, included, len(inputs))
     inputs += load_module_files(_absolute(modules_glob, paths.config), included)
+    # A broken plugin stops only the inputs that use it; anywhere else (output, global processors) it is fatal.
+    plugin_errors = [str(problem) for problem in problems if isinstance(problem, PluginProblem)]
+    problems[:] = [problem for problem in problems if not isinstance(problem, PluginProblem)]
 
     global_tags = root.string_list("tags", [])
     global_fields = root.mapping("fields", {})
@@ -241,7 +246,7 @@ def load_settings(options: CliOptions) -> Settings:
             warnings.append(f"{source}: {ignored}.*: ignored (it configures Elasticsearch/Kibana services this "
                             "forwarder does not use)")
     root.finish()
-    if inputs == [] and not problems:
+    if inputs == [] and not problems and not plugin_errors:
         warnings.append(f"{source}: no inputs are enabled (forwarder.inputs is empty and no module is enabled)")
     if problems:
         raise ConfigError(problems)
@@ -255,6 +260,7 @@ def load_settings(options: CliOptions) -> Settings:
         modules_glob=_absolute(modules_glob, paths.config),
         keystore_path=keystore_location(config, paths),
         secrets=keystore_secrets + loader.collect_secrets(config) + included.secrets, warnings=warnings,
+        plugin_errors=plugin_errors,
     )
 
 

@@ -94,6 +94,12 @@ class PipelineClient:
         }
         self._host_name = None if (settings.disable_host or FORWARDED_TAG in settings.tags) else agent.name
         self._module_processors = list(settings.module_processors)
+        for processor in self._module_processors:
+            # A module processor that reports per input (counters in /stats, log lines naming the input) has
+            # `bind_input(input_id, stats)`: it learns which input it serves before the first event.
+            bind_input = getattr(processor, "bind_input", None)
+            if bind_input is not None:
+                bind_input(settings.input_id, stats)
         self._failures_logged: set[tuple[str, str]] = set()
 
     def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:

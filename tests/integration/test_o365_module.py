@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
 import trustme
 
 from forwarder import __version__
-from forwarder.schema.section import ConfigError
 from forwarder.config.settings import CliOptions, Settings, load_settings
 from forwarder.inputs.o365_config import CONTENT_TYPES
+from forwarder.schema.section import ConfigError
 from tests.fakes.https_server import FakeHttpsServer
 from tests.fakes.identity_platform import FakeIdentityPlatform
 from tests.fakes.lumberjack_server import LumberjackServer
 from tests.fakes.management_api import FakeManagementApi
-from tests.integration.forwarder_process import ForwarderProcess
+from tests.integration.forwarder_process import ForwarderProcess, output_events, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "o365"
@@ -323,6 +325,20 @@ def test_shipped_file_documents_every_variable_the_module_reads() -> None:
     assert textwrap.dedent(text).count("- module: o365") == 1
 
 
+def module_for_fake_api(server: FakeHttpsServer) -> str:
+    """The vendor guide's module file, reading tenant A's Azure AD content from the fake Management API."""
+    return VENDOR_GUIDE_O365_YML.replace(TENANTS_BLOCK, f"""\
+    var.tenants:
+      - id: "{TENANT_A}"
+        name: "contoso.onmicrosoft.com"
+    var.content_type: Audit.AzureActiveDirectory
+    var.ssl.certificate_authorities: ["{server.ca_path}"]
+""").replace("      max_retention: 96h", f"""\
+      authentication_endpoint: "{server.url}"
+      resource: "{server.url}"
+      max_retention: 2h""")
+
+
 def test_vendor_guide_files_ship_normalized_events_to_logstash(tmp_path: Path) -> None:
     """Through the real process: fake Management API (real MSAL tokens) → o365audit input → module → Lumberjack."""
     records = [json.loads(path.read_text()) for path in sorted(FIXTURES.glob("aad_sts_logon_*.json"))]
@@ -333,17 +349,7 @@ def test_vendor_guide_files_ship_normalized_events_to_logstash(tmp_path: Path) -
         api = FakeManagementApi(server, identity)
         api.add_tenant(TENANT_A)
         api.add_blob(TENANT_A, "Audit.AzureActiveDirectory", records, age=600)
-        module_text = VENDOR_GUIDE_O365_YML.replace(TENANTS_BLOCK, f"""\
-    var.tenants:
-      - id: "{TENANT_A}"
-        name: "contoso.onmicrosoft.com"
-    var.content_type: Audit.AzureActiveDirectory
-    var.ssl.certificate_authorities: ["{server.ca_path}"]
-""").replace("      max_retention: 96h", f"""\
-      authentication_endpoint: "{server.url}"
-      resource: "{server.url}"
-      max_retention: 2h""")
-        write(tmp_path / "modules.d" / "o365.yml", module_text)
+        write(tmp_path / "modules.d" / "o365.yml", module_for_fake_api(server))
         process = ForwarderProcess(tmp_path, FILEBEAT_YML.replace("127.0.0.1:5044", logstash.address))
         process.config_path.rename(tmp_path / "filebeat.yml")
         process.config_path = tmp_path / "filebeat.yml"
@@ -373,3 +379,64 @@ def test_vendor_guide_files_ship_normalized_events_to_logstash(tmp_path: Path) -
     assert json.loads(failed["message"]) == records[0]
     assert "agent" not in failed and failed["beat_agent"]["type"] == "filebeat"
     assert failed["@metadata"]["beat"] == "filebeat"
+
+
+def stats_of(process: ForwarderProcess) -> dict:
+    listening = process.wait_for_log("monitoring endpoint listening")["message"]
+    url = re.search(r"http://\S+/stats", listening).group(0)
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_a_record_the_mapping_cannot_handle_is_forwarded_raw_tagged_counted_and_logged_once(tmp_path: Path) -> None:
+    """Through the real process: the module's o365_ecs processor fails on two records of a blob (a RecordType
+    too long to read as a number); they are shipped as the input read them, and the records after them flow."""
+    good = [json.loads(path.read_text()) for path in sorted(FIXTURES.glob("aad_sts_logon_*.json"))]
+    unreadable_type = "9" * 5000
+    bad = [{**record, "Id": f"bad-{record['Id']}", "RecordType": unreadable_type} for record in good]
+    ca = trustme.CA()
+    with FakeHttpsServer(ca) as server:
+        identity = FakeIdentityPlatform(server)
+        identity.register_app(TENANT_A, APPLICATION, secret=SECRET)
+        api = FakeManagementApi(server, identity)
+        api.add_tenant(TENANT_A)
+        api.add_blob(TENANT_A, "Audit.AzureActiveDirectory", [bad[0], good[0], bad[1], good[1]], age=600)
+        write(tmp_path / "modules.d" / "o365.yml", module_for_fake_api(server))
+        process = ForwarderProcess(tmp_path, """
+            filebeat.config.modules:
+              path: ${path.config}/modules.d/*.yml
+            output.file:
+              path: ${path.data}/events
+            http.enabled: true
+            http.host: 127.0.0.1
+            http.port: 0
+            logging.metrics.enabled: false
+            """)
+        process.start()
+        try:
+            events = wait_until(lambda: len(output_events(tmp_path)) >= 4 and output_events(tmp_path), 60,
+                                "the four records of the blob")
+            stats = wait_until(lambda: stats_of(process)["inputs"]["o365-audit"].get("mapping_failures") == 2
+                               and stats_of(process), 30, "mapping_failures in /stats")
+            assert process.terminate() == 0
+        finally:
+            process.stop()
+    assert api.tenants[TENANT_A].blobs[0].fetches == 1  # shipped, never retried
+    by_id = {event["@metadata"]["_id"]: event for event in events}
+    assert sorted(by_id) == sorted(record["Id"] for record in bad + good)
+    for record, twin in zip(bad, good, strict=True):
+        failed = by_id[record["Id"]]
+        assert json.loads(failed["message"]) == record
+        assert failed["tags"] == ["_parse_failure", "forwarded"]
+        assert failed["error"]["message"].startswith("cannot map the record to ECS (o365_ecs): ValueError: ")
+        assert "o365" not in failed and "organization" not in failed
+        assert failed["event"] == {"module": "o365", "dataset": "o365.audit"}
+        assert failed["@timestamp"] == by_id[twin["Id"]]["@timestamp"]  # the input's CreationTime
+    for record in good:
+        mapped = by_id[record["Id"]]
+        assert mapped["o365"]["audit"] == record and mapped["tags"] == ["forwarded"] and "error" not in mapped
+        assert mapped["organization"]["name"] == "contoso.onmicrosoft.com"
+    assert stats["inputs"]["o365-audit"]["mapping_failures"] == 2
+    logged = [line for line in process.log_lines()
+              if "o365_ecs" in line.get("message", "") and "ValueError" in line.get("message", "")]
+    assert len(logged) == 1 and logged[0]["log.level"] == "WARNING"

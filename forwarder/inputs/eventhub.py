@@ -28,9 +28,6 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.eventhub import EventData, EventHubConsumerClient, PartitionContext, TransportType
 from azure.eventhub.exceptions import AuthenticationError, ConnectError, EventHubError
 
-# Imported first: the azure module imports this input's config, which would otherwise be half-initialized when
-# the module table is loaded before the input table.
-import forwarder.modules  # noqa: F401
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.eventhub_checkpoints import BlobCheckpoints, PartitionProgress
 from forwarder.inputs.eventhub_config import EventHubConfig, default_id, parse_config
@@ -55,7 +52,6 @@ class EventHubInput:
         self._reading: set[str] = set()
         self._permanent: str | None = None
         self._receive_failure: BaseException | None = None
-        self._logged_categories: set[str] = set()
         self._last_error_warning: dict[str, float] = {}
         self._progress = PartitionProgress(context.client.committed())
         self._checkpoints: BlobCheckpoints | None = None
@@ -185,8 +181,8 @@ class EventHubInput:
         reader = self._readers.get(partition_id)
         if reader is None:
             with self._readers_lock:
-                reader = self._readers.setdefault(
-                    partition_id, PartitionReader(partition_id, self.config, self.context, self.unexpected_category))
+                reader = self._readers.setdefault(partition_id,
+                                                  PartitionReader(partition_id, self.config, self.context))
         return reader
 
     def _on_partition_initialize(self, context: PartitionContext) -> None:
@@ -225,15 +221,6 @@ class EventHubInput:
             self._last_error_warning[key] = now
             self._log.warning("%s: %s; the client retries", self.context.input_id, message)
 
-    def unexpected_category(self, category: str | None, fileset: str) -> None:
-        """Logs once per category a record whose fileset this consumer was not set up for (it is forwarded)."""
-        key = category or "(none)"
-        if key in self._logged_categories:
-            return
-        self._logged_categories.add(key)
-        self._log.info("%s: %s carries %s records (fileset %s, not enabled on this hub); forwarding them as "
-                       "azure.%s", self.context.input_id, self.hub_label, key, fileset, fileset)
-
     def _bookkeeping(self) -> None:
         """Writes the blob checkpoints that moved and refreshes the counters in /stats."""
         reading = self._reading.copy()
@@ -243,10 +230,6 @@ class EventHubInput:
             readers = list(self._readers.values())
         acknowledged = self._progress.acknowledged()
         lags = self._progress.lag_seconds()
-        unexpected: dict[str, int] = {}
-        for reader in readers:
-            for category, count in list(reader.router.unexpected.items()):
-                unexpected[category] = unexpected.get(category, 0) + count
         extra = self.context.stats.extra
         extra.update({
             "messages": sum(reader.messages for reader in readers),
@@ -254,7 +237,6 @@ class EventHubInput:
             "parse_failures": sum(reader.parse_failures for reader in readers),
             "empty_bodies": sum(reader.empty_bodies for reader in readers),
             "sanitized_messages": sum(reader.sanitized for reader in readers),
-            "unexpected_categories": unexpected,
             "partitions": {
                 partition_id: {
                     "lag_s": lags.get(partition_id),
@@ -292,4 +274,14 @@ def create(config: EventHubConfig, context: InputContext) -> EventHubInput:
     return EventHubInput(config, context)
 
 
-INPUT_TYPE = InputType("azure-eventhub", parse_config, create, default_id)
+def standalone_processors(config: EventHubConfig) -> list[dict[str, Any]]:
+    """Used on its own, the input's records are routed and mapped as the azure module's are, by `azure_ecs`.
+
+    Always, `normalize` or not: the processor also sets each record's dataset (and, with `normalize` off,
+    Filebeat's ingest pipeline).
+    """
+    return [{"azure_ecs": {"filesets": list(config.filesets), "normalize": config.normalize,
+                           "preserve_original_event": config.preserve_original_event}}]
+
+
+INPUT_TYPE = InputType("azure-eventhub", parse_config, create, default_id, standalone_processors)

@@ -21,16 +21,15 @@ from urllib.parse import urlsplit
 
 from azure.eventhub import parse_connection_string
 
-from forwarder.schema.section import Section
+from forwarder.azure_eventhub import AZURE_FILESETS, DEFAULT_CONSUMER_GROUP
 from forwarder.inputs.eventhub_decoder import (
     LEGACY_SANITIZE_OPTIONS,
     SANITIZER_TYPES,
     Sanitizer,
     replace_all_sanitizer,
 )
-from forwarder.modules.azure_routing import FILESETS
+from forwarder.schema.section import Section
 
-DEFAULT_CONSUMER_GROUP = "$Default"
 START_POSITIONS = ("earliest", "latest")
 TRANSPORTS = ("amqp", "websocket")
 # Azure Resource Manager endpoint of each cloud → the storage endpoint suffix of that cloud.
@@ -70,22 +69,6 @@ class EventHubConfig:
     @property
     def uses_blob_checkpoints(self) -> bool:
         return self.storage_connection_string is not None
-
-
-def event_hub_namespace(connection_string: str) -> str | None:
-    """The namespace host (`contoso.servicebus.windows.net`, `127.0.0.1:5672`) of a connection string, or None."""
-    try:
-        return parse_connection_string(connection_string).fully_qualified_namespace
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def connection_entity(connection_string: str) -> str | None:
-    """The `EntityPath` (hub name) of a connection string, None when it has none or cannot be read."""
-    try:
-        return parse_connection_string(connection_string).eventhub_name or None
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 def default_container(eventhub: str, filesets: list[str]) -> str:
@@ -165,9 +148,9 @@ def _connection_string(section: Section, eventhub: str) -> tuple[str, str]:
 def _filesets(section: Section) -> list[str]:
     names = list(dict.fromkeys(section.string_list("filesets", [])))
     for name in names:
-        if name not in FILESETS:
-            section.error("filesets", f"unknown fileset {name!r} (known: {', '.join(FILESETS)})")
-    return [name for name in names if name in FILESETS]
+        if name not in AZURE_FILESETS:
+            section.error("filesets", f"unknown fileset {name!r} (known: {', '.join(AZURE_FILESETS)})")
+    return [name for name in names if name in AZURE_FILESETS]
 
 
 def _sanitizers(section: Section) -> list[Sanitizer]:

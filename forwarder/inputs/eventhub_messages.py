@@ -1,49 +1,44 @@
 """One Event Hubs message → the events the `azure-eventhub` input publishes, with the message's cursor.
 
 A message carries many records (a diagnostic setting batches them); each
-becomes one event routed to the fileset of its `category`, mapped to ECS (or
-left raw for an ingest pipeline), with Filebeat's `azure.*` message fields and
-`@metadata._id` = `<partition>-<sequence number>-<record index>`, stable across
-replays. The message's cursor rides on its last event, so it is committed only
-once every record of it is acknowledged; a message with no record commits its
-cursor on its own, in order.
+becomes one event: the record's JSON text in `message`, Filebeat's `azure.*`
+message fields (the envelope), the enqueued time as timestamp, the record in
+`event.record`, and `@metadata._id` = `<partition>-<sequence number>-<record
+index>`, stable across replays. Routing a record to its fileset and mapping it
+is the module's `azure_ecs` processor's work (a standalone input names it in
+`standalone_processors`). The message's cursor rides on its last event, so it
+is committed only once every record of it is acknowledged; a message with no
+record commits its cursor on its own, in order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 import orjson
 from azure.eventhub import EventData
 
-# Imported first and as a module: the azure module imports this input's config, which would otherwise be
-# half-initialized when the module table is loaded before the input table.
-import forwarder.modules.azure as azure_module
 from forwarder.inputs.base import InputContext
 from forwarder.inputs.eventhub_checkpoints import message_cursor
 from forwarder.inputs.eventhub_config import EventHubConfig
-from forwarder.inputs.eventhub_decoder import PARSE_FAILURE_TAG, decode_body, parse_failure_fields
-from forwarder.modules import azure_ecs
-from forwarder.modules.azure_routing import CategoryRouter
+from forwarder.inputs.eventhub_decoder import decode_body, parse_failure_fields
 from forwarder.pipeline.event import Event, format_timestamp
 
 # A warning about empty bodies at most this often per partition; the counters keep the rest.
 WARNING_INTERVAL = 60.0
+# The `record_kind` of the one event of a body that could not be parsed: it has no record for the azure_ecs
+# processor to route, only the consumer's first fileset (the contract with that processor).
+UNPARSABLE_BODY = "unparsable_body"
 
 
 class PartitionReader:
     """Turns one partition's messages into events; only the SDK's receiving thread calls it."""
 
-    def __init__(self, partition_id: str, config: EventHubConfig, context: InputContext,
-                 on_unexpected: Callable[[str | None, str], None]) -> None:
+    def __init__(self, partition_id: str, config: EventHubConfig, context: InputContext) -> None:
         self.partition_id = partition_id
         self._config = config
         self._context = context
         self._client = context.client
-        self._on_unexpected = on_unexpected
-        self.router = CategoryRouter(config.filesets)
         self.messages = 0
         self.records = 0
         self.parse_failures = 0
@@ -85,54 +80,18 @@ class PartitionReader:
             return True
         if decoded.shape == "unparsable":
             self.parse_failures += 1
-            events = [self._unparsable_event(parse_failure_fields(decoded), envelope, enqueued_epoch, id_prefix)]
+            fields = parse_failure_fields(decoded)
+            fields["azure"] = envelope
+            events = [Event(fields, enqueued_epoch, {"_id": id_prefix + "0"}, record_kind=UNPARSABLE_BODY)]
         else:
-            events = [self._record_event(record, envelope, enqueued_epoch, id_prefix + str(index))
+            # Each event gets its own copy of the envelope: the processor merges it into the record's `azure`.
+            events = [Event({"message": orjson.dumps(record).decode(), "azure": dict(envelope)}, enqueued_epoch,
+                            {"_id": id_prefix + str(index)}, record=record)
                       for index, record in enumerate(decoded.records)]
             self.records += len(events)
         publish = self._client.publish
         last = len(events) - 1
         return all(publish(event, cursor if position == last else None) for position, event in enumerate(events))
-
-    def _record_event(self, record: Any, envelope: dict[str, Any], enqueued: float, event_id: str) -> Event:
-        route = self.router.route(record)
-        if route.first_unexpected:
-            self._on_unexpected(route.category, route.fileset)
-        fileset = route.fileset
-        config = self._config
-        raw = orjson.dumps(record).decode()
-        meta = {"_id": event_id}
-        timestamp = None
-        if config.normalize:
-            try:
-                fields, timestamp = azure_ecs.normalize(record, fileset)
-            except Exception as error:  # a mapping bug must not cost the record: it goes out raw and tagged
-                fields = {"error": {"message": f"cannot map the record to ECS: {type(error).__name__}: {error}"},
-                          "tags": [PARSE_FAILURE_TAG]}
-        else:
-            fields = {}
-            meta["pipeline"] = azure_module.ingest_pipeline(fileset)
-        fields["message"] = raw
-        if config.preserve_original_event:
-            fields.setdefault("event", {})["original"] = raw
-        azure_module.put_dataset(fields, fileset)
-        azure = fields.get("azure")
-        if type(azure) is dict:
-            azure.update(envelope)
-        else:
-            fields["azure"] = dict(envelope)
-        return Event(fields, enqueued if timestamp is None else timestamp, meta)
-
-    def _unparsable_event(self, fields: dict[str, Any], envelope: dict[str, Any], enqueued: float,
-                          id_prefix: str) -> Event:
-        """The raw body as one event, under the consumer's first fileset (the body has no category to route on)."""
-        meta = {"_id": id_prefix + "0"}
-        if self._config.filesets:
-            azure_module.put_dataset(fields, self._config.filesets[0])
-            if not self._config.normalize:
-                meta["pipeline"] = azure_module.ingest_pipeline(self._config.filesets[0])
-        fields["azure"] = dict(envelope)
-        return Event(fields, enqueued, meta)
 
     def _report_empty(self, sequence_number: int, problem: str) -> None:
         self.empty_bodies += 1

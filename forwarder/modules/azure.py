@@ -6,21 +6,21 @@ Agent data streams), set module-wide or per fileset. Unlike Filebeat, filesets
 that read the same hub (same namespace, hub and consumer group) share one
 `azure-eventhub` consumer: a diagnostic setting often sends several categories
 to one hub, and two consumers in one consumer group would fight over its
-partitions. The consumer is told which filesets it feeds (`filesets`) and
-routes each record by its `category` (azure_routing); the dataset fields are
-therefore set per record by the input (`put_dataset`), and only what every
-record shares is in the module fields.
+partitions. The consumer is told which filesets it feeds (`filesets`), and
+its `azure_ecs` processor (azure_processor) routes each record by its
+`category`, maps it and sets its dataset fields; only what every record shares
+is in the module fields.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from forwarder import __version__
-from forwarder.schema.section import Section
-from forwarder.inputs.eventhub_config import DEFAULT_CONSUMER_GROUP, connection_entity, event_hub_namespace
+from forwarder.azure_eventhub import DEFAULT_CONSUMER_GROUP, connection_entity, event_hub_namespace
+from forwarder.modules.azure_processor import AzureEcsProcessor, build_azure_ecs
 from forwarder.modules.azure_routing import FILESETS
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
+from forwarder.schema.section import Section
 
 INPUT_TYPE = "azure-eventhub"
 # The hub a diagnostic setting creates for a category when it is not given one (Filebeat's defaults where it has
@@ -43,21 +43,6 @@ VARS = (
 )
 # Events describe the cloud, not the collecting host: no host.* of ours is added (Filebeat's default too).
 DEFAULT_TAGS = ["forwarded"]
-
-
-def put_dataset(fields: dict[str, Any], fileset: str) -> None:
-    """Writes one record's `event.module`, `event.dataset` and `fileset.name` (the input calls it per record)."""
-    event = fields.get("event")
-    if type(event) is not dict:
-        event = fields["event"] = {}
-    event["module"] = "azure"
-    event["dataset"] = f"azure.{fileset}"
-    fields["fileset"] = {"name": fileset}
-
-
-def ingest_pipeline(fileset: str) -> str:
-    """Filebeat's ingest pipeline for a fileset's raw records: `@metadata.pipeline` when `normalize` is off."""
-    return f"filebeat-{__version__}-azure-{fileset}-pipeline"
 
 
 class AzureModule:
@@ -128,11 +113,18 @@ def _consumer(key: tuple[str, str, str], members: list[tuple[str, dict[str, Any]
         input_id=f"azure-{namespace}-{eventhub}-{consumer_group}",
         section=Section({**data, "filesets": filesets}, var_section.path, entry.source, entry.problems),
         module_fields={"event": {"module": "azure"}, "service": {"type": "azure"}},
+        processors=[_processor(filesets, data)],
     )
 
 
+def _processor(filesets: list[str], data: dict[str, Any]) -> AzureEcsProcessor:
+    """The consumer's `azure_ecs` processor, from the settings its input reads too.
 
-
+    A bad `normalize` is reported once, by the input (whose spec it then drops), so the problems of this
+    reading are not kept.
+    """
+    options = {key: data[key] for key in ("normalize", "preserve_original_event") if key in data}
+    return build_azure_ecs(Section({**options, "filesets": filesets}, "", "", []))
 
 
 MODULE_TYPE = AzureModule()

@@ -7,20 +7,19 @@ casing (`SignInLogs`, `signinlogs`), and a few write the key as `Category`.
 
 A consumer is told which filesets it feeds; a record whose fileset is not one
 of them is still forwarded under its own fileset (nothing is dropped), and the
-router says so the first time each category shows up, so the input can log it
-once and count the rest.
+router says so the first time each category shows up, so the `azure_ecs`
+processor can log it once and count the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from forwarder.azure_eventhub import AZURE_FILESETS
+
 # Every fileset of the module, in the order the module renders them.
-FILESETS = (
-    "activitylogs", "platformlogs", "auditlogs", "signinlogs", "identity_protection", "provisioning",
-    "graphactivitylogs",
-)
+FILESETS = AZURE_FILESETS
 # Records without a known category: the catch-all fileset.
 FALLBACK_FILESET = "platformlogs"
 
@@ -78,13 +77,17 @@ class CategoryRouter:
     """Routes the records of one consumer and keeps count of those outside its filesets.
 
     With no filesets given (the input used on its own, outside the module) every
-    category is expected.
+    category is expected. `unexpected` is replaced rather than changed in place
+    when a category is added, because another thread (/stats) may be reading
+    the previous one; `on_new_category` gets the new one, to show it there.
     """
 
-    def __init__(self, filesets: Iterable[str] = ()) -> None:
+    def __init__(self, filesets: Iterable[str] = (),
+                 on_new_category: Callable[[dict[str, int]], None] | None = None) -> None:
         self.filesets = frozenset(filesets)
         self.unexpected: dict[str, int] = {}
         """Category (`"(none)"` when missing) → records seen whose fileset the consumer was not set up for."""
+        self._on_new_category = on_new_category
 
     def route(self, record: Any) -> Route:
         category = record_category(record)
@@ -93,5 +96,10 @@ class CategoryRouter:
             return Route(fileset, category, True, False)
         key = category if category is not None else "(none)"
         seen = self.unexpected.get(key, 0)
-        self.unexpected[key] = seen + 1
+        if seen:
+            self.unexpected[key] = seen + 1
+        else:
+            self.unexpected = {**self.unexpected, key: 1}
+            if self._on_new_category is not None:
+                self._on_new_category(self.unexpected)
         return Route(fileset, category, False, seen == 0)

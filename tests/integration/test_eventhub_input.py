@@ -20,12 +20,13 @@ import pytest
 from azure.eventhub.extensions.checkpointstoreblob import BlobCheckpointStore
 from azure.eventhub.extensions.checkpointstoreblob._vendor.storage.blob import BlobServiceClient
 
-from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
-from forwarder.inputs.eventhub import EventHubInput
+from forwarder.inputs.eventhub import INPUT_TYPE, EventHubInput
 from forwarder.inputs.eventhub_config import EventHubConfig, parse_config
-from forwarder.pipeline.client import PipelineClient
+from forwarder.pipeline.client import PipelineClient, Processor
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Section
 from tests.conftest import PipelineHarness
 from tests.fakes.azurite import Azurite
 from tests.fakes.eventhubs_amqp import FakeEventHubs
@@ -64,11 +65,21 @@ def config_for(hub: FakeEventHubs, **overrides: Any) -> EventHubConfig:
     return config
 
 
+def mapping_processors(config: EventHubConfig) -> list[Processor]:
+    """The processors an input used on its own gets (the azure module's `azure_ecs`), built as the loader does."""
+    problems: list = []
+    items = INPUT_TYPE.standalone_processors(config)
+    processors = build_processors([Section(item, "", "test.yml", problems) for item in items])
+    assert problems == []
+    return processors
+
+
 class RunningInput:
-    """One azure-eventhub input on its own thread, as the supervisor runs it."""
+    """One azure-eventhub input on its own thread, as the supervisor runs it, with the processors that map it."""
 
     def __init__(self, harness: PipelineHarness, config: EventHubConfig, input_id: str = "hub") -> None:
-        self.client: PipelineClient = harness.connect("azure-eventhub", input_id=input_id, tags=["forwarded"])
+        self.client: PipelineClient = harness.connect("azure-eventhub", input_id=input_id, tags=["forwarded"],
+                                                      module_processors=mapping_processors(config))
         self.stop = threading.Event()
         self.context = InputContext(input_id, self.client, self.stop, logging.getLogger("test.eventhub"),
                                     self.client.stats, harness.data_path)
@@ -140,15 +151,18 @@ def nothing_more(harness: PipelineHarness, wait: float = 0.5) -> bool:
 
 
 def test_mixed_categories_on_one_hub_go_to_their_datasets_with_ecs_fields(
-    harness: PipelineHarness, hub: FakeEventHubs, start: Callable[..., RunningInput]
+    harness: PipelineHarness, hub: FakeEventHubs, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     names = ["signinlogs_noninteractive.json", "auditlogs_update_user.json", "activitylogs_administrative.json",
              "graphactivitylogs.json", "identity_protection.json", "provisioning_create_failure.json",
              "platformlogs_keyvault.json"]
     records = [record for name in names for record in fixture_records(name)]
     offset, sequence = hub.send("1", body(*records))
+    hub.send("0", body(*records))
+    caplog.set_level(logging.INFO, "forwarder.modules.azure")
     running = start(config_for(hub, filesets=["signinlogs", "auditlogs"]))
-    events = harness.take(len(records))
+    events = [event for event in harness.take(2 * len(records)) if event.fields["azure"]["partition_id"] == "1"]
     running.halt()
     datasets = {event.fields["event"]["dataset"] for event in events}
     assert datasets == {"azure.signinlogs", "azure.auditlogs", "azure.activitylogs", "azure.graphactivitylogs",
@@ -169,10 +183,15 @@ def test_mixed_categories_on_one_hub_go_to_their_datasets_with_ecs_fields(
     assert sign_in_event.fields["azure"]["tenant_id"]  # the ECS mapping's azure.* is kept beside the envelope's
     assert time.strftime("%Y-%m-%d", time.gmtime(sign_in_event.timestamp)) == records[0]["time"][:10]
     stats = running.context.stats.extra
-    assert stats["messages"] == 1 and stats["records"] == len(records)
-    # categories outside the consumer's filesets are forwarded all the same, and counted
-    assert stats["unexpected_categories"]["Administrative"] == 1
-    assert "MicrosoftGraphActivityLogs" in stats["unexpected_categories"]
+    assert stats["messages"] == 2 and stats["records"] == 2 * len(records)
+    # categories outside the consumer's filesets are forwarded all the same, counted, and logged once each
+    unexpected = stats["unexpected_categories"]
+    assert unexpected["Administrative"] == 2
+    assert "MicrosoftGraphActivityLogs" in unexpected and "SignInLogs" not in unexpected
+    logged = [line for line in caplog.messages if "not enabled on this hub" in line]
+    assert sorted(line.split(" carries ")[1].split(" records ")[0] for line in logged) == sorted(unexpected)
+    assert f"hub: event hub '{HUB}' carries Administrative records (fileset activitylogs, not enabled on this " \
+           "hub); forwarding them as azure.activitylogs" in logged
 
 
 def test_normalize_off_sends_the_raw_record_with_filebeats_pipeline(

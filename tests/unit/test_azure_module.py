@@ -17,10 +17,11 @@ import yaml
 from forwarder import __version__
 from forwarder.config.inputs import COMMON_INPUT_KEYS
 from forwarder.config.loader import expand_dotted, expand_variables
-from forwarder.schema.section import Problem, Section
 from forwarder.inputs.eventhub_config import EventHubConfig, default_container, default_id, parse_config
-from forwarder.modules.azure import MODULE_TYPE, ingest_pipeline, put_dataset
+from forwarder.modules.azure import MODULE_TYPE
+from forwarder.modules.azure_processor import ingest_pipeline, put_dataset
 from forwarder.modules.base import FilesetInput
+from forwarder.schema.section import Problem, Section
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "modules.d/azure.yml"

@@ -7,29 +7,32 @@ from dataclasses import dataclass
 
 import orjson
 
-from forwarder.schema.section import Section
 from forwarder.outputs.base import HostCheck, OutputType
 from forwarder.outputs.batch_worker import BatchWorker
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import Batch
+from forwarder.schema.declared import BOOLEAN, INTEGER, STRING, Setting, ignored, read_settings
+from forwarder.schema.section import Section
 from forwarder.stats import OutputStats
+
+SETTINGS = (
+    Setting("pretty", BOOLEAN, False, "indent each event's JSON over several lines"),
+    Setting("index", STRING, "filebeat", "becomes `@metadata.beat`"),
+    Setting("bulk_max_size", INTEGER, 2048, "most events written at a time", minimum=1),
+    *ignored("codec", doc="events are always written as JSON: accepted, without effect"),
+)
 
 
 @dataclass
 class ConsoleConfig:
-    pretty: bool = False
-    index: str = "filebeat"
-    bulk_max_size: int = 2048
+    pretty: bool
+    index: str
+    bulk_max_size: int
 
 
 def parse_config(section: Section) -> ConsoleConfig:
-    config = ConsoleConfig(
-        pretty=section.boolean("pretty", False),
-        index=section.string("index", "filebeat"),
-        bulk_max_size=section.integer("bulk_max_size", 2048, minimum=1),
-    )
-    section.ignore("codec")
-    return config
+    values = read_settings(section, SETTINGS)
+    return ConsoleConfig(pretty=values["pretty"], index=values["index"], bulk_max_size=values["bulk_max_size"])
 
 
 class ConsoleOutput:

@@ -12,52 +12,74 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from forwarder.schema.section import Section
 from forwarder.outputs.base import HostCheck, OutputType
 from forwarder.outputs.batch_worker import BatchWorker
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import Batch
+from forwarder.schema.declared import BOOLEAN, DURATION, INTEGER, STRING, Setting, ValueType, ignored, read_settings
+from forwarder.schema.section import Section
 from forwarder.stats import OutputStats
+
+
+def _read_file_mode(section: Section, key: str, setting: Setting, default: int) -> int:
+    value = section.raw(key)
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        section.error(key, f"expected an octal file mode such as 0600 (got {value!r})")
+        return default
+
+
+FILE_MODE = ValueType("octal file mode", _read_file_mode, lambda text: int(text, 8))
+
+SETTINGS = (
+    Setting("path", STRING, doc="directory of the files; created (mode 0750) when missing"),
+    Setting("filename", STRING, "forwarder", "events go to `<filename>.ndjson`, older ones to `<filename>.N.ndjson`"),
+    Setting("rotate_every_kb", INTEGER, 10240, "rotate once the current file would grow past this", minimum=1),
+    Setting("number_of_files", INTEGER, 7, "files kept, the current one included", minimum=2, maximum=1024),
+    Setting("permissions", FILE_MODE, "0600", "mode of new files"),
+    Setting("rotate_on_startup", BOOLEAN, True, "start a new file at each start when the current one is not empty"),
+    Setting("index", STRING, "filebeat", "becomes `@metadata.beat`"),
+    Setting("bulk_max_size", INTEGER, 2048, "most events written (and fsynced) at a time", minimum=1),
+    Setting("backoff.init", DURATION, "1s", "first wait before a failed write is retried"),
+    Setting("backoff.max", DURATION, "60s", "longest wait between retries of a failed write"),
+    *ignored("codec", doc="events are always written as JSON: accepted, without effect"),
+)
 
 
 @dataclass
 class FileConfig:
     path: Path
-    filename: str = "forwarder"
-    rotate_every_bytes: int = 10240 * 1024
-    number_of_files: int = 7
-    permissions: int = 0o600
-    rotate_on_startup: bool = True
-    index: str = "filebeat"
-    bulk_max_size: int = 2048
-    backoff_init: float = 1.0
-    backoff_max: float = 60.0
+    filename: str
+    rotate_every_bytes: int
+    number_of_files: int
+    permissions: int
+    rotate_on_startup: bool
+    index: str
+    bulk_max_size: int
+    backoff_init: float
+    backoff_max: float
 
 
 def parse_config(section: Section) -> FileConfig:
-    permissions = section.raw("permissions", 0o600)
-    if isinstance(permissions, str):
-        try:
-            permissions = int(permissions, 8)
-        except ValueError:
-            section.error("permissions", f"expected an octal file mode such as 0600 (got {permissions!r})")
-            permissions = 0o600
-    config = FileConfig(
-        path=Path(section.string("path")),
-        filename=section.string("filename", "forwarder"),
-        rotate_every_bytes=section.integer("rotate_every_kb", 10240, minimum=1) * 1024,
-        number_of_files=section.integer("number_of_files", 7, minimum=2, maximum=1024),
-        permissions=permissions,
-        rotate_on_startup=section.boolean("rotate_on_startup", True),
-        index=section.string("index", "filebeat"),
-        bulk_max_size=section.integer("bulk_max_size", 2048, minimum=1),
+    values = read_settings(section, SETTINGS)
+    return FileConfig(
+        # A missing path is already reported; the empty path only keeps the config object well-formed.
+        path=Path(values["path"] or ""),
+        filename=values["filename"],
+        rotate_every_bytes=values["rotate_every_kb"] * 1024,
+        number_of_files=values["number_of_files"],
+        permissions=values["permissions"],
+        rotate_on_startup=values["rotate_on_startup"],
+        index=values["index"],
+        bulk_max_size=values["bulk_max_size"],
+        backoff_init=values["backoff.init"],
+        backoff_max=values["backoff.max"],
     )
-    backoff = section.section("backoff")
-    config.backoff_init = backoff.duration("init", 1.0)
-    config.backoff_max = backoff.duration("max", 60.0)
-    backoff.finish()
-    section.ignore("codec")
-    return config
 
 
 class FileOutput:

@@ -13,14 +13,61 @@ import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
-from forwarder.schema.section import Section
 from forwarder.outputs.logstash.tls import TlsSettings, TlsSetupError, build_client_context
+from forwarder.schema.declared import (
+    BOOLEAN,
+    DURATION,
+    INTEGER,
+    STRING,
+    STRINGS,
+    Setting,
+    SettingValues,
+    ignored,
+    read_settings,
+    rejected,
+)
+from forwarder.schema.section import Section
 
 DEFAULT_PORT = 5044
 VERIFICATION_MODES = ("full", "strict", "certificate", "none")
 TLS_PROTOCOLS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-# Filebeat ssl.* settings with no faithful equivalent here: rejected rather than silently ignored.
-_UNSUPPORTED_SSL = ("cipher_suites", "curve_types", "ca_trusted_fingerprint", "renegotiation", "ca_sha256")
+
+SETTINGS = (
+    Setting("hosts", STRINGS, doc="`host[:port]` (port 5044), `[::1]:5044` for IPv6"),
+    Setting("loadbalance", BOOLEAN, False,
+            "false: one host at a time, fail over on error; true: batches spread over all hosts"),
+    Setting("worker", INTEGER, 1, "connections per host (`workers` is read the same)", minimum=1, aliases=("workers",)),
+    Setting("bulk_max_size", INTEGER, 2048, "events per window", minimum=1),
+    Setting("pipelining", INTEGER, 2, "windows in flight per connection (0: one, synchronously)", minimum=0),
+    Setting("compression_level", INTEGER, 3, "zlib level, 0 = uncompressed", minimum=0, maximum=9),
+    Setting("slow_start", BOOLEAN, False, "start windows at 10 events and grow ×1.5"),
+    Setting("escape_html", BOOLEAN, False, "escape `<`, `>` and `&` in the JSON strings sent"),
+    Setting("timeout", DURATION, "30s", "per write and per ACK read; Logstash's keepalive ACKs reset it",
+            positive=True),
+    Setting("ttl", DURATION, "0", "reconnect after this long (for load-balanced Logstash)", minimum=0,
+            doc_default="`0` (never)"),
+    Setting("max_retries", INTEGER, 3, "accepted for compatibility: retries never stop (at-least-once delivery)"),
+    Setting("backoff.init", DURATION, "1s", "first reconnect wait; it doubles on each failure, with jitter",
+            positive=True),
+    Setting("backoff.max", DURATION, "60s", "longest reconnect wait (not below `backoff.init`)"),
+    Setting("index", STRING, "filebeat", "lower-cased, becomes `@metadata.beat`"),
+    Setting("ssl.enabled", BOOLEAN, None, "`false` turns TLS off while keeping the other `ssl` settings",
+            doc_default="true when `ssl` has settings"),
+    Setting("ssl.certificate_authorities", STRINGS, [], "CA files (or inline PEM) that verify Logstash",
+            doc_default="system CAs"),
+    Setting("ssl.certificate", STRING, None, "client certificate (PEM file) for client authentication"),
+    Setting("ssl.key", STRING, None, "its private key (PEM file)"),
+    Setting("ssl.key_passphrase", STRING, None, "passphrase of an encrypted `ssl.key`", secret=True),
+    Setting("ssl.verification_mode", STRING, "full", "`full`/`strict` check chain and host name, `certificate` "
+            "only the chain, `none` nothing", choices=VERIFICATION_MODES),
+    Setting("ssl.supported_protocols", STRINGS, [], f"TLS versions allowed, of {', '.join(TLS_PROTOCOLS)}",
+            doc_default="TLSv1.2 and up"),
+    *rejected("proxy_url", message="is not supported by the logstash output; remove it or connect directly"),
+    # Filebeat ssl.* settings with no faithful equivalent here: rejected rather than silently ignored.
+    *rejected("ssl.cipher_suites", "ssl.curve_types", "ssl.ca_trusted_fingerprint", "ssl.renegotiation",
+              "ssl.ca_sha256", message="is not supported by forwarder; remove it (the TLS library defaults apply)"),
+    *ignored("proxy_use_local_resolver"),
+)
 
 
 @dataclass(frozen=True)
@@ -37,22 +84,22 @@ class HostAddress:
 @dataclass(frozen=True)
 class LogstashConfig:
     hosts: list[HostAddress]
-    loadbalance: bool = False
-    workers: int = 1
-    bulk_max_size: int = 2048
-    slow_start: bool = False
-    pipelining: int = 2
-    compression_level: int = 3
-    escape_html: bool = False
-    ttl: float = 0.0
-    timeout: float = 30.0
-    max_retries: int = 3
-    backoff_init: float = 1.0
-    backoff_max: float = 60.0
-    index: str = "filebeat"
-    tls: TlsSettings | None = None
+    loadbalance: bool
+    workers: int
+    bulk_max_size: int
+    slow_start: bool
+    pipelining: int
+    compression_level: int
+    escape_html: bool
+    ttl: float
+    timeout: float
+    max_retries: int
+    backoff_init: float
+    backoff_max: float
+    index: str
+    tls: TlsSettings | None
     # Built once from `tls` when the config is read, so file and passphrase problems are config errors.
-    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+    ssl_context: ssl.SSLContext | None = field(compare=False, repr=False)
 
     @property
     def windows_in_flight(self) -> int:
@@ -103,56 +150,38 @@ def _require_ipv6(host: str, text: str) -> None:
 
 
 def parse_config(section: Section) -> LogstashConfig:
-    section.ignore("enabled", "proxy_use_local_resolver")
-    host_texts = section.string_list("hosts")
+    # `enabled` is read where the output is chosen (config/settings.py).
+    section.ignore("enabled")
+    values = read_settings(section, SETTINGS)
+    host_texts = values["hosts"]
     if host_texts == []:
-        section.error("hosts", "must list at least one host")
+        values.error("hosts", "must list at least one host")
     hosts: list[HostAddress] = []
     for text in host_texts or []:
         try:
             hosts.append(parse_host(text))
         except ValueError as exc:
-            section.error("hosts", str(exc))
-    if section.raw("proxy_url"):
-        section.error("proxy_url", "is not supported by the logstash output; remove it or connect directly")
-    workers = section.integer("worker", None, minimum=1)
-    if workers is None:
-        workers = section.integer("workers", 1, minimum=1)
-    else:
-        section.ignore("workers")
-    backoff = section.section("backoff")
-    backoff_init = backoff.duration("init", 1.0)
-    backoff_max = backoff.duration("max", 60.0)
-    backoff.finish()
-    if backoff_init <= 0:
-        backoff.error("init", "must be greater than 0")
-    elif backoff_max < backoff_init:
-        backoff.error("max", "must not be smaller than backoff.init")
-    timeout = section.duration("timeout", 30.0)
-    if timeout <= 0:
-        section.error("timeout", "must be greater than 0")
-    ttl = section.duration("ttl", 0.0)
-    if ttl < 0:
-        section.error("ttl", "must not be negative")
-    index = section.string("index", "filebeat")
-    if not index.strip():
-        section.error("index", "must not be empty")
-    tls, context = _parse_tls(section.section("ssl"))
+            values.error("hosts", str(exc))
+    if values["backoff.max"] < values["backoff.init"]:
+        values.error("backoff.max", "must not be smaller than backoff.init")
+    if not values["index"].strip():
+        values.error("index", "must not be empty")
+    tls, context = _tls(values)
     config = LogstashConfig(
         hosts=hosts,
-        loadbalance=section.boolean("loadbalance", False),
-        workers=workers,
-        bulk_max_size=section.integer("bulk_max_size", 2048, minimum=1),
-        slow_start=section.boolean("slow_start", False),
-        pipelining=section.integer("pipelining", 2, minimum=0),
-        compression_level=section.integer("compression_level", 3, minimum=0, maximum=9),
-        escape_html=section.boolean("escape_html", False),
-        ttl=ttl,
-        timeout=timeout,
-        max_retries=section.integer("max_retries", 3),
-        backoff_init=backoff_init,
-        backoff_max=backoff_max,
-        index=index.lower(),
+        loadbalance=values["loadbalance"],
+        workers=values["worker"],
+        bulk_max_size=values["bulk_max_size"],
+        slow_start=values["slow_start"],
+        pipelining=values["pipelining"],
+        compression_level=values["compression_level"],
+        escape_html=values["escape_html"],
+        ttl=values["ttl"],
+        timeout=values["timeout"],
+        max_retries=values["max_retries"],
+        backoff_init=values["backoff.init"],
+        backoff_max=values["backoff.max"],
+        index=values["index"].lower(),
         tls=tls,
         ssl_context=context,
     )
@@ -160,21 +189,20 @@ def parse_config(section: Section) -> LogstashConfig:
     return config
 
 
-def _parse_tls(section: Section) -> tuple[TlsSettings | None, ssl.SSLContext | None]:
+def _tls(values: SettingValues) -> tuple[TlsSettings | None, ssl.SSLContext | None]:
     """Like Filebeat, an `ssl` section with settings is enabled unless `enabled: false` says otherwise."""
-    for key in _UNSUPPORTED_SSL:
-        if section.has(key):
-            section.error(key, "is not supported by forwarder; remove it (the TLS library defaults apply)")
-    enabled = section.boolean("enabled", bool(section.data))
+    section = values.section("ssl")
+    enabled = values["ssl.enabled"]
+    if enabled is None:
+        enabled = bool(section.data)
     settings = TlsSettings(
-        certificate_authorities=section.string_list("certificate_authorities", []),
-        certificate=section.string("certificate", None),
-        key=section.string("key", None),
-        key_passphrase=section.string("key_passphrase", None),
-        verification_mode=section.string("verification_mode", "full", choices=VERIFICATION_MODES),
-        supported_protocols=section.string_list("supported_protocols", []),
+        certificate_authorities=values["ssl.certificate_authorities"],
+        certificate=values["ssl.certificate"],
+        key=values["ssl.key"],
+        key_passphrase=values["ssl.key_passphrase"],
+        verification_mode=values["ssl.verification_mode"],
+        supported_protocols=values["ssl.supported_protocols"],
     )
-    section.finish()
     for protocol in settings.supported_protocols:
         if protocol not in TLS_PROTOCOLS:
             section.error("supported_protocols", f"{protocol!r} is not one of {', '.join(TLS_PROTOCOLS)}")

@@ -20,6 +20,7 @@ from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
 from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
 from forwarder.export.arguments import add_export_parser
+from forwarder.log_files import LogFileError
 from forwarder.module_files import list_modules, switch_modules
 from forwarder.plugin_listing import list_plugins, registration_warnings
 from forwarder.registry import RegistryError
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return 1
-    except (KeystoreError, RegistryError) as exc:
+    except (KeystoreError, RegistryError, LogFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -134,8 +135,9 @@ def run(options: CliOptions, debug: bool = False) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         return Forwarder(settings, stop).run()
-    except StartupError as exc:
-        log.error("cannot start: %s", exc)
+    except (StartupError, RegistryError) as exc:
+        # A disk or data-path problem, at start or while saving the registry at stop: one line, exit 1.
+        log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

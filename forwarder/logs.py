@@ -10,15 +10,13 @@ fields passed in `extra` (the `metrics` line carries all counters there).
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import os
 import sys
 import time
-from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
 from forwarder.config.settings import LoggingSettings
+from forwarder.log_files import rotating_log_file
 from forwarder.redaction import KNOWN_SECRETS, SecretValues
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
@@ -61,7 +59,7 @@ def configure_logging(settings: LoggingSettings, secrets: list[str], name: str =
     if settings.to_stderr or not settings.to_files:
         handlers.append(logging.StreamHandler(sys.stderr))
     if settings.to_files:
-        handlers.append(_file_handler(settings))
+        handlers.append(rotating_log_file(settings))
     KNOWN_SECRETS.replace(secrets)
     redactor = SecretRedactor(secrets)
     for handler in handlers:
@@ -69,16 +67,6 @@ def configure_logging(settings: LoggingSettings, secrets: list[str], name: str =
         handler.addFilter(redactor)
         root.addHandler(handler)
     root.setLevel(settings.level.upper())
-
-
-def _file_handler(settings: LoggingSettings) -> logging.Handler:
-    directory = Path(settings.files_path)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-    path = directory / settings.files_name
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, settings.permissions))
-    return logging.handlers.RotatingFileHandler(
-        path, maxBytes=settings.rotate_every_bytes, backupCount=settings.keepfiles - 1, encoding="utf-8")
 
 
 def configure_console_logging(level: str = "info") -> None:

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from forwarder.config.settings import Settings
+from forwarder.disk import FILE_MODE, disk_problem, make_private_directory, write_atomically
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.monitoring import MonitoringServer
 from forwarder.outputs.codec import EventEncoder
@@ -79,9 +80,11 @@ class Forwarder:
             log.info("forwarder started: %d input(s), output %s, data in %s", len(settings.inputs),
                      settings.output_type.name, settings.paths.data)
             self._wait_for_stop()
-            self._shutdown(queue, pipeline, output, registry)
-            if monitoring is not None:
-                monitoring.stop()
+            try:
+                self._shutdown(queue, pipeline, output, registry)
+            finally:
+                if monitoring is not None:
+                    monitoring.stop()
         finally:
             collector.stop()
             lock.release()
@@ -102,7 +105,7 @@ class Forwarder:
             log.info("stopping with %d event(s) unacknowledged; they will be sent again at the next start",
                      queue.active_events)
         output.stop(5.0)
-        registry.close()
+        registry.close()  # RegistryError if the last positions cannot be saved: the caller exits 1
         log.info("forwarder stopped")
 
     def _supervise(self, spec, client: PipelineClient) -> None:
@@ -183,10 +186,10 @@ class DataDirectoryLock:
 
     def acquire(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            make_private_directory(self.path.parent)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
-            raise StartupError(f"cannot use data path {self.path.parent}: {exc.strerror}") from None
+            raise StartupError(disk_problem(exc, self.path.parent, "path.data")) from None
         try:
             import fcntl
         except ImportError:
@@ -198,8 +201,12 @@ class DataDirectoryLock:
             self._fd = None
             raise StartupError(f"data path {self.path.parent} is in use by another forwarder "
                                "(give each instance its own --path.data)") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, str(os.getpid()).encode())
+        except OSError as exc:
+            self.release()
+            raise StartupError(disk_problem(exc, self.path, "path.data")) from None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -215,7 +222,7 @@ def persistent_agent_id(data_path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         agent_id = str(uuid.uuid4())
         try:
-            meta.write_text(json.dumps({"uuid": agent_id}))
+            write_atomically(meta, json.dumps({"uuid": agent_id}).encode(), FILE_MODE)
         except OSError as exc:
-            log.warning("cannot write %s (%s); agent.id will change at the next start", meta, exc.strerror)
+            log.warning("%s; agent.id will change at the next start", disk_problem(exc, meta, "path.data"))
         return agent_id

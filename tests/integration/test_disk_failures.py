@@ -1,0 +1,248 @@
+"""The forwarder process on a full or read-only disk, and on a registry left damaged by earlier runs.
+
+A disk problem is the operator's to fix: one line naming the path and the fix, exit 1,
+never a traceback, and no event lost (what was not committed is read again at the
+next start). Damaged registry files are repaired or kept aside, never silently lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from tests.integration.disk_fixtures import (
+    FileLoggingForwarder,
+    error_lines,
+    fill_filesystem,
+    read_only,
+    small_filesystem,
+)
+from tests.integration.forwarder_process import wait_until
+
+CONFIG = """
+    forwarder.inputs:
+      - type: filestream
+        id: app
+        paths: ["{input}"]
+        prospector.scanner.check_interval: 0.1s
+    forwarder.registry.flush: 0s
+    output.file:
+      path: ${{path.home}}/events
+    logging.to_stderr: true
+    logging.metrics.enabled: false
+"""
+
+
+class Site:
+    """A forwarder home with one input file and the output outside path.data (so a full data disk spares it)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.source = home / "input" / "app.log"
+        self.source.parent.mkdir(parents=True)
+        self.source.touch()
+        self.lines_written = 0
+        self.forwarder = FileLoggingForwarder(home, CONFIG.format(input=self.source))
+        self.registry = home / "data" / "registry" / "forwarder"
+
+    def start(self) -> FileLoggingForwarder:
+        """Starts with path.logs under path.data, so a full data disk is a full log disk too."""
+        self._stderr_offset = self.forwarder.log_path.stat().st_size if self.forwarder.log_path.exists() else 0
+        return self.forwarder.start("--path.logs", str(self.home / "data" / "logs"))
+
+    def started(self) -> None:
+        self.forwarder.wait_for_log("forwarder started")
+
+    def stderr_of_last_start(self) -> str:
+        return self.forwarder.log_path.read_bytes()[self._stderr_offset:].decode(errors="replace")
+
+    def exit_status(self, timeout: float = 60) -> int:
+        return self.forwarder.process.wait(timeout=timeout)
+
+    def ship(self, count: int) -> None:
+        """Appends `count` numbered lines and waits until every line written so far was shipped."""
+        with open(self.source, "a") as handle:
+            for n in range(self.lines_written, self.lines_written + count):
+                handle.write(f"line {n}\n")
+        self.lines_written += count
+        wait_until(lambda: set(range(self.lines_written)) <= set(self.shipped()), 60,
+                   f"lines 0..{self.lines_written - 1} in the output")
+
+    def shipped(self) -> Counter:
+        """How many times each line number was delivered."""
+        numbers: Counter = Counter()
+        for path in (self.home / "events").glob("*.ndjson"):
+            for raw in path.read_text().splitlines():
+                try:
+                    numbers[int(json.loads(raw)["message"].split()[1])] += 1
+                except (ValueError, KeyError):
+                    continue  # a line torn by kill -9 was never acknowledged
+        return numbers
+
+    def registry_files(self) -> dict[str, bytes]:
+        return {path.name: path.read_bytes() for path in self.registry.iterdir()}
+
+    def journal_failures_logged(self) -> int:
+        return sum("cannot write journal" in line.get("message", "") for line in self.forwarder.log_lines())
+
+
+def ship_until_journal_fails(site: Site) -> None:
+    """On a full disk the journal still grows inside its last allocated page; a few flushes later it cannot."""
+    wait_until(lambda: site.ship(20) or site.journal_failures_logged(), 120, "a failed journal write")
+
+
+def assert_one_line_error(site: Site, *fragments: str) -> str:
+    stderr = site.stderr_of_last_start()
+    assert "Traceback" not in stderr and "Logging error" not in stderr, stderr[-3000:]
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_read_only_registry_directory_is_one_line_and_exit_1(tmp_path):
+    site = Site(tmp_path)
+    site.start()
+    try:
+        site.ship(20)
+        assert site.forwarder.terminate() == 0
+        before = site.registry_files()
+        with read_only(site.registry):
+            site.start()
+            assert site.exit_status() == 1
+        line = assert_one_line_error(site, str(site.registry), "read-only")
+        assert "forwarder.registry.path" in line
+        assert site.registry_files() == before
+
+        site.start()
+        site.started()
+        site.ship(10)
+        assert site.forwarder.terminate() == 0
+    finally:
+        site.forwarder.stop()
+    assert set(site.shipped().values()) == {1}
+
+
+def test_start_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
+    with small_filesystem(tmp_path / "data") as data:
+        site = Site(tmp_path)
+        site.start()
+        try:
+            site.ship(20)
+            assert site.forwarder.terminate() == 0
+            before = site.registry_files()
+            filler = fill_filesystem(data)
+            site.start()
+            assert site.exit_status() == 1
+            assert_one_line_error(site, str(data), "No space left on device", "free space")
+            assert site.registry_files() == before
+
+            filler.unlink()
+            site.start()
+            site.started()
+            site.ship(10)
+            assert site.forwarder.terminate() == 0
+        finally:
+            site.forwarder.stop()
+    assert set(site.shipped().values()) == {1}
+
+
+def test_sigterm_while_the_disk_is_full_is_one_line_exit_1_and_loses_nothing(tmp_path):
+    with small_filesystem(tmp_path / "data") as data:
+        site = Site(tmp_path)
+        site.start()
+        try:
+            site.ship(20)
+            filler = fill_filesystem(data)
+            ship_until_journal_fails(site)
+            assert site.forwarder.terminate() == 1
+            assert_one_line_error(site, str(site.registry), "No space left on device", "free space",
+                                  "sent again")
+
+            filler.unlink()
+            site.start()
+            site.started()
+            site.ship(10)
+            assert site.forwarder.terminate() == 0
+        finally:
+            site.forwarder.stop()
+    assert set(site.shipped()) == set(range(site.lines_written))
+
+
+def test_journal_write_failures_are_logged_once_with_a_count(tmp_path):
+    with small_filesystem(tmp_path / "data") as data:
+        site = Site(tmp_path)
+        site.start()
+        try:
+            site.started()
+            filler = fill_filesystem(data)
+            ship_until_journal_fails(site)
+            for _ in range(10):
+                site.ship(5)  # each acknowledged batch is one more failed journal write
+            assert site.journal_failures_logged() == 1
+
+            filler.unlink()
+            site.ship(5)
+            recovered = site.forwarder.wait_for_log("registry: writing the journal again")["message"]
+            failures = int(re.search(r"after (\d+) failed", recovered).group(1))
+            assert failures >= 11, recovered
+            assert site.forwarder.terminate() == 0
+        finally:
+            site.forwarder.stop()
+
+
+def test_torn_last_journal_line_is_cut_so_the_next_record_is_not_lost(tmp_path):
+    site = Site(tmp_path)
+    site.start()
+    try:
+        site.ship(10)
+        assert site.forwarder.terminate() == 0
+        journals = sorted(site.registry.glob("journal-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+        with open(journals[-1], "ab") as journal:
+            journal.write(b'1badc0de {"seq": 999, "set": {"filestream::app::')  # a write cut by a power loss
+
+        site.start()
+        site.started()
+        site.ship(10)
+        end_offset = site.source.stat().st_size
+        wait_until(lambda: b'"offset":%d' % end_offset in journals[-1].read_bytes(), 30,
+                   "the cursor of line 19 in the journal")
+        site.forwarder.kill_hard()
+
+        site.start()
+        site.started()
+        site.ship(1)
+        assert site.forwarder.terminate() == 0
+    finally:
+        site.forwarder.stop()
+    messages = [line.get("message", "") for line in site.forwarder.log_lines()]
+    assert len([m for m in messages if "is a torn write" in m and "cutting it off" in m]) == 1
+    assert not [m for m in messages if "skipping corrupt line" in m]
+    assert set(site.shipped().values()) == {1}, "lines 10..19 were sent twice: their cursor was glued to the torn line"
+
+
+def test_every_corrupted_snapshot_is_kept(tmp_path):
+    site = Site(tmp_path)
+    site.start()
+    try:
+        site.ship(10)
+        assert site.forwarder.terminate() == 0
+        for damage in (b"\0" * 64, b'{"seq": '):
+            newest = max(site.registry.glob("snapshot-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+            newest.write_bytes(damage)
+            site.start()
+            site.started()
+            assert site.forwarder.terminate() == 0
+        site.start()
+        site.started()
+        site.ship(1)
+        assert site.forwarder.terminate() == 0
+    finally:
+        site.forwarder.stop()
+    kept = sorted(path.read_bytes() for path in site.registry.glob("*.corrupted"))
+    assert kept == sorted([b"\0" * 64, b'{"seq": '])
+    assert set(site.shipped().values()) == {1}
+

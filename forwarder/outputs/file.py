@@ -39,7 +39,7 @@ FILE_MODE = ValueType("octal file mode", _read_file_mode, lambda text: int(text,
 SETTINGS = (
     Setting("path", STRING, doc="directory of the files; created (mode 0750) when missing"),
     Setting("filename", STRING, "forwarder", "events go to `<filename>.ndjson`, older ones to `<filename>.N.ndjson`"),
-    Setting("rotate_every_kb", INTEGER, 10240, "rotate once the current file would grow past this", minimum=1),
+    Setting("rotate_every_kb", INTEGER, 10240, "rotate once the current file would grow past this many KiB", minimum=1),
     Setting("number_of_files", INTEGER, 7, "files kept, the current one included", minimum=2, maximum=1024),
     Setting("permissions", FILE_MODE, "0600", "mode of new files"),
     Setting("rotate_on_startup", BOOLEAN, True, "start a new file at each start when the current one is not empty"),

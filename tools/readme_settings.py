@@ -1,0 +1,76 @@
+"""Writes the settings tables of README.md from the declared settings, or checks that they are current.
+
+    python tools/readme_settings.py           # rewrite the tables in README.md
+    python tools/readme_settings.py --check   # exit 1, naming each stale table, when README.md differs
+
+Each table sits between `<!-- settings:NAME:begin -->` and
+`<!-- settings:NAME:end -->`; NAME and the module whose `SETTINGS` tuple
+the table is rendered from are listed in `TABLES`. Text outside the markers
+is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import sys
+from pathlib import Path
+
+from forwarder.schema.reference_table import render_table
+
+# Marker name → module declaring `SETTINGS`. A type converted to declared settings adds its row here.
+TABLES = {
+    "filestream": "forwarder.inputs.filestream_config",
+    "log": "forwarder.inputs.log_input",
+    "output.logstash": "forwarder.outputs.logstash.config",
+    "output.file": "forwarder.outputs.file",
+    "output.console": "forwarder.outputs.console",
+}
+README = Path(__file__).resolve().parent.parent / "README.md"
+FIX_COMMAND = "python tools/readme_settings.py"
+
+
+def marked_block(name: str) -> re.Pattern[str]:
+    begin, end = re.escape(f"<!-- settings:{name}:begin -->"), re.escape(f"<!-- settings:{name}:end -->")
+    return re.compile(f"({begin}\n)(.*?)(\n?{end})", re.DOTALL)
+
+
+def updated(text: str) -> tuple[str, list[str], list[str]]:
+    """(README text with every table rendered, names of stale tables, names whose markers are missing)."""
+    stale, missing = [], []
+    for name, module in TABLES.items():
+        table = render_table(importlib.import_module(module).SETTINGS)
+        match = marked_block(name).search(text)
+        if match is None:
+            missing.append(name)
+            continue
+        if match.group(2) != table:
+            stale.append(name)
+            text = text[:match.start()] + f"{match.group(1)}{table}\n{match.group(3).lstrip()}" + text[match.end():]
+    return text, stale, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale tables; exit 1 if there are any")
+    parser.add_argument("--readme", type=Path, default=README, help="the README to update (default: %(default)s)")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    new_text, stale, missing = updated(text)
+    for name in missing:
+        print(f"{args.readme}: no <!-- settings:{name}:begin --> … <!-- settings:{name}:end --> markers; "
+              f"add them where the {name} table belongs, then run {FIX_COMMAND}", file=sys.stderr)
+    if args.check:
+        for name in stale:
+            print(f"{args.readme}: the {name} settings table differs from the declarations in {TABLES[name]}; "
+                  f"run {FIX_COMMAND}", file=sys.stderr)
+        return 1 if stale or missing else 0
+    if new_text != text:
+        args.readme.write_text(new_text, encoding="utf-8")
+        print(f"{args.readme}: rewrote the settings tables of {', '.join(stale)}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -133,6 +133,17 @@ def test_records_outside_the_consumers_filesets_are_routed_and_counted_and_flagg
     assert router.unexpected == {"AuditLogs": 2, "auditlogs": 1, "AuditEvent": 1, "(none)": 2}
 
 
+def test_a_new_unexpected_category_replaces_the_counts_a_stats_reader_may_be_walking() -> None:
+    shown: list[dict[str, int]] = []
+    router = CategoryRouter(["signinlogs"], on_new_category=shown.append)
+    router.route({"category": "AuditLogs"})
+    first = router.unexpected
+    router.route({"category": "AuditLogs"})
+    router.route({"category": "Administrative"})
+    assert first == {"AuditLogs": 2}  # counted in place; the new category went into a new dict
+    assert shown == [first, router.unexpected] and router.unexpected == {"AuditLogs": 2, "Administrative": 1}
+
+
 # Entra ID records: the Graph path's mapping, plus the envelope
 
 

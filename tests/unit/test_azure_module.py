@@ -7,23 +7,27 @@ then parse each rendered input with the input's own `parse_config`.
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
 from forwarder import __version__
-from forwarder.config.inputs import COMMON_INPUT_KEYS
+from forwarder.config.inputs import COMMON_INPUT_KEYS, parse_input, parse_module_entry
 from forwarder.config.loader import expand_dotted, expand_variables
 from forwarder.inputs.eventhub_config import EventHubConfig, default_container, default_id, parse_config
 from forwarder.modules.azure import MODULE_TYPE
-from forwarder.modules.azure_processor import ingest_pipeline, put_dataset
+from forwarder.modules.azure_processor import build_azure_ecs, ingest_pipeline, put_dataset
 from forwarder.modules.base import FilesetInput
+from forwarder.pipeline.event import Event, format_timestamp
 from forwarder.schema.section import Problem, Section
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "azure"
 SOURCE = "modules.d/azure.yml"
 HUB_KEY = "c2hhcmVkLWFjY2Vzcy1rZXktdmFsdWUtMDEyMzQ1Njc4OQ=="
 STORAGE_KEY = "c3RvcmFnZS1hY2NvdW50LWtleS0wMTIzNDU2Nzg5MDEyMzQ1Njc4OQ=="
@@ -482,3 +486,108 @@ def test_per_record_dataset_fields_and_ingest_pipeline() -> None:
     put_dataset(raw, "platformlogs")
     assert raw["event"] == {"module": "azure", "dataset": "azure.platformlogs"}
     assert ingest_pipeline("auditlogs") == f"filebeat-{__version__}-azure-auditlogs-pipeline"
+
+
+def test_each_consumer_maps_its_records_with_an_azure_ecs_processor_for_its_filesets() -> None:
+    problems: list[Problem] = []
+    entry = Section(expand_dotted(yaml.safe_load(textwrap.dedent(VENDOR_GUIDE))[0]), "0", SOURCE, problems)
+    specs = {spec.client.input_id: spec for spec in parse_module_entry(entry)}
+    assert messages(problems) == []
+    [entra] = specs["azure-contoso-logs.servicebus.windows.net-entra-diagnostics-forwarder"].client.module_processors
+    [activity] = specs["azure-contoso-logs.servicebus.windows.net-insights-operational-logs-forwarder"] \
+        .client.module_processors
+    assert entra.__name__ == activity.__name__ == "azure_ecs"
+    assert entra.filesets == ["auditlogs", "signinlogs", "provisioning"]
+    assert activity.filesets == ["activitylogs"]
+    assert (entra.normalize, entra.preserve_original_event) == (True, False)
+
+
+def test_the_input_on_its_own_names_the_azure_ecs_processor_with_its_settings() -> None:
+    problems: list[Problem] = []
+    section = Section({"type": "azure-eventhub", "eventhub": "hub", "connection_string": NAMESPACE_CS,
+                       "filesets": ["signinlogs", "auditlogs"], "normalize": False, "preserve_original_event": True},
+                      "inputs.0", "forwarder.yml", problems)
+    spec = parse_input(section, 0)
+    assert messages(problems) == [] and spec is not None
+    [processor] = spec.client.module_processors
+    assert processor.__name__ == "azure_ecs"
+    assert (processor.filesets, processor.normalize, processor.preserve_original_event) == (
+        ["signinlogs", "auditlogs"], False, True)
+
+
+ENVELOPE = {"eventhub": "hub", "consumer_group": "$Default", "partition_id": "1", "offset": "4096",
+            "sequence_number": 7, "enqueued_time": "2024-05-14T09:03:00.000Z", "partition_key": "pk"}
+
+
+def input_event(record: Any) -> Event:
+    """An event as the azure-eventhub input makes it for one record of a message."""
+    return Event({"message": orjson.dumps(record).decode(), "azure": dict(ENVELOPE)}, 1715677380.0,
+                 {"_id": "1-7-0"}, record=record)
+
+
+def processor(**options: Any) -> Any:
+    problems: list[Problem] = []
+    built = build_azure_ecs(Section(options, "inputs.0", "forwarder.yml", problems))
+    assert problems == []
+    return built
+
+
+def test_a_mapped_record_keeps_the_field_order_the_input_used_to_ship() -> None:
+    record = orjson.loads((FIXTURES / "signinlogs_noninteractive.json").read_bytes())["records"][0]
+    event = processor(filesets=["signinlogs"], preserve_original_event=True)(input_event(record))
+    fields = event.fields
+    raw = orjson.dumps(record).decode()
+    # the mapping's fields (azure.* among them) first, then message and the dataset; the envelope is merged into
+    # the mapping's azure, after its own keys
+    assert list(fields)[-2:] == ["message", "fileset"] and list(fields).index("azure") < len(fields) - 2
+    assert list(fields["event"])[-3:] == ["original", "module", "dataset"]
+    assert fields["event"]["original"] == fields["message"] == raw
+    assert fields["fileset"] == {"name": "signinlogs"} and fields["event"]["dataset"] == "azure.signinlogs"
+    assert "tenant_id" in fields["azure"] and list(fields["azure"])[-len(ENVELOPE):] == list(ENVELOPE)
+    assert format_timestamp(event.timestamp).startswith(record["time"][:19])
+    assert event.meta == {"_id": "1-7-0"}
+
+
+def test_a_raw_record_gets_its_dataset_and_filebeats_pipeline_and_keeps_the_enqueued_time() -> None:
+    record = {"category": "AuditLogs", "time": "2024-05-14T09:00:00Z", "properties": {}}
+    event = processor(filesets=["signinlogs"], normalize=False)(input_event(record))
+    assert list(event.fields) == ["message", "event", "fileset", "azure"]
+    assert event.fields["event"] == {"module": "azure", "dataset": "azure.auditlogs"}
+    assert event.fields["azure"] == ENVELOPE
+    assert event.timestamp == 1715677380.0
+    assert event.meta == {"_id": "1-7-0", "pipeline": f"filebeat-{__version__}-azure-auditlogs-pipeline"}
+
+
+def test_an_unparsable_body_gets_the_first_fileset_before_its_envelope() -> None:
+    def unparsable() -> Event:
+        fields = {"message": "{not json", "error": {"message": "cannot decode"}, "tags": ["_parse_failure"],
+                  "azure": dict(ENVELOPE)}
+        return Event(fields, 1715677380.0, {"_id": "1-7-0"}, record_kind="unparsable_body")
+
+    event = processor(filesets=["auditlogs", "signinlogs"], normalize=False)(unparsable())
+    assert list(event.fields) == ["message", "error", "tags", "event", "fileset", "azure"]
+    assert event.fields["event"]["dataset"] == "azure.auditlogs"
+    assert event.meta["pipeline"].endswith("-azure-auditlogs-pipeline")
+    alone = processor()(unparsable())
+    assert list(alone.fields) == ["message", "error", "tags", "azure"] and alone.meta == {"_id": "1-7-0"}
+
+
+def test_the_processor_reports_an_unknown_fileset_at_its_key() -> None:
+    problems: list[Problem] = []
+    build_azure_ecs(Section({"filesets": ["signins"]}, "processors.0.azure_ecs", "forwarder.yml", problems))
+    assert [str(problem) for problem in problems] == [
+        "forwarder.yml: processors.0.azure_ecs.filesets: unknown fileset 'signins' (known: activitylogs, "
+        "platformlogs, auditlogs, signinlogs, identity_protection, provisioning, graphactivitylogs)"
+    ]
+
+
+def test_the_eventhub_input_and_the_azure_module_do_not_import_each_other() -> None:
+    sources = {path: "forwarder.modules" for path in (REPO / "forwarder" / "inputs").glob("eventhub*.py")}
+    sources.update({path: "forwarder.inputs" for path in (REPO / "forwarder" / "modules").glob("azure*.py")})
+    crossing = []
+    for path, forbidden in sources.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            crossing += [f"{path.name}: {name}" for name in names if name.startswith(forbidden)]
+    assert len(sources) >= 10 and crossing == []

@@ -30,11 +30,10 @@ from forwarder.export.progress import ExportProgress, ProgressLogHandler, counte
 from forwarder.export.shipped_events import ShippedEvents
 from forwarder.export.source import ExportSource, load_export_source
 from forwarder.export.writers import CsvWriter, ExportFile, NdjsonWriter, RecordWriter
-from forwarder.inputs.graph import connect_graph
+from forwarder.inputs.graph import connect_graph, record_time
 from forwarder.inputs.graph_config import streams
 from forwarder.logs import SecretRedactor
 from forwarder.modules.entraid import FILESETS
-from forwarder.modules.entraid_ecs import record_time
 from forwarder.net.graph_client import GraphClient, GraphPermanentError
 from forwarder.net.http_client import RetriesExhausted, StopRequested
 from forwarder.net.tokens import CredentialError

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from forwarder.config.inputs import parse_module_entry
 from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
-from forwarder.schema.section import ConfigError, Problem, Section
 from forwarder.config.settings import CliOptions, load_raw_config, load_settings
 from forwarder.inputs.graph_config import GraphConfig
 from forwarder.modules.entraid import FILESETS
 from forwarder.pipeline.client import AgentInfo, ClientSettings, Processor
+from forwarder.schema.section import ConfigError, Problem, Section
 
 
 @dataclass

@@ -5,6 +5,11 @@ stream's cursor lives in the registry and is handed to the pipeline with the
 last new event of every page, so it commits only once the whole page is
 acknowledged: a crash re-reads at most the pages not yet acknowledged, and the
 remembered dedupe keys stop the overlap from being forwarded twice.
+
+The input only fetches: an event is the record's JSON text, its time, its
+dedupe key and the record itself. The ECS mapping is the `entraid_ecs`
+processor, declared by the entraid module's filesets, or named by
+`standalone_processors` when the input is configured on its own.
 """
 
 from __future__ import annotations
@@ -21,13 +26,12 @@ import orjson
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
-from forwarder.modules.entraid_ecs import normalize, record_time
 from forwarder.net.credential_expiry import credential_expiry
-from forwarder.net.graph_client import GraphClient, GraphPermanentError
+from forwarder.net.graph_client import ENDPOINTS, GraphClient, GraphPermanentError
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.request_pacer import RequestPacer
 from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
-from forwarder.pipeline.event import Event
+from forwarder.pipeline.event import Event, parse_timestamp
 
 # A backfill commits progress every chunk of new time: at most an hour, shorter when an hour holds more than
 # CHUNK_RECORDS records, because the cursor carries a dedupe key per record of its window (and the acker holds a
@@ -160,7 +164,7 @@ class GraphInput:
                     continue
                 when = record_time(record, stream)
                 cursor.remember(key, window.end if when is None else when)
-                fresh.append(record_event(self.config, record, stream, key, self._clock))
+                fresh.append(record_event(record, stream, key, when or self._clock()))
             for position, event in enumerate(fresh):
                 last = position == len(fresh) - 1
                 if not self.context.client.publish(event, {stream: cursor.to_json()} if last else None):
@@ -193,27 +197,42 @@ def connect_graph(
     return GraphClient(http, config.graph_endpoint)
 
 
-def record_event(config: GraphConfig, record: dict[str, Any], stream: str, key: str,
-                 clock: Callable[[], float] = time.time) -> Event:
-    """The event the forwarder ships for one Graph record (before module fields and processors)."""
-    raw = orjson.dumps(record).decode()
-    fields: dict[str, Any] = {"message": raw}
-    timestamp = None
+def record_event(record: dict[str, Any], stream: str, key: str, timestamp: float) -> Event:
+    """The event the input publishes for one Graph record: its JSON text, unmapped (see `standalone_processors`).
+
+    `timestamp` is the record's `record_time`, or the time it was read when it has none (or 0); the
+    mapping replaces it with the record's own event time.
+    """
+    return Event({"message": orjson.dumps(record).decode()}, timestamp, {"_id": key}, record=record, record_kind=stream)
+
+
+def record_time(record: dict[str, Any], stream: str) -> float | None:
+    """The time a poll of `stream` filters on (epoch seconds), None when the record has no readable one.
+
+    It is the event time for append-only logs and the last-update time for records Microsoft updates in
+    place, so a window holds exactly the records Graph lists for it. Graph writes ISO 8601 times.
+    """
+    endpoint = ENDPOINTS.get(stream)
+    value = record.get(endpoint.time_field) if endpoint is not None else None
+    if type(value) is not str or not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def standalone_processors(config: GraphConfig) -> list[dict[str, Any]]:
+    """What maps the records of a `graph` input configured without the entraid module, as the module would."""
     if config.normalize:
-        normalized = normalize(record, stream)
-        fields.update(normalized.fields)
-        timestamp = normalized.timestamp
-    if timestamp is None:
-        timestamp = record_time(record, stream) or clock()
+        return [{"entraid_ecs": {"preserve_original_event": config.preserve_original_event}}]
     if config.preserve_original_event:
-        fields.setdefault("event", {})["original"] = raw
-    return Event(fields, timestamp, {"_id": key})
-
-
+        return [{"copy_fields": {"fields": [{"from": "message", "to": "event.original"}]}}]
+    return []
 
 
 def create(config: GraphConfig, context: InputContext) -> GraphInput:
     return GraphInput(config, context)
 
 
-INPUT_TYPE = InputType("graph", parse_config, create, default_id)
+INPUT_TYPE = InputType("graph", parse_config, create, default_id, standalone_processors)

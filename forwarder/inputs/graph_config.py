@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from forwarder.net.app_credential import check_credential_kind
-from forwarder.schema.section import Section
-from forwarder.modules.entraid_ecs import RECORD_TYPES
-from forwarder.net.graph_client import SIGN_IN_TYPES
+from forwarder.net.graph_client import ENDPOINTS, SIGN_IN_TYPES
 from forwarder.net.tokens import CLOUDS
+from forwarder.schema.section import Section
 
 # `identity_protection` is the fileset name users know; Graph lists it as two resources.
 RECORD_TYPE_GROUPS = {"identity_protection": ("risk_detection", "risky_user")}
@@ -41,6 +40,8 @@ class GraphConfig:
     page_size: int | None = None
     sign_in_types: list[str] = field(default_factory=lambda: list(SIGN_IN_TYPES))
     requests_per_10s: int = 5
+    # Which processors map the records when the input is used without the entraid module
+    # (graph.standalone_processors); the module reads its own `normalize` and `preserve_original_event`.
     normalize: bool = True
     preserve_original_event: bool = False
 
@@ -113,8 +114,6 @@ def default_id(config: GraphConfig) -> str:
     return f"graph-{config.tenant_id}-{'-'.join(streams(config))}"
 
 
-
-
 def _record_types(section: Section) -> list[str]:
     names = section.string_list("record_types", None)
     if names is None:
@@ -129,7 +128,7 @@ def _record_types(section: Section) -> list[str]:
 
 
 def _known_record_types() -> tuple[str, ...]:
-    return (*RECORD_TYPES, *RECORD_TYPE_GROUPS)
+    return (*ENDPOINTS, *RECORD_TYPE_GROUPS)
 
 
 def _sign_in_types(section: Section) -> list[str]:

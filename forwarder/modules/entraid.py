@@ -2,15 +2,19 @@
 
 Written the way Filebeat module files are: module-wide `var.*` settings that
 each fileset may override under its own `var.*`, and `enabled` per fileset. The
-module only translates these into `graph` input settings; the input validates
-them, so a mistake is reported against the module file and the key written.
+module translates these into `graph` input settings, which the input validates,
+so a mistake is reported against the module file and the key written. The
+module itself owns the mapping: `normalize` and `preserve_original_event` choose
+the fileset's processors (the `entraid_ecs` ECS mapping, or the raw record with
+Filebeat's ingest pipeline named in `@metadata.pipeline`) and are not passed on.
 """
 
 from __future__ import annotations
 
 from forwarder import __version__
-from forwarder.schema.section import Section
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
+from forwarder.modules.entraid_processor import fileset_processors
+from forwarder.schema.section import Section
 
 # Fileset → the record types its input polls (entraid_ecs.RECORD_TYPES, or a group the input expands).
 FILESETS = {
@@ -27,6 +31,8 @@ PLAIN_VARS = (
     "requests_per_10s", "normalize", "preserve_original_event",
 )
 NESTED_VARS = {"api": ("login_endpoint", "graph_endpoint"), "ssl": ("certificate_authorities",)}
+# Settings of the mapping, which the module reads itself instead of passing them to the input.
+MAPPING_VARS = ("normalize", "preserve_original_event")
 
 
 class EntraIdModule:
@@ -49,23 +55,24 @@ class EntraIdModule:
             if fileset != "signinlogs":
                 settings.pop("sign_in_types", None)
             data = merge_vars({**settings, "type": "graph", "record_types": [record_type]}, overrides)
-            normalized = data.get("normalize", True) is not False
+            var_path = fileset_section.key_path("var")
+            mapping = Section({key: data.pop(key) for key in MAPPING_VARS if key in data}, var_path, entry.source,
+                              entry.problems)
+            normalize = mapping.boolean("normalize", True)
+            preserve_original_event = mapping.boolean("preserve_original_event", False)
             inputs.append(FilesetInput(
                 input_id=f"entraid-{fileset}",
-                section=Section(data, fileset_section.key_path("var"), entry.source, entry.problems),
+                section=Section(data, var_path, entry.source, entry.problems),
                 module_fields={
                     "event": {"module": "entraid", "dataset": f"entraid.{fileset}"},
                     "fileset": {"name": fileset},
                     "service": {"type": "entraid"},
                 },
-                ingest_pipeline=None if normalized else f"filebeat-{__version__}-entraid-{fileset}-pipeline",
+                ingest_pipeline=None if normalize else f"filebeat-{__version__}-entraid-{fileset}-pipeline",
+                processors=fileset_processors(normalize, preserve_original_event),
             ))
         entry.finish()
         return inputs
-
-
-
-
 
 
 MODULE_TYPE = EntraIdModule()

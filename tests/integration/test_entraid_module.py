@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from forwarder.schema.section import ConfigError
+from forwarder.config.inputs import InputSpec
 from forwarder.config.settings import CliOptions, Settings, load_settings
+from forwarder.inputs.graph import record_event
 from forwarder.inputs.graph_config import streams
+from forwarder.schema.section import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN_CONFIG = "output.file:\n  path: ${path.data}/events\n"
@@ -28,6 +31,19 @@ def load(tmp_path: Path, module_text: str) -> Settings:
     module_file.write_text(textwrap.dedent(module_text))
     os.chmod(module_file, 0o600)
     return load_settings(CliOptions(config_files=[str(config)], path_home=str(tmp_path)))
+
+
+def module_mapping(spec: InputSpec, record: dict[str, Any], stream: str) -> dict[str, Any]:
+    """The fields the fileset's processors make of one record, as the pipeline runs them first."""
+    event = record_event(record, stream, str(record["id"]), 0.0)
+    for processor in spec.client.module_processors:
+        event = processor(event)
+    return event.fields
+
+
+SIGN_IN = {"id": "s-1", "createdDateTime": "2024-05-01T10:00:00Z", "ipAddress": "203.0.113.7"}
+AUDIT = {"id": "a-1", "activityDateTime": "2024-05-01T10:00:00Z", "activityDisplayName": "Add member to group"}
+RISK = {"id": "r-1", "detectedDateTime": "2024-05-01T10:00:00Z", "lastUpdatedDateTime": "2024-05-01T10:00:00Z"}
 
 
 VENDOR_GUIDE = f"""\
@@ -82,17 +98,21 @@ def test_vendor_guide_file_becomes_one_graph_input_per_enabled_fileset(tmp_path:
     assert config.poll_interval == 300
     assert config.graph_endpoint == "https://graph.example.test"
     assert config.login_endpoint == "https://login.microsoftonline.com"
+    signin_fields = module_mapping(signins, SIGN_IN, "signinlogs")
+    assert signin_fields["source"]["ip"] == "203.0.113.7" and "original" not in signin_fields["event"]
 
     audit = inputs["entraid-auditlogs"]
     assert audit.config.poll_interval == 30
-    assert audit.config.normalize is False
+    assert list(module_mapping(audit, AUDIT, "auditlogs")) == ["message"], "normalize: false maps nothing"
     pipeline = audit.client.ingest_pipeline
     assert pipeline.startswith("filebeat-") and pipeline.endswith("-entraid-auditlogs-pipeline")
     assert audit.client.module_fields["event"]["dataset"] == "entraid.auditlogs"
 
     protection = inputs["entraid-identity_protection"]
     assert streams(protection.config) == ["risk_detection", "risky_user"]
-    assert protection.config.preserve_original_event is True
+    protection_fields = module_mapping(protection, RISK, "risk_detection")
+    assert protection_fields["event"]["original"] == protection_fields["message"]
+    assert protection_fields["cloud"]["provider"] == "Azure"
     assert protection.config.poll_interval == 300
 
     alerts = inputs["entraid-alerts"]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,20 @@ def test_ndjson_lines_are_what_forwarder_run_ships(site: Site, monkeypatch: pyte
         twin = shipped[event["@metadata"]["_id"]]
         assert event["agent"].pop("ephemeral_id") != twin["agent"].pop("ephemeral_id")
         assert event == twin
+    # Byte for byte (key order included), but for the ephemeral id of each process.
+    shipped_lines = lines_by_id(line for path in sorted((site.home / "data" / "events").glob("*.ndjson"))
+                                for line in path.read_text().splitlines())
+    assert lines_by_id((site.home / "signins.ndjson").read_text().splitlines()) == shipped_lines
     assert registry_files(site.home) == registry_before
+
+
+def lines_by_id(lines: Iterable[str]) -> dict[str, str]:
+    """NDJSON lines by `@metadata._id`, each with its process's `agent.ephemeral_id` blanked."""
+    found = {}
+    for line in lines:
+        event = json.loads(line)
+        found[event["@metadata"]["_id"]] = line.replace(event["agent"]["ephemeral_id"], "")
+    return found
 
 
 def registry_files(home: Path) -> dict[str, bytes]:

@@ -17,12 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext, PermanentInputError
-from forwarder.inputs.graph import CHUNK_RECORDS, MAX_CHUNK, MIN_CHUNK, GraphInput, next_chunk
+from forwarder.inputs.graph import CHUNK_RECORDS, INPUT_TYPE, MAX_CHUNK, MIN_CHUNK, GraphInput, next_chunk
 from forwarder.inputs.graph_config import GraphConfig, parse_config
 from forwarder.net.graph_client import graph_time
-from forwarder.pipeline.client import PipelineClient
+from forwarder.pipeline.client import PipelineClient, Processor
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Section
 from tests.conftest import PipelineHarness
 from tests.fakes.graph_api import FakeGraphApi
 from tests.fakes.https_server import FakeHttpsServer
@@ -82,11 +84,27 @@ def graph_config(server: FakeHttpsServer, **overrides: Any) -> GraphConfig:
     return config
 
 
+def standalone_mapping(config: GraphConfig) -> list[Processor]:
+    """The processors a `graph` input configured on its own maps its records with, built as config loading does."""
+    items = INPUT_TYPE.standalone_processors(config)
+    problems: list = []
+    processors = build_processors([Section(item, "processors", "test.yml", problems) for item in items])
+    assert problems == []
+    return processors
+
+
+def connect(harness: PipelineHarness, config: GraphConfig, input_id: str,
+            module_processors: list[Processor] | None = None) -> PipelineClient:
+    mapping = standalone_mapping(config) if module_processors is None else module_processors
+    return harness.connect("graph", input_id=input_id, module_processors=mapping)
+
+
 class RunningInput:
     """One graph input on its own thread, as the supervisor runs it."""
 
-    def __init__(self, harness: PipelineHarness, config: GraphConfig, input_id: str = "entra") -> None:
-        self.client: PipelineClient = harness.connect("graph", input_id=input_id)
+    def __init__(self, harness: PipelineHarness, config: GraphConfig, input_id: str = "entra",
+                 module_processors: list[Processor] | None = None) -> None:
+        self.client: PipelineClient = connect(harness, config, input_id, module_processors)
         self.stop = threading.Event()
         self.context = InputContext(
             input_id, self.client, self.stop, logging.getLogger("test.graph"), self.client.stats, harness.data_path
@@ -113,8 +131,9 @@ class RunningInput:
 def start(harness: PipelineHarness) -> Iterator[Callable[..., RunningInput]]:
     started: list[RunningInput] = []
 
-    def start_input(config: GraphConfig, input_id: str = "entra") -> RunningInput:
-        running = RunningInput(harness, config, input_id)
+    def start_input(config: GraphConfig, input_id: str = "entra",
+                    module_processors: list[Processor] | None = None) -> RunningInput:
+        running = RunningInput(harness, config, input_id, module_processors)
         started.append(running)
         return running
 
@@ -245,7 +264,7 @@ def test_updated_alert_is_forwarded_again(
 
 
 def run_once(harness: PipelineHarness, config: GraphConfig) -> None:
-    client = harness.connect("graph", input_id="once")
+    client = connect(harness, config, "once")
     context = InputContext("once", client, threading.Event(), logging.getLogger("test.graph"), client.stats,
                            harness.data_path)
     GraphInput(config, context).run()
@@ -427,7 +446,7 @@ def test_input_restarted_in_the_same_process_resumes_from_what_was_acknowledged(
     for n in range(6):
         add_sign_in(graph, f"before-{n}", 300 + n)
     config = graph_config(server, page_size=4)
-    client = harness.connect("graph", input_id="restarted")
+    client = connect(harness, config, "restarted")
 
     def run_until_stopped(stop: threading.Event) -> threading.Thread:
         context = InputContext("restarted", client, stop, logging.getLogger("test.graph"), client.stats,
@@ -472,4 +491,65 @@ def test_a_dense_backfill_commits_in_chunks_of_bounded_size(
     # The first hour holds 60 records: the chunks that follow are 10 minutes long.
     windows = [query["$filter"] for query in graph.requests_to(SIGN_INS)]
     assert len(windows) >= 12, len(windows)
+    running.halt()
+
+
+def test_standalone_input_without_normalize_ships_the_raw_record_and_its_original(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput]
+) -> None:
+    record = add_sign_in(graph, "raw-1", 400)
+    running = start(graph_config(server, normalize=False, preserve_original_event=True))
+    [event] = harness.take(1)
+    assert list(event.fields) == ["message", "event", "agent", "ecs", "host", "input"]
+    assert orjson.loads(event.fields["message"]) == record
+    assert event.fields["event"] == {"original": event.fields["message"]}
+    assert event.timestamp == datetime.datetime.fromisoformat(record["createdDateTime"]).timestamp()
+    running.halt()
+
+
+def refuse(user_names: set[str]) -> Processor:
+    """A module processor that cannot map the sign-ins of `user_names` (as a mapping bug would)."""
+
+    def unmappable_probe(event: Event) -> Event:
+        if event.record["userPrincipalName"] in user_names:
+            raise ValueError("no mapping for this sign-in")
+        return event
+
+    return unmappable_probe
+
+
+def test_a_record_the_mapping_cannot_handle_is_forwarded_raw_once_and_the_records_after_it_flow(
+    harness: PipelineHarness, server: FakeHttpsServer, graph: FakeGraphApi, start: Callable[..., RunningInput],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    records = {n: add_sign_in(graph, f"m-{n}", 500 - n * 50) for n in range(5)}
+    unmappable = {records[1]["userPrincipalName"], records[3]["userPrincipalName"]}
+    config = graph_config(server)
+    running = start(config, module_processors=[refuse(unmappable), *standalone_mapping(config)])
+
+    events = {event.meta["_id"]: event for event in harness.take(5)}
+    assert sorted(events) == sorted(record["id"] for record in records.values())
+    for record in records.values():
+        event = events[record["id"]]
+        assert orjson.loads(event.fields["message"]) == record
+        if record["userPrincipalName"] in unmappable:
+            assert event.fields["tags"] == ["_parse_failure"]
+            assert event.fields["error"]["message"] == (
+                "cannot map the record to ECS (unmappable_probe): ValueError: no mapping for this sign-in")
+            assert "cloud" not in event.fields and "source" not in event.fields
+        else:
+            assert "tags" not in event.fields
+            assert event.fields["source"]["ip"] == "203.0.113.7"
+    assert running.client.stats.extra["mapping_failures"] == 2
+    warnings = [record.getMessage() for record in caplog.records if "cannot map a record" in record.getMessage()]
+    assert len(warnings) == 1 and "unmappable_probe" in warnings[0] and "ValueError" in warnings[0], warnings
+
+    # No retry: the input goes on polling; the overlap it re-reads never brings the failed records back.
+    marker = add_sign_in(graph, "marker", 5)
+    assert ids(harness.take(1)) == [marker["id"]]
+    polls = len(graph.requests_to(SIGN_INS))
+    wait_for(lambda: len(graph.requests_to(SIGN_INS)) >= polls + 3)
+    assert harness.take(1, timeout=0.05) == []
+    assert running.client.stats.extra["mapping_failures"] == 2
     running.halt()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from forwarder.schema.section import Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.console import ConsoleOutput, parse_config
 from forwarder.pipeline.event import Event
+from forwarder.schema.section import Section
 from forwarder.stats import OutputStats
 
 
@@ -42,3 +42,15 @@ def test_pretty_output_is_indented_json(harness, capfdbinary):
         while position < len(text) and text[position].isspace():
             position += 1
     assert messages == ["first", "second"]
+
+
+def test_settings_are_checked_with_their_key_path():
+    problems = []
+    section = Section({"codec": {"json": {}}, "bulk_max_size": 0, "prety": True}, "output.console", "f.yml", problems)
+    config = parse_config(section)
+    section.finish()
+    assert [str(p) for p in problems] == [
+        "f.yml: output.console.bulk_max_size: must be at least 1 (got 0)",
+        "f.yml: output.console.prety: unknown setting (did you mean 'output.console.pretty'?)",
+    ]
+    assert (config.pretty, config.index) == (False, "filebeat")

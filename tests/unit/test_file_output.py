@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from forwarder.schema.section import Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.file import FileOutput, parse_config
 from forwarder.pipeline.event import Event
+from forwarder.schema.section import Section
 from forwarder.stats import OutputStats
 
 
@@ -90,3 +92,33 @@ def test_full_disk_is_retried_without_loss_or_commit(tmp_path, harness):
     assert wait_for(lambda: harness.registry.get("filestream::f::src") == 4)
     output.stop(2)
     assert [line["message"] for line in lines_in(current)] == ["0", "1", "2", "3", "4"]
+
+
+def parse_problems(data):
+    problems = []
+    config = parse_config(Section(data, "output.file", "forwarder.yml", problems))
+    return config, [str(p) for p in problems]
+
+
+def test_permissions_are_read_as_an_octal_mode(tmp_path):
+    config, problems = parse_problems({"path": str(tmp_path), "permissions": "0640"})
+    assert problems == [] and config.permissions == 0o640
+    config, problems = parse_problems({"path": str(tmp_path), "permissions": 0o600})
+    assert problems == [] and config.permissions == 0o600
+    _, problems = parse_problems({"path": str(tmp_path), "permissions": "rw-r-----"})
+    assert problems == ["forwarder.yml: output.file.permissions: expected an octal file mode such as 0600 "
+                        "(got 'rw-r-----')"]
+
+
+def test_a_missing_path_is_one_config_error_line_from_the_real_command(tmp_path):
+    config = tmp_path / "forwarder.yml"
+    config.write_text("forwarder.inputs:\n  - type: syslog\n    protocol.udp.host: 127.0.0.1:5514\n"
+                      "output.file:\n  filename: events\n  rotate_every_kb: 0\n")
+    os.chmod(config, 0o600)
+    result = subprocess.run([sys.executable, "-m", "forwarder", "test", "config", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"config error: {config}: output.file.path: is required (a string)",
+        f"config error: {config}: output.file.rotate_every_kb: must be at least 1 (got 0)",
+    ]

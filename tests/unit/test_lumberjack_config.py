@@ -10,9 +10,9 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from forwarder.schema.section import Problem, Section
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.config import HostAddress, LogstashConfig, parse_host
+from forwarder.schema.section import Problem, Section
 
 
 def parse(data: dict[str, Any]) -> tuple[LogstashConfig, list[str]]:
@@ -201,3 +201,29 @@ def test_a_wrong_passphrase_is_a_config_error_that_does_not_show_the_passphrase(
         assert len(problems) == 1 and problems[0].startswith("forwarder.yml: output.logstash.ssl.key: cannot load")
         assert "wrong-passphrase" not in problems[0]
     assert "right-passphrase" not in repr(good)
+
+
+def test_negative_ttl_and_zero_timeout_are_refused_with_the_shared_bounds_messages() -> None:
+    _, problems = parse({"hosts": ["a"], "ttl": -5, "timeout": "0s"})
+    assert problems == ["forwarder.yml: output.logstash.timeout: must be a duration greater than 0",
+                        "forwarder.yml: output.logstash.ttl: must not be negative"]
+
+
+def test_an_empty_proxy_url_is_accepted_as_unset() -> None:
+    config, problems = parse({"hosts": ["a"], "proxy_url": "", "proxy_use_local_resolver": True})
+    assert problems == [] and config.hosts == [HostAddress("a", 5044)]
+
+
+def test_an_unknown_key_is_reported_once_when_the_caller_finishes_the_section_again() -> None:
+    problems: list[Problem] = []
+    section = Section({"hosts": ["a"], "pipelinig": 4}, "output.logstash", "forwarder.yml", problems)
+    OUTPUT_TYPE.parse_config(section)
+    section.finish()
+    assert [str(p) for p in problems] == [
+        "forwarder.yml: output.logstash.pipelinig: unknown setting (did you mean 'output.logstash.pipelining'?)"]
+
+
+def test_the_secret_passphrase_is_not_echoed_when_mistyped() -> None:
+    _, problems = parse({"hosts": ["a"], "ssl": {"enabled": False, "key_passphrase": ["hunter2-passphrase"]}})
+    assert problems == ["forwarder.yml: output.logstash.ssl.key_passphrase: expected a string "
+                        "(got a value that is not shown (secret))"]

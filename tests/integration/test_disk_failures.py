@@ -246,3 +246,46 @@ def test_every_corrupted_snapshot_is_kept(tmp_path):
     assert kept == sorted([b"\0" * 64, b'{"seq": '])
     assert set(site.shipped().values()) == {1}
 
+
+
+LOG_CONFIG = """
+    forwarder.inputs:
+      - type: filestream
+        id: app
+        paths: ["{input}"]
+    output.file:
+      path: ${{path.home}}/events
+    logging:
+      level: debug
+      to_stderr: true
+      files.rotateeverybytes: 10MiB
+      metrics.period: 10ms
+"""
+
+
+def log_disk_warnings(forwarder: FileLoggingForwarder) -> list[str]:
+    return [line for line in forwarder.log_path.read_text().splitlines() if line.startswith("warning: cannot write")]
+
+
+def test_full_log_disk_is_one_warning_not_a_traceback_per_line_and_logging_resumes(tmp_path):
+    (tmp_path / "input").mkdir()
+    forwarder = FileLoggingForwarder(tmp_path, LOG_CONFIG.format(input=tmp_path / "input" / "app.log"))
+    with small_filesystem(tmp_path / "logs", size="256k") as logs:
+        forwarder.start()
+        try:
+            log_file = logs / "forwarder"
+            wait_until(lambda: log_file.exists() and log_file.stat().st_size > 0, 30, "the first log lines")
+            filler = fill_filesystem(logs)
+            wait_until(lambda: log_disk_warnings(forwarder), 60, "the full log disk reported")
+            size_when_full = log_file.stat().st_size
+
+            filler.unlink()
+            wait_until(lambda: log_file.stat().st_size > size_when_full + 4096, 60, "log lines written again")
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()
+    stderr = forwarder.log_path.read_text()
+    assert "Traceback" not in stderr and "Logging error" not in stderr, stderr[-3000:]
+    warnings = log_disk_warnings(forwarder)
+    assert len(warnings) == 1, stderr[-3000:]
+    assert str(logs / "forwarder") in warnings[0] and "free space" in warnings[0]

@@ -96,3 +96,19 @@ def test_files_are_private(tmp_path):
     registry.close()
     for path in tmp_path.iterdir():
         assert os.stat(path).st_mode & 0o077 == 0, path
+
+
+def test_torn_tail_is_cut_so_the_next_commit_is_not_glued_to_it(tmp_path):
+    Registry(tmp_path, flush_interval=0).close()  # a snapshot and an empty journal to append to
+    journal = max(tmp_path.glob("journal-*.log"), key=lambda p: int(p.stem.split("-")[1]))
+    with open(journal, "ab") as handle:
+        handle.write(b'0badc0de {"seq": 99, "set": {"k": 3')
+    reopen(tmp_path).commit({"k": 5})
+    assert reopen(tmp_path).get("k") == 5
+    assert journal.read_bytes().count(b"\n") == 1 and b"0badc0de" not in journal.read_bytes()
+
+
+def test_directories_created_for_the_registry_are_0750(tmp_path):
+    Registry(tmp_path / "data" / "registry" / "forwarder", flush_interval=0).close()
+    for directory in ("data", "data/registry", "data/registry/forwarder"):
+        assert os.stat(tmp_path / directory).st_mode & 0o777 == 0o750, directory

@@ -42,6 +42,8 @@ class O365Config:
     adjust_clock_min_difference: float = 300.0
     adjust_clock_warn: bool = True
     set_id_from_audit_record: bool = True
+    # This and `tenant_names`, `normalize`: read by the `o365_ecs` processor, which maps the records
+    # (the input's standalone_processors hands them over; the module passes its own variables).
     preserve_original_event: bool = False
     tenant_names: dict[str, str] = field(default_factory=dict)
     ca_bundle: str | None = None

@@ -19,6 +19,7 @@ CONFIG = """
     forwarder.registry.flush: 0s
     output.file:
       path: ${{path.data}}/events
+      rotate_every_kb: 1
     logging:
       level: debug
       to_stderr: true
@@ -46,6 +47,10 @@ def test_files_under_data_and_logs_are_owner_only_after_many_rotations(tmp_path,
     try:
         forwarder.wait_for_log("forwarder started")
         wait_until(lambda: len(output_events(tmp_path)) == 50, 30, "50 events in the output")
+        with open(source, "a") as handle:
+            handle.write("".join(f"line {n}\n" for n in range(50, 100)))
+        wait_until(lambda: len(output_events(tmp_path)) == 100, 30, "100 events in the output")
+        assert len(list((tmp_path / "data" / "events").iterdir())) > 1, "the output file was rotated too"
         # Every metrics line is longer than rotateeverybytes, so each one rotates the log file.
         wait_until(lambda: sum(line.get("message") == "metrics" for line in forwarder.log_lines()) >= 60, 60,
                    "60 metrics lines, each rotating the log file")

@@ -49,14 +49,16 @@ class BufferBudget:
             self._total -= self._held.pop(key, 0)
             self._changed.notify_all()
 
-    def wait_for_room(self, key: int, stop: threading.Event) -> bool:
-        """Blocks while the bound is reached and others hold more; True if it waited. Returns once `stop` is set."""
+    def has_room(self, key: int) -> bool:
+        """Whether connection `key` may read now: the bound is not reached, or it holds the most."""
         with self._changed:
-            waited = False
+            return self._may_read(key)
+
+    def wait_for_room(self, key: int, stop: threading.Event) -> None:
+        """Blocks until connection `key` may read, or `stop` is set."""
+        with self._changed:
             while not self._may_read(key) and not stop.is_set():
-                waited = True
                 self._changed.wait(_WAIT_SECONDS)
-            return waited
 
     def _may_read(self, key: int) -> bool:
         if self._total < self.limit:

@@ -54,7 +54,7 @@ class TcpListener(Listener):
         self._log = context.log
         self._counters = context.counters
         self._stop = context.stop
-        self._label = f"syslog tcp {config.host}:{config.port}"
+        self._label = f"syslog tcp {address_text(self.address)}"
         self._slots = threading.Semaphore(config.max_connections)
         self._at_connection_limit = False
         self._budget = BufferBudget(config.max_buffered_bytes)
@@ -176,8 +176,9 @@ class TcpListener(Listener):
     def _read_frames(self, conn: socket.socket, peer: Any, splitter: SyslogFrameSplitter, key: int) -> _End:
         idle_since = time.monotonic()
         while not self._stop.is_set():
-            if self._budget.wait_for_room(key, self._stop):
+            if not self._budget.has_room(key):
                 self._note_pause()
+                self._budget.wait_for_room(key, self._stop)
                 idle_since = time.monotonic()
                 continue
             try:

@@ -4,8 +4,10 @@ Steps, in order: permission check, YAML parse, dotted keys expanded into
 nested mappings (`output.logstash.hosts: [...]` and the nested form mean the
 same, as in Filebeat), `-E key=value` overrides, every `filebeat.` key read as
 its `forwarder.` twin, then `${VAR}` expansion (keystore, then environment,
-then other settings such as `${path.data}`). Problems are collected and raised
-together as a ConfigError naming file and key path.
+then other settings such as `${path.data}`; an expanded value stays text, and
+only a setting's declared type converts it). Problems are collected and raised
+together as a ConfigError naming file and key path. Every YAML text is parsed
+with a bound on alias expansion, so a few hundred bytes cannot become gigabytes.
 """
 
 from __future__ import annotations

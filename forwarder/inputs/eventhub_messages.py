@@ -23,6 +23,7 @@ from forwarder.inputs.eventhub_checkpoints import message_cursor
 from forwarder.inputs.eventhub_config import EventHubConfig
 from forwarder.inputs.eventhub_decoder import decode_body, parse_failure_fields
 from forwarder.pipeline.event import Event, format_timestamp
+from forwarder.pipeline.json_text import json_text
 
 # A warning about empty bodies at most this often per partition; the counters keep the rest.
 WARNING_INTERVAL = 60.0
@@ -85,7 +86,7 @@ class PartitionReader:
             events = [Event(fields, enqueued_epoch, {"_id": id_prefix + "0"}, record_kind=UNPARSABLE_BODY)]
         else:
             # Each event gets its own copy of the envelope: the processor merges it into the record's `azure`.
-            events = [Event({"message": orjson.dumps(record).decode(), "azure": dict(envelope)}, enqueued_epoch,
+            events = [Event({"message": json_text(record), "azure": dict(envelope)}, enqueued_epoch,
                             {"_id": id_prefix + str(index)}, record=record)
                       for index, record in enumerate(decoded.records)]
             self.records += len(events)

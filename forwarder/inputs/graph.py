@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
@@ -32,6 +30,7 @@ from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.request_pacer import RequestPacer
 from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
 from forwarder.pipeline.event import Event, parse_timestamp
+from forwarder.pipeline.json_text import json_text
 
 # A backfill commits progress every chunk of new time: at most an hour, shorter when an hour holds more than
 # CHUNK_RECORDS records, because the cursor carries a dedupe key per record of its window (and the acker holds a
@@ -203,7 +202,7 @@ def record_event(record: dict[str, Any], stream: str, key: str, timestamp: float
     `timestamp` is the record's `record_time`, or the time it was read when it has none (or 0); the
     mapping replaces it with the record's own event time.
     """
-    return Event({"message": orjson.dumps(record).decode()}, timestamp, {"_id": key}, record=record, record_kind=stream)
+    return Event({"message": json_text(record)}, timestamp, {"_id": key}, record=record, record_kind=stream)
 
 
 def record_time(record: dict[str, Any], stream: str) -> float | None:

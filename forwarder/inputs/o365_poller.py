@@ -18,8 +18,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from forwarder.inputs.o365_config import O365Config, source_name
 from forwarder.inputs.o365_cursor import ListWindow, ListWindowPlanner, O365Cursor
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
@@ -27,6 +25,7 @@ from forwarder.net.management_client import ContentBlob, ErrorKind, ManagementAp
 from forwarder.net.request_pacer import RequestPacer
 from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
 from forwarder.pipeline.event import Event, parse_timestamp
+from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
 
 # A parked tenant or content type is tried again after this long (the supervisor's pace for a parked input).
@@ -286,7 +285,7 @@ def record_event(record: Any, tenant_id: str, set_id: bool, clock: Callable[[], 
     """The event the input emits for one audit record: the raw JSON in `message`, its `CreationTime` (or now)
     and id, the record itself for the `o365_ecs` processor that maps it, and the tenant it was read from as
     `record_kind` (the processor names the tenant from it). Anything not an object stays a parse failure."""
-    raw = orjson.dumps(record).decode()
+    raw = json_text(record)
     fields: dict[str, Any] = {"message": raw}
     if not isinstance(record, dict):
         fields["error"] = {"message": "the audit record is not a JSON object"}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from forwarder import __version__
 from forwarder.pipeline.event import Event, format_timestamp
+from forwarder.pipeline.json_text import json_bytes
 
 
 class EventEncoder:
@@ -25,12 +24,9 @@ class EventEncoder:
         return document
 
     def encode(self, event: Event) -> bytes:
-        document = self.document(event)
-        try:
-            return orjson.dumps(document, default=_fallback)
-        except orjson.JSONEncodeError:
-            # Rare (a non-string key from a YAML `fields` map): the slower option handles it.
-            return orjson.dumps(document, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
+        # Rarely orjson refuses (a non-string key from a YAML `fields` map, an integer beyond 64 bits):
+        # json_bytes falls back to slower encoders instead of failing the batch.
+        return json_bytes(self.document(event), _fallback)
 
 
 def _fallback(value: Any) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
 import threading
 import time
 from enum import Enum
@@ -27,6 +26,7 @@ from forwarder.inputs.syslog_config import TcpConfig
 from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
 from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, Message, address_text
 from forwarder.inputs.syslog_throttle import ThrottledWarning
+from forwarder.inputs.syslog_tls import TlsServerStream
 
 _RECV_SIZE = 65536
 # Counters this listener adds to the input's /stats.
@@ -124,38 +124,33 @@ class TcpListener(Listener):
                                       self._label, self.config.max_connections)
 
     def _handle(self, conn: socket.socket, peer: Any) -> None:
+        stream: socket.socket | TlsServerStream | None = conn
         try:
             conn.settimeout(POLL_SECONDS)
             if self.config.tls is not None:
-                conn = self._handshake(conn, address_text(peer))
-            if conn is not None:
-                self._read(conn, peer)
+                stream = self._handshake(conn, address_text(peer))
+            if stream is not None:
+                self._read(stream, peer)
         finally:
-            if conn is not None:
-                conn.close()
+            conn.close()
             with self._lock:
                 self._connections.discard(threading.current_thread())
                 self._counters.set("tcp_connections", len(self._connections))
             self._slots.release()
 
-    def _handshake(self, conn: socket.socket, source: str) -> ssl.SSLSocket | None:
+    def _handshake(self, conn: socket.socket, source: str) -> TlsServerStream | None:
         assert self.config.tls is not None
-        tls = self.config.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        deadline = time.monotonic() + min(self.config.timeout, 30.0)
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                tls.do_handshake()
-                return tls
-            except TimeoutError:
-                continue
-            except OSError as exc:
+        stream = TlsServerStream(conn, self.config.tls)
+        try:
+            stream.handshake(self._stop, min(self.config.timeout, 30.0))
+        except OSError as exc:
+            if not self._stop.is_set():
                 self._tls_warnings.warn("syslog tls handshake with %s failed: %s", source,
                                         getattr(exc, "reason", None) or exc)
-                break
-        tls.close()
-        return None
+            return None
+        return stream
 
-    def _read(self, conn: socket.socket, peer: Any) -> None:
+    def _read(self, conn: socket.socket | TlsServerStream, peer: Any) -> None:
         """Reads frames until the connection ends, then forwards the frame it was in the middle of."""
         splitter = SyslogFrameSplitter(self.config.max_message_size, self.config.line_delimiter)
         key = self._budget.join()
@@ -173,7 +168,8 @@ class TcpListener(Listener):
             if end is not _End.PIPELINE_STOPPED:
                 self._forward_rest(splitter.finish(), end, peer)
 
-    def _read_frames(self, conn: socket.socket, peer: Any, splitter: SyslogFrameSplitter, key: int) -> _End:
+    def _read_frames(self, conn: socket.socket | TlsServerStream, peer: Any, splitter: SyslogFrameSplitter,
+                     key: int) -> _End:
         idle_since = time.monotonic()
         while not self._stop.is_set():
             if not self._budget.has_room(key):
@@ -187,8 +183,6 @@ class TcpListener(Listener):
                 if time.monotonic() - idle_since > self.config.timeout:
                     return _End.IDLE
                 continue
-            except ssl.SSLEOFError:
-                return _End.CLOSED  # the sender closed without TLS close_notify, as many do: still an end
             except ConnectionResetError:
                 self._counters.add("tcp_connection_resets")
                 self._reset_warnings.warn(

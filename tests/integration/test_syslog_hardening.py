@@ -68,14 +68,22 @@ def test_tls13_sender_that_closes_without_reading_loses_nothing(harness, listene
     assert counter(running, "tcp_connection_resets") == 0
 
 
-def test_a_reset_that_cuts_a_stream_is_counted_logged_and_the_partial_message_forwarded(harness, listener, caplog):
-    running = listener(protocol={"tcp": {"host": "127.0.0.1:0"}})
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_reset_that_cuts_a_stream_is_counted_logged_and_the_partial_message_forwarded(
+        harness, listener, caplog, tmp_path, tls):
+    ca, _ = tls_files(tmp_path)
+    settings = {"certificate": str(tmp_path / "server.pem"), "key": str(tmp_path / "server.key")} if tls else None
+    running = listener(protocol={"tcp": {"host": "127.0.0.1:0", **({"ssl": settings} if tls else {})}})
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
         conn = socket.create_connection(("127.0.0.1", running.port("tcp")))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends a reset
+        if tls:
+            context = ssl.create_default_context()
+            ca.configure_trust(context)
+            conn = context.wrap_socket(conn, server_hostname="localhost")
         conn.sendall(b"<13>complete\n<13>partial mess")
         [complete] = harness.take(1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()  # SO_LINGER 0: the close sends a reset
+        conn.close()
         [partial] = harness.take(1)
         wait_for(lambda: counter(running, "tcp_connections") == 0)
     assert complete.fields["message"] == "complete"
@@ -84,6 +92,24 @@ def test_a_reset_that_cuts_a_stream_is_counted_logged_and_the_partial_message_fo
     assert counter(running, "tcp_frames_cut") == 1
     assert len(warnings_with(caplog, "was reset by the sender")) == 1
     assert len(warnings_with(caplog, "in the middle of a message")) == 1
+
+
+def test_tls_sender_closing_without_close_notify_is_a_normal_end(harness, listener, tmp_path, caplog):
+    ca, _ = tls_files(tmp_path)
+    running = listener(protocol={"tcp": {"host": "127.0.0.1:0", "ssl": {
+        "certificate": str(tmp_path / "server.pem"), "key": str(tmp_path / "server.key")}}})
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME), \
+            socket.create_connection(("127.0.0.1", running.port("tcp"))) as raw:
+        conn = context.wrap_socket(raw, server_hostname="localhost")
+        conn.sendall(b"<13>one\n<13>last line without delimiter")
+        conn.close()
+        events = harness.take(2)
+        wait_for(lambda: counter(running, "tcp_connections") == 0)
+    assert [(e.fields["message"], e.meta) for e in events] == [("one", {}), ("last line without delimiter", {})]
+    assert counter(running, "tcp_connection_resets") == counter(running, "tcp_frames_cut") == 0
+    assert not warnings_with(caplog, "syslog")
 
 
 @pytest.mark.parametrize(("unfinished", "message"), [

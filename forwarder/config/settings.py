@@ -141,8 +141,8 @@ def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, l
     keystore_path = keystore_location(merged, paths)
     try:
         secrets = Keystore(keystore_path, options.strict_perms).load()
-    except KeystoreError as exc:
-        raise ConfigError([Problem(str(keystore_path), "", str(exc))]) from None
+    except KeystoreError as exc:  # its message names the keystore's path already
+        raise ConfigError([Problem("keystore", "", str(exc))]) from None
     path_values = {"path.home": str(paths.home), "path.config": str(paths.config),
                    "path.data": str(paths.data), "path.logs": str(paths.logs)}
 

@@ -18,13 +18,14 @@ import contextlib
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
 from forwarder.config.settings import LoggingSettings
-from forwarder.disk import disk_problem, make_private_directory
+from forwarder.disk import OwnedDirectory, disk_problem, make_private_directory
 
 REPORT_INTERVAL = 60.0
 
@@ -79,3 +80,9 @@ def rotating_log_file(settings: LoggingSettings) -> PrivateRotatingFileHandler:
                                           settings.keepfiles - 1, settings.permissions)
     except OSError as exc:
         raise LogFileError(disk_problem(exc, directory, "path.logs")) from None
+
+
+def owned_log_directory(settings: LoggingSettings) -> OwnedDirectory:
+    """The log directory and its log files (`NAME`, `NAME.1`, …), for tightening what an earlier version left open."""
+    return OwnedDirectory(Path(settings.files_path), re.compile(re.escape(settings.files_name) + r"(\.\d+)?"),
+                          settings.permissions)

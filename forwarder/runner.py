@@ -1,7 +1,8 @@
 """Runs the forwarder: builds the pipeline from Settings, supervises inputs, shuts down cleanly.
 
-Start order: data-directory lock, registry, queue, output, then one
-supervised thread per input. Stop order (SIGTERM/SIGINT): inputs are told to
+Start order: data-directory lock, the modes of the forwarder's own files
+narrowed to owner-only (an earlier version left them 0644/0755), registry,
+queue, output, then one supervised thread per input. Stop order (SIGTERM/SIGINT): inputs are told to
 stop and the queue stops taking new events, the output keeps delivering what
 is queued for up to `shutdown_timeout`, then the output stops and the
 registry is flushed. Anything not acknowledged by then was never committed
@@ -14,15 +15,26 @@ import gc
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
 from pathlib import Path
 
 from forwarder.config.settings import Settings
-from forwarder.disk import FILE_MODE, disk_problem, make_private_directory, write_atomically
+from forwarder.disk import (
+    FILE_MODE,
+    DiskError,
+    OwnedDirectory,
+    disk_problem,
+    make_private_directory,
+    tighten_owned_modes,
+    write_atomically,
+)
 from forwarder.inputs.base import InputContext, PermanentInputError
+from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
+from forwarder.outputs import file as file_output
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.pipeline import Pipeline
@@ -52,6 +64,7 @@ class Forwarder:
         settings = self.settings
         lock = DataDirectoryLock(settings.paths.data)
         lock.acquire()
+        tighten_modes(settings)
         collector = CycleCollector()
         collector.start()
         try:
@@ -66,7 +79,11 @@ class Forwarder:
             agent = AgentInfo(name=settings.name, id=persistent_agent_id(settings.paths.data))
             pipeline = Pipeline(queue, registry, settings.processors, agent, self.stats)
             self.stats.output, self.stats.queue, self.stats.registry = output_stats, queue, registry
-            output.start(queue)
+            try:
+                output.start(queue)
+            except DiskError as exc:
+                registry.close()
+                raise StartupError(str(exc)) from None
             for spec in settings.inputs:
                 client = pipeline.connect(spec.client)
                 thread = threading.Thread(target=self._supervise, args=(spec, client), daemon=True,
@@ -212,6 +229,30 @@ class DataDirectoryLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def tighten_modes(settings: Settings) -> None:
+    """Narrows what an earlier version left group-writable or open to others; logs what changed in one line."""
+    changes = tighten_owned_modes(owned_directories(settings))
+    if changes.tightened:
+        log.info("made owner-only what an earlier version left open (directories 0750, files their configured "
+                 "mode): %s", "; ".join(changes.tightened))
+    if changes.failed:
+        log.warning("cannot make these owner-only: %s", "; ".join(changes.failed))
+
+
+def owned_directories(settings: Settings) -> list[OwnedDirectory]:
+    """The forwarder's own directories and files under path.data and path.logs; input paths are never among them."""
+    owned = [
+        OwnedDirectory(settings.paths.data, re.compile(r"meta\.json|forwarder\.lock"), FILE_MODE),
+        OwnedDirectory(settings.registry_path),
+        OwnedDirectory(settings.registry_path / "forwarder", re.compile(r".+"), settings.registry_permissions),
+    ]
+    if settings.logging.to_files:
+        owned.append(owned_log_directory(settings.logging))
+    if isinstance(settings.output_config, file_output.FileConfig):
+        owned.append(file_output.owned_directory(settings.output_config))
+    return owned
 
 
 def persistent_agent_id(data_path: Path) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from forwarder.disk import DiskError, OwnedDirectory, disk_problem, make_private_directory
 from forwarder.outputs.base import HostCheck, OutputType
 from forwarder.outputs.batch_worker import BatchWorker
 from forwarder.outputs.codec import EventEncoder
@@ -34,6 +36,7 @@ def _read_file_mode(section: Section, key: str, setting: Setting, default: int) 
         return default
 
 
+PATH_SETTING = "output.file.path"
 FILE_MODE = ValueType("octal file mode", _read_file_mode, lambda text: int(text, 8))
 
 SETTINGS = (
@@ -94,9 +97,17 @@ class FileOutput:
                                    config.backoff_max)
 
     def start(self, queue) -> None:
-        self._config.path.mkdir(parents=True, exist_ok=True, mode=0o750)
-        if self._config.rotate_on_startup and self._current.exists() and self._current.stat().st_size > 0:
-            self._rotate()
+        """Raises DiskError (one line naming the path and the fix) when the directory cannot be made or rotated."""
+        directory = self._config.path
+        try:
+            make_private_directory(directory)
+        except OSError as exc:
+            raise DiskError(disk_problem(exc, directory, PATH_SETTING, "create directory")) from None
+        try:
+            if self._config.rotate_on_startup and self._current.exists() and self._current.stat().st_size > 0:
+                self._rotate()
+        except OSError as exc:
+            raise DiskError(disk_problem(exc, directory, PATH_SETTING, "rotate the files in")) from None
         self._worker.start(queue)
 
     def stop(self, timeout: float) -> None:
@@ -156,12 +167,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def owned_directory(config: FileConfig) -> OwnedDirectory:
+    """The output directory and its event files, for tightening what an earlier version left open."""
+    return OwnedDirectory(config.path, re.compile(re.escape(config.filename) + r"(\.\d+)?\.ndjson"),
+                          config.permissions)
+
+
 def check(config: FileConfig) -> list[HostCheck]:
     target = str(config.path)
     try:
-        config.path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        make_private_directory(config.path)
     except OSError as exc:
-        return [HostCheck(target, False, f"cannot create directory: {exc.strerror}")]
+        return [HostCheck(target, False, disk_problem(exc, config.path, PATH_SETTING, "create directory"))]
     if not os.access(config.path, os.W_OK):
         return [HostCheck(target, False, "directory is not writable by this user")]
     return [HostCheck(target, True, f"writable; events go to {config.path / (config.filename + '.ndjson')}")]

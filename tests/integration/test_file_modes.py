@@ -68,3 +68,85 @@ def test_files_under_data_and_logs_are_owner_only_after_many_rotations(tmp_path,
         if mode != wanted:
             wrong[name] = f"{mode:04o} (want {wanted:04o})"
     assert wrong == {}
+
+
+OLDER_INSTALLATION_CONFIG = """
+    forwarder.inputs:
+      - type: filestream
+        id: app
+        paths: ["${path.data}/inbox/*.log"]
+        prospector.scanner.check_interval: 0.1s
+    forwarder.registry.flush: 0s
+    output.file:
+      path: ${path.data}/events
+      rotate_every_kb: 1
+    logging:
+      to_stderr: true
+      files:
+        rotateeverybytes: 2048
+        permissions: 0640
+      metrics.period: 20ms
+"""
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def tightening_lines(forwarder: FileLoggingForwarder) -> list[str]:
+    return [line["message"] for line in forwarder.log_lines() if "made owner-only" in line.get("message", "")]
+
+
+def test_an_older_installation_is_made_owner_only_at_start_and_nothing_else_is_touched(tmp_path):
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    source = data / "inbox" / "app.log"
+    source.parent.mkdir(parents=True)
+    source.write_text("".join(f"line {n}\n" for n in range(50)))
+    forwarder = FileLoggingForwarder(tmp_path, OLDER_INSTALLATION_CONFIG)
+    try:
+        forwarder.start()
+        wait_until(lambda: len(output_events(tmp_path)) == 50, 30, "50 events in the output")
+        wait_until((logs / "forwarder.1").exists, 30, "a rotated log file")
+        assert forwarder.terminate() == 0
+        lines_before = len(tightening_lines(forwarder))  # the data directory made by this test was 0755
+
+        # What an earlier version left behind (umask 022 modes), and what is not the forwarder's.
+        older = {data: 0o755, data / "forwarder.lock": 0o644, data / "registry": 0o775,
+                 data / "registry" / "forwarder": 0o755, data / "events": 0o755, logs: 0o755,
+                 logs / "forwarder": 0o644, logs / "forwarder.1": 0o664}
+        older.update({path: 0o644 for path in (data / "registry" / "forwarder").iterdir()})
+        older.update({path: 0o664 for path in (data / "events").iterdir()})
+        stricter_by_the_site = {data / "meta.json": 0o400}
+        (data / "notes.txt").write_text("the operator's\n")
+        (logs / "other-app.log").write_text("another program's log\n")
+        (data / "registry" / "forwarder" / "link").symlink_to(data / "notes.txt")
+        not_ours = {data / "inbox": 0o755, source: 0o644, data / "notes.txt": 0o666, logs / "other-app.log": 0o644}
+        for path, mode in {**older, **stricter_by_the_site, **not_ours}.items():
+            path.chmod(mode)
+
+        forwarder.start()
+        assert forwarder.terminate() == 0
+        assert len(tightening_lines(forwarder)) == lines_before + 1
+        forwarder.start()
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+
+    line = tightening_lines(forwarder)[-1]
+    for path, mode in older.items():
+        wanted = 0o750 if path.is_dir() else 0o640 if path.parent == logs else 0o600
+        assert f"{path} {mode:04o} -> {wanted:04o}" in line
+    assert str(data / "inbox") not in line and "notes.txt" not in line and "other-app" not in line
+    assert len(tightening_lines(forwarder)) == lines_before + 1, "the third start found nothing left to tighten"
+
+    wrong = {}
+    for path in [data, *data.rglob("*"), logs, *logs.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path in not_ours or path in stricter_by_the_site:
+            wanted = {**not_ours, **stricter_by_the_site}[path]
+        else:
+            wanted = 0o750 if path.is_dir() else 0o640 if path.parent == logs else 0o600
+        if mode_of(path) != wanted:
+            wrong[str(path.relative_to(tmp_path))] = f"{mode_of(path):04o} (want {wanted:04o})"
+    assert wrong == {}

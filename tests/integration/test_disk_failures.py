@@ -289,3 +289,96 @@ def test_full_log_disk_is_one_warning_not_a_traceback_per_line_and_logging_resum
     warnings = log_disk_warnings(forwarder)
     assert len(warnings) == 1, stderr[-3000:]
     assert str(logs / "forwarder") in warnings[0] and "free space" in warnings[0]
+
+
+OUTPUT_CONFIG = """
+    forwarder.inputs:
+      - type: filestream
+        id: app
+        paths: ["{input}"]
+        prospector.scanner.check_interval: 0.1s
+    output.file:
+      path: {output}
+    logging.to_stderr: true
+    logging.metrics.enabled: false
+"""
+
+
+class OutputSite:
+    """A forwarder whose output.file directory the test breaks, with ten lines waiting to be shipped."""
+
+    def __init__(self, home: Path, output: Path) -> None:
+        self.output = output
+        source = home / "input" / "app.log"
+        source.parent.mkdir(parents=True)
+        source.write_text("".join(f"line {n}\n" for n in range(10)))
+        self.forwarder = FileLoggingForwarder(home, OUTPUT_CONFIG.format(input=source, output=output))
+
+    def start_and_fail(self) -> str:
+        """Starts, expects exit 1, and returns the one error line of that start."""
+        offset = self.forwarder.log_path.stat().st_size if self.forwarder.log_path.exists() else 0
+        self.forwarder.start()
+        assert self.forwarder.process.wait(timeout=60) == 1
+        stderr = self.forwarder.log_path.read_bytes()[offset:].decode(errors="replace")
+        assert "Traceback" not in stderr, stderr[-3000:]
+        lines = error_lines(stderr)
+        assert len(lines) == 1, stderr[-3000:]
+        return lines[0]
+
+    def shipped_once_after_the_fix(self) -> None:
+        """Nothing was acknowledged while the output could not start: every line arrives, once."""
+        self.forwarder.start()
+        try:
+            wait_until(lambda: len(self.messages()) >= 10, 30, "10 events in the output")
+            assert self.forwarder.terminate() == 0
+        finally:
+            self.forwarder.stop()
+        assert sorted(self.messages()) == sorted(f"line {n}" for n in range(10))
+
+    def messages(self) -> list[str]:
+        return [json.loads(raw)["message"] for path in self.output.glob("*.ndjson")
+                for raw in path.read_text().splitlines()]
+
+
+def test_output_directory_on_a_read_only_mount_is_one_line_and_exit_1(tmp_path):
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    site = OutputSite(tmp_path, mount / "events")
+    with read_only(mount):
+        line = site.start_and_fail()
+    assert f"cannot create directory {mount / 'events'}" in line
+    assert "read-only" in line and "output.file.path" in line, line
+    site.shipped_once_after_the_fix()
+
+
+def test_output_directory_under_a_file_is_one_line_naming_the_file_and_exit_1(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output directory's parent should be\n")
+    site = OutputSite(tmp_path, blocker / "events")
+    line = site.start_and_fail()
+    assert f"cannot create directory {blocker / 'events'}" in line
+    assert f"{blocker} is a file, not a directory" in line and "output.file.path" in line, line
+    blocker.unlink()
+    site.shipped_once_after_the_fix()
+
+
+def test_output_path_that_is_a_file_is_one_line_and_exit_1(tmp_path):
+    output = tmp_path / "events"
+    output.write_text("a file where the output directory should be\n")
+    site = OutputSite(tmp_path, output)
+    line = site.start_and_fail()
+    assert f"{output} is a file, not a directory" in line and "output.file.path" in line, line
+    output.unlink()
+    site.shipped_once_after_the_fix()
+
+
+def test_output_directory_that_cannot_be_rotated_at_start_is_one_line_and_exit_1(tmp_path):
+    output = tmp_path / "events"
+    output.mkdir()
+    (output / "forwarder.ndjson").write_text('{"message": "from an earlier run"}\n')
+    site = OutputSite(tmp_path, output)
+    with read_only(output):
+        line = site.start_and_fail()
+    assert f"cannot rotate the files in {output}" in line and "read-only" in line, line
+    (output / "forwarder.ndjson").unlink()
+    site.shipped_once_after_the_fix()

@@ -150,3 +150,29 @@ def test_an_older_installation_is_made_owner_only_at_start_and_nothing_else_is_t
         if mode_of(path) != wanted:
             wrong[str(path.relative_to(tmp_path))] = f"{mode_of(path):04o} (want {wanted:04o})"
     assert wrong == {}
+
+
+SHARED_OUTPUT_CONFIG = """
+    forwarder.inputs:
+      - type: filestream
+        id: app
+        paths: ["${path.home}/input/*.log"]
+    output.file:
+      path: ${path.home}/shared
+    logging.to_stderr: true
+    logging.metrics.enabled: false
+"""
+
+
+def test_a_shared_sticky_directory_pointed_at_by_mistake_keeps_its_mode(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    (tmp_path / "input").mkdir()
+    forwarder = FileLoggingForwarder(tmp_path, SHARED_OUTPUT_CONFIG)
+    try:
+        forwarder.start()
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert mode_of(shared) == 0o1777

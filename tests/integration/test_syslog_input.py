@@ -16,10 +16,10 @@ from collections import Counter
 import pytest
 import trustme
 
-from forwarder.schema.section import ConfigError, Section
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.inputs.syslog import INPUT_TYPE, SyslogInput
 from forwarder.pipeline.event import Event
+from forwarder.schema.section import ConfigError, Section
 
 LOGGER = shutil.which("logger")
 needs_logger = pytest.mark.skipif(LOGGER is None, reason="util-linux logger is not installed")

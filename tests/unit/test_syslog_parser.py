@@ -222,7 +222,9 @@ def test_parse_timezone_rejects_unknown_zones(text):
         parse_timezone(text)
 
 
-@pytest.mark.parametrize("data", [b"<13>1 - h a - - - bad \xff byte", b"no pri \xc3(", b"<13>Oct 11 22:14:15 h a: \xed\xa0\x80"])
+@pytest.mark.parametrize("data", [
+    b"<13>1 - h a - - - bad \xff byte", b"no pri \xc3(", b"<13>Oct 11 22:14:15 h a: \xed\xa0\x80",
+])
 def test_invalid_utf8_is_flagged(data):
     assert utc_parser().parse(data).invalid_utf8 is True
 

@@ -31,7 +31,8 @@ from forwarder.inputs.syslog_tls import TlsServerStream
 _RECV_SIZE = 65536
 # Counters this listener adds to the input's /stats.
 COUNTERS = ("tcp_connections", "tcp_accept_failures", "tcp_connection_limit_reached", "tcp_connection_resets",
-            "tcp_frames_cut", "tcp_octet_counts_ignored", "tcp_buffered_bytes", "tcp_read_pauses")
+            "tcp_read_errors", "tcp_frames_cut", "tcp_octet_counts_ignored", "tcp_buffered_bytes", "tcp_read_pauses",
+            "tls_handshake_failures")
 
 
 class _End(Enum):
@@ -67,8 +68,9 @@ class TcpListener(Listener):
         self._cut_warnings = ThrottledWarning(self._log)
         self._count_warnings = ThrottledWarning(self._log)
         self._pause_warnings = ThrottledWarning(self._log)
+        self._error_warnings = ThrottledWarning(self._log)
         self._throttles = (self._accept_warnings, self._limit_warnings, self._tls_warnings, self._reset_warnings,
-                           self._cut_warnings, self._count_warnings, self._pause_warnings)
+                           self._cut_warnings, self._count_warnings, self._pause_warnings, self._error_warnings)
         for name in COUNTERS:
             self._counters.set(name, 0)
 
@@ -145,6 +147,7 @@ class TcpListener(Listener):
             stream.handshake(self._stop, min(self.config.timeout, 30.0))
         except OSError as exc:
             if not self._stop.is_set():
+                self._counters.add("tls_handshake_failures")
                 self._tls_warnings.warn("syslog tls handshake with %s failed: %s", source,
                                         getattr(exc, "reason", None) or exc)
             return None
@@ -158,15 +161,16 @@ class TcpListener(Listener):
         try:
             end = self._read_frames(conn, peer, splitter, key)
         except OSError as exc:
-            self._log.debug("syslog tcp connection from %s: read failed: %s", address_text(peer), exc)
+            self._counters.add("tcp_read_errors")
+            self._error_warnings.warn("syslog tcp connection from %s failed: %s; whatever the sender had sent that "
+                                      "was not read yet is lost", address_text(peer), exc)
         finally:
             if end is _End.IDLE:
                 self._log.debug("syslog tcp connection from %s idle for %.0fs: closing", address_text(peer),
                                 self.config.timeout)
             self._budget.leave(key)
             self._counters.set("tcp_buffered_bytes", self._budget.total)
-            if end is not _End.PIPELINE_STOPPED:
-                self._forward_rest(splitter.finish(), end, peer)
+            self._forward_rest(splitter.finish(), end, peer)
 
     def _read_frames(self, conn: socket.socket | TlsServerStream, peer: Any, splitter: SyslogFrameSplitter,
                      key: int) -> _End:
@@ -206,18 +210,22 @@ class TcpListener(Listener):
         return _End.STOPPING
 
     def _forward_rest(self, frames: list[Frame], end: _End, peer: Any) -> None:
-        """Forwards what `finish()` returned; unless the sender closed cleanly, it was cut off and is counted."""
+        """Forwards what `finish()` returned; unless the sender closed cleanly, it was cut off: counted and logged.
+
+        When the pipeline no longer takes events, the frames are counted as lost at shutdown instead.
+        """
         cut = [frame for frame in frames if frame.truncated or end is not _End.CLOSED]
         if cut:
             self._counters.add("tcp_frames_cut", len(cut))
-            self._cut_warnings.warn("syslog tcp connection from %s ended (%s) in the middle of a message: "
-                                    "forwarded the %d byte(s) received, tagged _truncated",
-                                    address_text(peer), end.value, sum(len(frame.payload) for frame in cut))
         for position, frame in enumerate(frames):
             truncated = frame.truncated or end is not _End.CLOSED
             if not self.context.publish(Message(frame.payload, peer, truncated)):
                 self._counters.lose_at_shutdown(len(frames) - position)
                 return
+        if cut:
+            self._cut_warnings.warn("syslog tcp connection from %s ended (%s) in the middle of a message: "
+                                    "forwarded the %d byte(s) received, tagged _truncated",
+                                    address_text(peer), end.value, sum(len(frame.payload) for frame in cut))
 
     def _note_ignored_counts(self, splitter: SyslogFrameSplitter, peer: Any, count: int) -> None:
         self._counters.add("tcp_octet_counts_ignored", count)

@@ -2,8 +2,9 @@
 
 Start order: data-directory lock, the modes of the forwarder's own files
 narrowed to owner-only (an earlier version left them 0644/0755), registry,
-queue, output, then one supervised thread per input. Stop order (SIGTERM/SIGINT): inputs are told to
-stop and the queue stops taking new events, the output keeps delivering what
+queue, output, then one supervised thread per input. Stop order
+(SIGTERM/SIGINT): inputs are told to stop and the queue stops taking new
+events, the output keeps delivering what
 is queued for up to `shutdown_timeout`, then the output stops and the
 registry is flushed. Anything not acknowledged by then was never committed
 and is read again at the next start.

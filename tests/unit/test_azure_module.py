@@ -19,7 +19,8 @@ import yaml
 from forwarder import __version__
 from forwarder.config.inputs import COMMON_INPUT_KEYS, parse_input, parse_module_entry
 from forwarder.config.loader import expand_dotted, expand_variables
-from forwarder.inputs.eventhub_config import EventHubConfig, default_container, default_id, parse_config
+from forwarder.inputs.eventhub_config import EventHubConfig, default_id, parse_config
+from forwarder.inputs.eventhub_storage_config import default_container
 from forwarder.modules.azure import MODULE_TYPE
 from forwarder.modules.azure_processor import build_azure_ecs, ingest_pipeline, put_dataset
 from forwarder.modules.base import FilesetInput

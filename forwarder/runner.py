@@ -69,6 +69,8 @@ class Forwarder:
         collector = CycleCollector()
         collector.start()
         try:
+            # Bound before anything starts: a port in use is one line at start, not a failure with inputs running.
+            monitoring = self._bind_monitoring() if settings.http_enabled else None
             registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
                                 settings.registry_permissions)
             registry.start()
@@ -91,9 +93,7 @@ class Forwarder:
                                           name=f"input-{spec.client.input_id}")
                 thread.start()
                 self._input_threads.append(thread)
-            monitoring = None
-            if settings.http_enabled:
-                monitoring = MonitoringServer(settings.http_host, settings.http_port, self.stats, settings.name)
+            if monitoring is not None:
                 monitoring.start()
             log.info("forwarder started: %d input(s), output %s, data in %s", len(settings.inputs),
                      settings.output_type.name, settings.paths.data)
@@ -107,6 +107,15 @@ class Forwarder:
             collector.stop()
             lock.release()
         return 0
+
+    def _bind_monitoring(self) -> MonitoringServer:
+        settings = self.settings
+        try:
+            return MonitoringServer(settings.http_host, settings.http_port, self.stats, settings.name)
+        except OSError as exc:
+            raise StartupError(f"cannot serve /stats on {settings.http_host}:{settings.http_port}: "
+                               f"{exc.strerror or exc} (choose another http.port, or set http.enabled: false)"
+                               ) from None
 
     def _wait_for_stop(self) -> None:
         period = self.settings.logging.metrics_period if self.settings.logging.metrics_enabled else None

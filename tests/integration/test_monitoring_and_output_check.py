@@ -71,3 +71,27 @@ def test_test_output_reports_each_host(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert any(server.address in line and "OK" in line for line in lines), lines
     assert any(str(dead_port) in line and "ERROR" in line for line in lines), lines
+
+
+def test_a_stats_port_in_use_is_one_line_and_exit_1_before_any_input_starts(tmp_path):
+    syslog_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        forwarder = ForwarderProcess(tmp_path, f"""
+            forwarder.inputs:
+              - type: syslog
+                protocol.tcp.host: "127.0.0.1:{syslog_port}"
+            output.file.path: ${{path.data}}/events
+            http.enabled: true
+            http.host: 127.0.0.1
+            http.port: {taken_port}
+            """).start()
+        assert forwarder.process.wait(timeout=60) == 1
+    output = forwarder.log_path.read_text()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot serve /stats on 127.0.0.1:{taken_port}" in errors[0]
+    assert "http.enabled: false" in errors[0]
+    assert "forwarder started" not in output

@@ -23,6 +23,9 @@ from forwarder.schema.reference_table import render_table
 TABLES = {
     "filestream": "forwarder.inputs.filestream_config",
     "log": "forwarder.inputs.log_input",
+    "graph": "forwarder.inputs.graph_config",
+    "o365audit": "forwarder.inputs.o365_config",
+    "azure-eventhub": "forwarder.inputs.eventhub_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",

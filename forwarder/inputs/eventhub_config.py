@@ -127,9 +127,9 @@ SETTINGS = (
             "`\"`), `replace_all` with `spec: {pattern, replacement}` (a regular expression; `$1` or `\\1` in the "
             "replacement)"),
     Setting("sanitize_options", STRINGS, [], "Filebeat's older spelling: `NEW_LINES`, `SINGLE_QUOTES`"),
-    Setting("filesets", STRINGS, [], f"the `azure_ecs` mapping of a standalone input: which of "
-            f"{', '.join(f'`{name}`' for name in AZURE_FILESETS)} its records belong to (each record goes to the "
-            "fileset of its category)"),
+    Setting("filesets", STRINGS, [], "the filesets this consumer feeds (the `azure` module sets them): records of "
+            "other categories are counted as unexpected, a body that does not parse gets the first one's dataset, "
+            "which also names the default container; empty: every category is expected", doc_default="none"),
     Setting("normalize", BOOLEAN, True, "map each record to ECS (`azure_ecs`); `false` sends the raw record, and the "
             "module names Filebeat's ingest pipeline (`filebeat-<version>-azure-<fileset>-pipeline`) in "
             "`@metadata.pipeline`"),

@@ -61,9 +61,6 @@ class TlsServerStream:
                 return b""
             self._receive_raw()
 
-    def close(self) -> None:
-        self._sock.close()
-
     def _receive_raw(self) -> None:
         data = self._sock.recv(65536)
         if data:

@@ -248,8 +248,15 @@ def lookup_setting(config: dict[str, Any], dotted: str) -> str | None:
     return None if isinstance(node, (dict, list)) or node is None else str(node)
 
 
+def _is_private_key(value: str) -> bool:
+    return "-----BEGIN" in value and "PRIVATE KEY-----" in value
+
+
 def collect_secrets(config: Any, key: str = "") -> list[str]:
-    """Values of settings whose names say they are secrets, so the log redactor can hide them."""
+    """Values of settings whose names say they are secrets, so the log redactor can hide them.
+
+    A PEM private key written inline (a certificate credential's `key`) is a secret whatever its setting
+    is called: `key` alone names too many harmless settings to be a secret word."""
     found: list[str] = []
     if isinstance(config, dict):
         for sub_key, value in config.items():
@@ -257,6 +264,6 @@ def collect_secrets(config: Any, key: str = "") -> list[str]:
     elif isinstance(config, list):
         for value in config:
             found.extend(collect_secrets(value, key))
-    elif isinstance(config, str) and len(config) >= 4 and is_secret_key(key):
+    elif isinstance(config, str) and len(config) >= 4 and (is_secret_key(key) or _is_private_key(config)):
         found.append(config)
     return found

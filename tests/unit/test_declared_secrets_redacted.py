@@ -47,3 +47,12 @@ def test_a_declared_secret_is_collected_for_redaction(table: str, setting: Setti
     as_module_var = {"module": "any", "var": expand_dotted({setting.name: value})}
     assert collect_secrets({"inputs": [as_input]}) == [value]
     assert collect_secrets([as_module_var]) == [value]
+
+
+def test_an_inline_pem_private_key_is_a_secret_whatever_its_setting_is_called() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    encrypted = pem.replace("PRIVATE", "ENCRYPTED PRIVATE")
+    certificate = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
+    config = expand_dotted({"var.key": pem, "var": {"ssl.key": encrypted}, "certificate": certificate,
+                            "key_path": "/etc/forwarder/app.key"})
+    assert sorted(collect_secrets(config)) == sorted([pem, encrypted])

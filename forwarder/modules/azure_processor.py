@@ -26,8 +26,9 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.modules.azure_ecs import normalize
-from forwarder.modules.azure_routing import FILESETS, CategoryRouter, Route
+from forwarder.modules.azure_routing import FALLBACK_FILESET, FILESETS, CategoryRouter, Route
 from forwarder.pipeline.event import Event
+from forwarder.schema.declared import BOOLEAN, Setting, ValueType, read_settings
 from forwarder.schema.section import Section
 from forwarder.stats import InputStats
 
@@ -124,11 +125,28 @@ class AzureEcsProcessor:
             self._stats.extra["unexpected_categories"] = counts
 
 
-def build_azure_ecs(options: Section) -> AzureEcsProcessor:
-    """`azure_ecs: {filesets: [...], normalize: true, preserve_original_event: false}`."""
-    filesets = list(dict.fromkeys(options.string_list("filesets", [])))
+def _read_filesets(section: Section, key: str, setting: Setting, default: Any) -> list[str]:
+    """The filesets named, once each, in order; an unknown name is reported and left out."""
+    filesets = list(dict.fromkeys(section.string_list(key, default)))
     for name in filesets:
         if name not in FILESETS:
-            options.error("filesets", f"unknown fileset {name!r} (known: {', '.join(FILESETS)})")
-    return AzureEcsProcessor([name for name in filesets if name in FILESETS], options.boolean("normalize", True),
-                             options.boolean("preserve_original_event", False))
+            section.error(key, f"unknown fileset {name!r} (known: {', '.join(FILESETS)})")
+    return [name for name in filesets if name in FILESETS]
+
+
+FILESET_NAMES = ValueType("list of filesets", _read_filesets)
+SETTINGS = (
+    Setting("filesets", FILESET_NAMES, [], "the filesets expected on this hub, of "
+            f"{', '.join(f'`{name}`' for name in FILESETS)}; each record goes to the fileset of its `category` "
+            f"(`{FALLBACK_FILESET}` when unknown), and one outside this list is forwarded all the same, logged once "
+            "and counted in /stats; a body that is not JSON goes to the first listed", doc_default="— (all expected)"),
+    Setting("normalize", BOOLEAN, True, "map each record onto ECS; `false` sends the raw record and names Filebeat's "
+            "ingest pipeline in `@metadata.pipeline`"),
+    Setting("preserve_original_event", BOOLEAN, False, "copy the raw record (`message`) to `event.original`"),
+)
+
+
+def build_azure_ecs(options: Section) -> AzureEcsProcessor:
+    """`azure_ecs: {filesets: [...], normalize: true, preserve_original_event: false}`."""
+    values = read_settings(options, SETTINGS)
+    return AzureEcsProcessor(values["filesets"], values["normalize"], values["preserve_original_event"])

@@ -21,12 +21,18 @@ from forwarder.modules.entraid_ecs import normalize
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.processors import build_copy_fields
+from forwarder.schema.declared import BOOLEAN, Setting, read_settings
 from forwarder.schema.section import Section
+
+SETTINGS = (
+    Setting("preserve_original_event", BOOLEAN, False, "copy `message` (the Graph record's JSON) to "
+            "`event.original`"),
+)
 
 
 def build_entraid_ecs(options: Section) -> Processor:
     """`entraid_ecs: {preserve_original_event: false}`; unknown options are reported by the caller's finish()."""
-    preserve_original_event = options.boolean("preserve_original_event", False)
+    preserve_original_event = read_settings(options, SETTINGS)["preserve_original_event"]
 
     def entraid_ecs(event: Event) -> Event:
         fields = event.fields

@@ -14,9 +14,8 @@ tenant comes from the input rather than from the record's `OrganizationId`
 because the module's tenant list names the tenant that was polled, whatever
 the record says.
 
-Options: `normalize` (map onto ECS, default true), `preserve_original_event`
-(copy the raw record to `event.original`, default false), `tenant_names`
-(tenant id → name, for `organization.name`).
+Its options (`normalize`, `preserve_original_event`, `tenant_names`) are
+declared in `SETTINGS`, which the README's table is rendered from.
 """
 
 from __future__ import annotations
@@ -24,14 +23,37 @@ from __future__ import annotations
 from forwarder.modules.o365_ecs import normalize
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.schema.declared import BOOLEAN, Setting, ValueType, read_settings
 from forwarder.schema.section import Section
 
 
+def _read_tenant_names(section: Section, key: str, setting: Setting, default: object) -> dict[str, str]:
+    """Tenant id → name; a value that is not a name is reported under `tenant_names.<id>`."""
+    names: dict[str, str] = {}
+    for tenant, name in section.mapping(key, {}).items():
+        if isinstance(name, (dict, list)) or name is None:
+            section.error(f"{key}.{tenant}", "expected the tenant's name, e.g. contoso.onmicrosoft.com")
+        else:
+            names[str(tenant)] = str(name)
+    return names
+
+
+TENANT_NAMES = ValueType("mapping of tenant id to name", _read_tenant_names)
+SETTINGS = (
+    Setting("normalize", BOOLEAN, True, "map each audit record onto ECS; `false` keeps the input's event (the raw "
+            "record in `message`)"),
+    Setting("preserve_original_event", BOOLEAN, False, "copy the raw record (`message`) to `event.original`"),
+    Setting("tenant_names", TENANT_NAMES, None, "tenant id → name, written as `organization.name` of that tenant's "
+            "records"),
+)
+
+
 def build_o365_ecs(options: Section) -> Processor:
+    values = read_settings(options, SETTINGS)
     return o365_ecs_processor(
-        normalize_records=options.boolean("normalize", True),
-        preserve_original_event=options.boolean("preserve_original_event", False),
-        tenant_names=_tenant_names(options),
+        normalize_records=values["normalize"],
+        preserve_original_event=values["preserve_original_event"],
+        tenant_names=values["tenant_names"],
     )
 
 
@@ -64,12 +86,3 @@ def o365_ecs_processor(normalize_records: bool, preserve_original_event: bool,
 
     return o365_ecs
 
-
-def _tenant_names(options: Section) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for tenant, name in options.mapping("tenant_names", {}).items():
-        if isinstance(name, (dict, list)) or name is None:
-            options.error(f"tenant_names.{tenant}", "expected the tenant's name, e.g. contoso.onmicrosoft.com")
-        else:
-            names[str(tenant)] = str(name)
-    return names

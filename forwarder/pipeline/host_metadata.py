@@ -17,6 +17,7 @@ from typing import Any
 
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, Setting, ignored, read_settings
 from forwarder.schema.section import Section
 
 _OS_RELEASE_FILES = (Path("/etc/os-release"), Path("/usr/lib/os-release"))
@@ -153,16 +154,26 @@ def _macos_os_fields() -> dict[str, Any]:
     return fields
 
 
-def build_add_host_metadata(options: Section) -> Processor:
-    """The add_host_metadata processor: `name`, `replace_fields` and `geo.*` as in Filebeat.
+# `netinfo.*`, `cache.ttl` and `fqdn` are accepted so existing configs load; the
+# host is read once per process, and addresses are not reported.
+SETTINGS = (
+    Setting("name", STRING, None, "written as `host.name` instead of the system's host name"),
+    Setting("replace_fields", BOOLEAN, True, "an event that already has `host` fields (more than `host.name`) gets "
+            "these written over them; `false` leaves such an event's `host` as it is"),
+    Setting("geo", MAPPING, None, "`host.geo` fields (`name`, `location`, `continent_name`, `country_iso_code`, "
+            "`region_name`, `region_iso_code`, `city_name`); objects and lists in it are left out"),
+    *ignored("netinfo", doc="accepted, without effect: network addresses are not reported"),
+    *ignored("cache", doc="accepted, without effect: the host is read once per process"),
+    *ignored("fqdn", doc="accepted, without effect: `host.name` is the system's host name as it is"),
+)
 
-    `netinfo.*`, `cache.ttl` and `fqdn` are accepted so existing configs load; the
-    host is read once per process, and addresses are not reported.
-    """
-    name = options.string("name", None)
-    replace_fields = options.boolean("replace_fields", True)
-    geo = options.mapping("geo", None)
-    options.ignore("netinfo", "cache", "fqdn")
+
+def build_add_host_metadata(options: Section) -> Processor:
+    """The add_host_metadata processor, with Filebeat's options (`SETTINGS`)."""
+    values = read_settings(options, SETTINGS)
+    name = values["name"]
+    replace_fields = values["replace_fields"]
+    geo = values["geo"]
     host = dict(host_fields())
     if name:
         host["name"] = name

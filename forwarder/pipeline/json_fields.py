@@ -1,10 +1,10 @@
 """decode_json_fields: JSON held in string fields becomes event fields, as in Filebeat.
 
-Options and their defaults are Filebeat's: `fields`, `max_depth` (1),
-`process_array` (false), `target` (unset = in place, '' = the event root),
-`overwrite_keys`, `add_error_key`, `expand_keys` (all false), `document_id`
-(moved to `@metadata._id`, the id the receiver deduplicates on). A string
-that is not JSON is left as it is; with add_error_key the event says why.
+Options and their defaults are Filebeat's, declared once in `SETTINGS`
+(which the README's table is rendered from): `target` unset decodes in place,
+'' merges into the event root; `document_id` is moved to `@metadata._id`, the
+id the receiver deduplicates on. A string that is not JSON is left as it is;
+with add_error_key the event says why.
 """
 
 from __future__ import annotations
@@ -17,23 +17,39 @@ import orjson
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.field_path import MISSING, FieldError, FieldPath, deep_update, put_field, slot
+from forwarder.pipeline.processor_settings import FIELD_NAMES
+from forwarder.schema.declared import BOOLEAN, INTEGER, STRING, Setting, read_settings
 from forwarder.schema.section import Section
 
 log = logging.getLogger(__name__)
 
+SETTINGS = (
+    Setting("fields", FIELD_NAMES, doc="the fields holding JSON text; a field that is not a string is skipped"),
+    Setting("max_depth", INTEGER, 1, "how deep to decode: above 1, string values holding a JSON object or array are "
+            "decoded too", minimum=1),
+    Setting("process_array", BOOLEAN, False, "with `max_depth` above 1, also decode the JSON strings in arrays"),
+    Setting("target", STRING, None, "where the decoded value goes: unset = in place of the text, `\"\"` = merged "
+            "into the event root (JSON objects only), otherwise that field", doc_default="— (in place)"),
+    Setting("overwrite_keys", BOOLEAN, False, "with `target: \"\"`, decoded keys replace the event's "
+            "(`@timestamp`, `@metadata` and `type` included, when valid); otherwise the event's are kept"),
+    Setting("add_error_key", BOOLEAN, False, "a failure is written to the event's `error` (`message`, `type: json`)"),
+    Setting("expand_keys", BOOLEAN, False, "dotted keys (`log.level`) become nested objects; a key given twice is "
+            "a failure"),
+    Setting("document_id", STRING, "", "a key of the decoded object that is moved to `@metadata._id` (the id "
+            "receivers deduplicate on)", doc_default="—"),
+)
+
 
 def build_decode_json_fields(options: Section) -> Processor:
-    names = options.string_list("fields")
-    if names == []:
-        options.error("fields", "must list at least one field")
-    paths = [FieldPath(name) for name in names or []]
-    max_depth = options.integer("max_depth", 1, minimum=1)
-    process_array = options.boolean("process_array", False)
-    target_name = options.string("target", None)
-    overwrite_keys = options.boolean("overwrite_keys", False)
-    add_error_key = options.boolean("add_error_key", False)
-    expand_keys = options.boolean("expand_keys", False)
-    document_id = options.string("document_id", "")
+    values = read_settings(options, SETTINGS)
+    paths = [FieldPath(name) for name in values["fields"]]
+    max_depth = values["max_depth"]
+    process_array = values["process_array"]
+    target_name = values["target"]
+    overwrite_keys = values["overwrite_keys"]
+    add_error_key = values["add_error_key"]
+    expand_keys = values["expand_keys"]
+    document_id = values["document_id"]
     id_path = FieldPath(document_id) if document_id else None
     target = FieldPath(target_name) if target_name else None
 

@@ -13,6 +13,9 @@ rules, so failures, rollbacks and error messages match Filebeat's. Processor
 names are looked up in the `forwarder.processors` entry points (ours are the
 `build_*` functions here and in json_fields/host_metadata), so a plugin's
 processor is configured exactly like Filebeat's own.
+
+Each processor's options are declared once (`*_SETTINGS`, read by
+`read_settings`); the README's processor tables are rendered from them.
 """
 
 from __future__ import annotations
@@ -40,13 +43,51 @@ from forwarder.pipeline.field_path import (
     set_error_message,
     slot,
 )
+from forwarder.pipeline.processor_settings import COMMON_SETTINGS, FIELD_NAMES, FIELD_PAIRS
 from forwarder.plugins import PROCESSORS, PluginError, PluginProblem
+from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, STRINGS, Setting, SettingValues, read_settings
 from forwarder.schema.section import Section
 
 log = logging.getLogger(__name__)
 
 # Filebeat refuses to drop these and always keeps them in include_fields.
 MANDATORY_FIELDS = ("@timestamp", "type")
+
+
+def _move_settings(verb: str) -> tuple[Setting, ...]:
+    """rename and copy_fields take the same options."""
+    return (
+        Setting("fields", FIELD_PAIRS, doc=f"the fields to {verb}, in order, as `{{from: FIELD, to: FIELD}}`; "
+                "`to` must not exist yet"),
+        Setting("ignore_missing", BOOLEAN, False, "a missing `from` field is skipped instead of being a failure"),
+        Setting("fail_on_error", BOOLEAN, True, "on a failure, undo this processor's changes to the event and set "
+                "`error.message`; `false`: skip only the failing pair"),
+    )
+
+
+RENAME_SETTINGS = _move_settings("rename")
+COPY_FIELDS_SETTINGS = _move_settings("copy")
+DROP_FIELDS_SETTINGS = (
+    Setting("fields", FIELD_NAMES, doc="the fields to remove, with everything under them; `/regex/` removes every "
+            "field whose dotted name matches; `@timestamp` and `type` are always kept"),
+    Setting("ignore_missing", BOOLEAN, False, "a missing field is never a failure; without this it is logged at "
+            "debug level"),
+)
+INCLUDE_FIELDS_SETTINGS = (
+    Setting("fields", FIELD_NAMES, doc="the only fields kept, with everything under them; `type`, `@timestamp` and "
+            "`@metadata` always stay"),
+)
+ADD_FIELDS_SETTINGS = (
+    Setting("fields", MAPPING, doc="the fields to add: objects are merged into those already there, other values "
+            "replace; `@timestamp` cannot be set"),
+    Setting("target", STRING, "fields", "the (dotted) field they are added under; `\"\"` = the event root, where "
+            "an `@metadata` object goes to the event's metadata"),
+)
+ADD_TAGS_SETTINGS = (
+    Setting("tags", STRINGS, doc="the tags appended (one string or a list)"),
+    Setting("target", STRING, "tags", "the field holding the list; a field that holds something else is left as "
+            "it is"),
+)
 
 
 def build_processors(items: list[Section]) -> list[Processor]:
@@ -90,8 +131,7 @@ def _build_named(item: Section) -> Processor | None:
         item.ignore(name)
         return None
     options = item.section(name)
-    condition = build_condition(options.section("when")) if options.has("when") else None
-    options.ignore("tag")
+    condition = read_settings(options, COMMON_SETTINGS)["when"]
     processor = builder(options)
     options.finish()
     return processor if condition is None else _only_when(condition, processor)
@@ -133,24 +173,11 @@ def _nested_list(item: Section, key: str, required: bool) -> list[Processor]:
     return build_processors(item.sections(key))
 
 
-def _from_to_pairs(options: Section) -> list[tuple[FieldPath, FieldPath]]:
-    if not isinstance(options.raw("fields"), list) or not options.raw("fields"):
-        options.error("fields", "is required (a list of {from: FIELD, to: FIELD})")
-        return []
-    pairs = []
-    for entry in options.sections("fields"):
-        source, target = entry.string("from"), entry.string("to")
-        entry.finish()
-        if source and target:
-            pairs.append((FieldPath(source), FieldPath(target)))
-    return pairs
-
-
-def _build_move(options: Section, keep_source: bool) -> Processor:
+def _build_move(values: SettingValues, keep_source: bool) -> Processor:
     """rename (keep_source False) and copy_fields (True): same checks, same rollback."""
-    pairs = _from_to_pairs(options)
-    ignore_missing = options.boolean("ignore_missing", False)
-    fail_on_error = options.boolean("fail_on_error", True)
+    pairs: list[tuple[FieldPath, FieldPath]] = values["fields"]
+    ignore_missing = values["ignore_missing"]
+    fail_on_error = values["fail_on_error"]
     what = "copy fields in copy_fields processor" if keep_source else "rename fields in processor"
 
     def move(event: Event) -> Event:
@@ -181,23 +208,17 @@ def _build_move(options: Section, keep_source: bool) -> Processor:
     return move
 
 
-def _required_fields(options: Section) -> list[str]:
-    fields = options.string_list("fields")
-    if fields == []:
-        options.error("fields", "must list at least one field")
-    return fields or []
-
-
 def build_drop_fields(options: Section) -> Processor:
-    names = [name for name in _required_fields(options) if name not in MANDATORY_FIELDS]
-    ignore_missing = options.boolean("ignore_missing", False)
+    values = read_settings(options, DROP_FIELDS_SETTINGS)
+    names = [name for name in values["fields"] if name not in MANDATORY_FIELDS]
+    ignore_missing = values["ignore_missing"]
     exact = [FieldPath(name) for name in names if not _is_regex(name)]
     patterns = []
     for name in filter(_is_regex, names):
         try:
             patterns.append(re.compile(name[1:-1]))
         except re.error as exc:
-            options.error("fields", f"invalid regular expression {name!r}: {exc}")
+            values.error("fields", f"invalid regular expression {name!r}: {exc}")
 
     def drop_fields(event: Event) -> Event:
         for path in exact:
@@ -232,7 +253,7 @@ def _flat_keys(node: dict[str, Any], prefix: str) -> list[str]:
 
 
 def build_include_fields(options: Section) -> Processor:
-    names = _required_fields(options)
+    names = read_settings(options, INCLUDE_FIELDS_SETTINGS)["fields"]
     paths = [FieldPath(name) for name in dict.fromkeys([*names, "type"]) if not name.startswith("@")]
 
     def include_fields(event: Event) -> Event:
@@ -252,8 +273,8 @@ def build_include_fields(options: Section) -> Processor:
 
 
 def build_add_fields(options: Section) -> Processor:
-    fields = options.mapping("fields")
-    target = options.string("target", "fields")
+    values = read_settings(options, ADD_FIELDS_SETTINGS)
+    fields, target = values["fields"], values["target"]
     if fields is None:
         return _noop
     payload: dict[str, Any] = dict(fields)
@@ -261,9 +282,9 @@ def build_add_fields(options: Section) -> Processor:
         payload = {part: payload}
     meta = payload.pop("@metadata", None)
     if "@timestamp" in payload:
-        options.error("fields", "@timestamp cannot be set by add_fields")
+        values.error("fields", "@timestamp cannot be set by add_fields")
     if meta is not None and not isinstance(meta, dict):
-        options.error("fields", "@metadata must be an object")
+        values.error("fields", "@metadata must be an object")
 
     def add_fields(event: Event) -> Event:
         deep_update(event.fields, payload)
@@ -275,8 +296,9 @@ def build_add_fields(options: Section) -> Processor:
 
 
 def build_add_tags(options: Section) -> Processor:
-    tags = options.string_list("tags")
-    target = FieldPath(options.string("target", "tags"))
+    values = read_settings(options, ADD_TAGS_SETTINGS)
+    tags = values["tags"]
+    target = FieldPath(values["target"])
 
     def add_tags(event: Event) -> Event:
         try:
@@ -297,6 +319,7 @@ def build_add_tags(options: Section) -> Processor:
 
 
 def build_drop_event(options: Section) -> Processor:
+    """No option of its own: it drops every event its `when` matches (every event, without one)."""
     return lambda event: None
 
 
@@ -305,8 +328,8 @@ def _noop(event: Event) -> Event:
 
 
 def build_rename(options: Section) -> Processor:
-    return _build_move(options, keep_source=False)
+    return _build_move(read_settings(options, RENAME_SETTINGS), keep_source=False)
 
 
 def build_copy_fields(options: Section) -> Processor:
-    return _build_move(options, keep_source=True)
+    return _build_move(read_settings(options, COPY_FIELDS_SETTINGS), keep_source=True)

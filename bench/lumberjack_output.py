@@ -36,7 +36,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from forwarder.schema.section import Problem, Section  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
 from forwarder.outputs.logstash import OUTPUT_TYPE  # noqa: E402
 from forwarder.outputs.logstash.frames import encode_window, json_frames, seal_window  # noqa: E402
@@ -48,6 +47,7 @@ from forwarder.pipeline.pipeline import Pipeline  # noqa: E402
 from forwarder.pipeline.queue import EventQueue  # noqa: E402
 from forwarder.registry import Registry  # noqa: E402
 from forwarder.runner import CycleCollector  # noqa: E402
+from forwarder.schema.section import Problem, Section  # noqa: E402
 from forwarder.stats import OutputStats, StatsTable  # noqa: E402
 
 WINDOW = 2048

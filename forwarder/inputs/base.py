@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from forwarder.schema.section import Section
 from forwarder.pipeline.client import PipelineClient
+from forwarder.schema.section import Section
 from forwarder.stats import InputStats
 
 

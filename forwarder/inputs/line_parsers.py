@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from forwarder.schema.section import Section
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.multiline_parser import MultilineConfig, MultilineParser, parse_multiline_config
 from forwarder.inputs.ndjson_parser import NdjsonConfig, NdjsonParser, parse_ndjson_config
+from forwarder.schema.section import Section
 
 ParserConfig = NdjsonConfig | MultilineConfig
 

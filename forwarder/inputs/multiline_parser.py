@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from forwarder.schema.section import Section
 from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
 from forwarder.pipeline.field_path import deep_update
+from forwarder.schema.section import Section
 
 # In `log.flags` when a record was joined from more than one line.
 MULTILINE_FLAG = "multiline"

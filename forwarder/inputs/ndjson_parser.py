@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 
-from forwarder.schema.section import Section
 from forwarder.inputs.line_message import Message
 from forwarder.pipeline.event import parse_timestamp
 from forwarder.pipeline.field_path import deep_update
 from forwarder.pipeline.json_fields import expand_dotted_keys
+from forwarder.schema.section import Section
 
 PARSE_FAILURE_TAG = "_parse_failure"
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from forwarder.schema.section import Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import EventQueue
+from forwarder.schema.section import Section
 from forwarder.stats import OutputStats
 
 

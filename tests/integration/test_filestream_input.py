@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.schema.section import Section
 from forwarder.inputs.base import InputContext
 from forwarder.inputs.filestream import INPUT_TYPE
 from forwarder.inputs.filestream_config import FilestreamConfig, default_id
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import acknowledge
+from forwarder.schema.section import Section
 from tests.conftest import PipelineHarness
 
 MIB = 1024 * 1024

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.output import LogstashOutput
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue
+from forwarder.schema.section import Problem, Section
 from forwarder.stats import OutputStats
 from tests.fakes.lumberjack_server import Behaviour, LumberjackServer
 

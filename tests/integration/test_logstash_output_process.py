@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.output import LogstashOutput
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue
+from forwarder.schema.section import Problem, Section
 from forwarder.stats import OutputStats
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import trustme
 
-from forwarder.schema.section import Problem, Section
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash import OUTPUT_TYPE
 from forwarder.outputs.logstash.check import TEST_MESSAGE, TEST_TAG
@@ -19,6 +18,7 @@ from forwarder.outputs.logstash.config import LogstashConfig
 from forwarder.outputs.logstash.output import LogstashOutput
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue
+from forwarder.schema.section import Problem, Section
 from forwarder.stats import OutputStats
 from tests.fakes.lumberjack_server import Behaviour, LumberjackServer, make_server_tls_context
 

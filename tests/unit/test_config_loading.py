@@ -9,8 +9,8 @@ import pytest
 
 from forwarder.config.keystore import Keystore
 from forwarder.config.loader import apply_override, expand_dotted, fold_twin_keys
-from forwarder.schema.section import ConfigError, parse_duration, parse_size
 from forwarder.config.settings import CliOptions, load_settings
+from forwarder.schema.section import ConfigError, parse_duration, parse_size
 
 MINIMAL_OUTPUT = "output.file:\n  path: ${path.data}/events\n"
 

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from forwarder.schema.section import Section
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.line_parsers import build_chain, parse_parsers
 from forwarder.inputs.multiline_parser import MultilineConfig
 from forwarder.inputs.ndjson_parser import PARSE_FAILURE_TAG, NdjsonConfig
+from forwarder.schema.section import Section
 
 
 def lines(*texts: str, start: int = 0) -> list[Message]:

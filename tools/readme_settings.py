@@ -5,8 +5,9 @@
 
 Each table sits between `<!-- settings:NAME:begin -->` and
 `<!-- settings:NAME:end -->`; NAME and the module whose `SETTINGS` tuple
-the table is rendered from are listed in `TABLES`. Text outside the markers
-is left as it is.
+the table is rendered from are listed in `TABLES` (`module:NAME` when the
+tuple has another name, for a module declaring several). Text outside the
+markers is left as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ TABLES = {
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",
+    "processors": "forwarder.pipeline.processor_settings:COMMON_SETTINGS",
+    "processor-rename": "forwarder.pipeline.processors:RENAME_SETTINGS",
+    "processor-copy_fields": "forwarder.pipeline.processors:COPY_FIELDS_SETTINGS",
+    "processor-drop_fields": "forwarder.pipeline.processors:DROP_FIELDS_SETTINGS",
+    "processor-include_fields": "forwarder.pipeline.processors:INCLUDE_FIELDS_SETTINGS",
+    "processor-add_fields": "forwarder.pipeline.processors:ADD_FIELDS_SETTINGS",
+    "processor-add_tags": "forwarder.pipeline.processors:ADD_TAGS_SETTINGS",
+    "processor-decode_json_fields": "forwarder.pipeline.json_fields",
+    "processor-add_host_metadata": "forwarder.pipeline.host_metadata",
+    "processor-entraid_ecs": "forwarder.modules.entraid_processor",
+    "processor-o365_ecs": "forwarder.modules.o365_processor",
+    "processor-azure_ecs": "forwarder.modules.azure_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"
 FIX_COMMAND = "python tools/readme_settings.py"
@@ -42,8 +55,9 @@ def marked_block(name: str) -> re.Pattern[str]:
 def updated(text: str) -> tuple[str, list[str], list[str]]:
     """(README text with every table rendered, names of stale tables, names whose markers are missing)."""
     stale, missing = [], []
-    for name, module in TABLES.items():
-        table = render_table(importlib.import_module(module).SETTINGS)
+    for name, source in TABLES.items():
+        module, _, attribute = source.partition(":")
+        table = render_table(getattr(importlib.import_module(module), attribute or "SETTINGS"))
         match = marked_block(name).search(text)
         if match is None:
             missing.append(name)

@@ -1,0 +1,85 @@
+"""Every built-in processor's options are declared, documented in the README, and accepted as documented."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.declared import Setting
+from forwarder.schema.section import Section
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_tables() -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("readme_settings", ROOT / "tools" / "readme_settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TABLES
+
+
+def built_in_processors() -> list[str]:
+    return sorted(point.name for point in entry_points(group="forwarder.processors")
+                  if point.value.startswith("forwarder."))
+
+
+def declared(source: str) -> tuple[Setting, ...]:
+    module, _, attribute = source.partition(":")
+    return getattr(importlib.import_module(module), attribute or "SETTINGS")
+
+
+PROCESSOR_TABLES = {name.removeprefix("processor-"): source for name, source in readme_tables().items()
+                    if name.startswith("processor-")}
+
+# A valid value of each type the processor tables show, to write every documented key at once.
+SAMPLES: dict[str, Any] = {
+    "boolean": True,
+    "string": "parsed",
+    "integer": 2,
+    "mapping": {"site": "paris"},
+    "list of strings": ["a", "b"],
+    "list of fields": ["message"],
+    "list of `{from, to}`": [{"from": "message", "to": "copied"}],
+    "ignored": {"enabled": True},
+    "mapping of tenant id to name": {"11111111-2222-3333-4444-555555555555": "contoso.onmicrosoft.com"},
+    "list of filesets": ["signinlogs", "auditlogs"],
+}
+
+
+def problems_of(name: str, options: Any) -> list[str]:
+    problems: list = []
+    build_processors([Section({name: options}, "processors.0", "forwarder.yml", problems)])
+    return [str(problem) for problem in problems]
+
+
+def test_every_built_in_processor_with_options_has_a_readme_table() -> None:
+    processors = built_in_processors()
+    assert "rename" in processors and "azure_ecs" in processors
+    # drop_event has no option of its own (only `when`), so no table: any option is refused.
+    assert sorted(PROCESSOR_TABLES) == [name for name in processors if name != "drop_event"]
+    assert problems_of("drop_event", {"fields": ["a"]}) == [
+        "forwarder.yml: processors.0.drop_event.fields: unknown setting"]
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSOR_TABLES))
+def test_every_documented_key_is_accepted(name: str) -> None:
+    options = {setting.name: SAMPLES[setting.type.name] for setting in declared(PROCESSOR_TABLES[name])}
+    options["when"] = {"has_fields": ["message"]}
+    assert problems_of(name, options) == []
+
+
+def test_a_misspelled_key_is_pointed_at_the_declared_one() -> None:
+    assert problems_of("decode_json_fields", {"fields": ["message"], "max_dept": 2}) == [
+        "forwarder.yml: processors.0.decode_json_fields.max_dept: unknown setting (did you mean "
+        "'processors.0.decode_json_fields.max_depth'?)"]
+    assert problems_of("azure_ecs", {"filesets": ["signinlogs", "signins"], "normalise": False}) == [
+        "forwarder.yml: processors.0.azure_ecs.filesets: unknown fileset 'signins' (known: activitylogs, "
+        "platformlogs, auditlogs, signinlogs, identity_protection, provisioning, graphactivitylogs)",
+        "forwarder.yml: processors.0.azure_ecs.normalise: unknown setting (did you mean "
+        "'processors.0.azure_ecs.normalize'?)"]

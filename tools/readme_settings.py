@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from forwarder.schema.declared import Setting
 from forwarder.schema.reference_table import render_table
 
 # Marker name → module declaring `SETTINGS`. A type converted to declared settings adds its row here.
@@ -52,12 +53,17 @@ def marked_block(name: str) -> re.Pattern[str]:
     return re.compile(f"({begin}\n)(.*?)(\n?{end})", re.DOTALL)
 
 
+def declared_settings(source: str) -> tuple[Setting, ...]:
+    """The settings tuple a `TABLES` entry names: `module` (its `SETTINGS`) or `module:NAME`."""
+    module, _, attribute = source.partition(":")
+    return getattr(importlib.import_module(module), attribute or "SETTINGS")
+
+
 def updated(text: str) -> tuple[str, list[str], list[str]]:
     """(README text with every table rendered, names of stale tables, names whose markers are missing)."""
     stale, missing = [], []
     for name, source in TABLES.items():
-        module, _, attribute = source.partition(":")
-        table = render_table(getattr(importlib.import_module(module), attribute or "SETTINGS"))
+        table = render_table(declared_settings(source))
         match = marked_block(name).search(text)
         if match is None:
             missing.append(name)

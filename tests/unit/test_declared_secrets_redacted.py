@@ -29,8 +29,8 @@ def declared_secrets() -> list[tuple[str, Setting]]:
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    return [(name, setting) for name, module in script.TABLES.items()
-            for setting in importlib.import_module(module).SETTINGS if setting.secret]
+    return [(name, setting) for name, source in script.TABLES.items()
+            for setting in script.declared_settings(source) if setting.secret]
 
 
 def test_the_microsoft_inputs_declare_their_credentials_secret() -> None:

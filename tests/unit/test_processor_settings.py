@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -11,17 +10,17 @@ from typing import Any
 import pytest
 
 from forwarder.pipeline.processors import build_processors
-from forwarder.schema.declared import Setting
 from forwarder.schema.section import Section
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def readme_tables() -> dict[str, str]:
+def readme_script() -> Any:
     spec = importlib.util.spec_from_file_location("readme_settings", ROOT / "tools" / "readme_settings.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.TABLES
+    return module
 
 
 def built_in_processors() -> list[str]:
@@ -29,12 +28,8 @@ def built_in_processors() -> list[str]:
                   if point.value.startswith("forwarder."))
 
 
-def declared(source: str) -> tuple[Setting, ...]:
-    module, _, attribute = source.partition(":")
-    return getattr(importlib.import_module(module), attribute or "SETTINGS")
-
-
-PROCESSOR_TABLES = {name.removeprefix("processor-"): source for name, source in readme_tables().items()
+SCRIPT = readme_script()
+PROCESSOR_TABLES = {name.removeprefix("processor-"): source for name, source in SCRIPT.TABLES.items()
                     if name.startswith("processor-")}
 
 # A valid value of each type the processor tables show, to write every documented key at once.
@@ -69,7 +64,7 @@ def test_every_built_in_processor_with_options_has_a_readme_table() -> None:
 
 @pytest.mark.parametrize("name", sorted(PROCESSOR_TABLES))
 def test_every_documented_key_is_accepted(name: str) -> None:
-    options = {setting.name: SAMPLES[setting.type.name] for setting in declared(PROCESSOR_TABLES[name])}
+    options = {setting.name: SAMPLES[setting.type.name] for setting in SCRIPT.declared_settings(PROCESSOR_TABLES[name])}
     options["when"] = {"has_fields": ["message"]}
     assert problems_of(name, options) == []
 

@@ -35,7 +35,6 @@ from forwarder.disk import (
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
-from forwarder.outputs import file as file_output
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.pipeline import Pipeline
@@ -260,9 +259,7 @@ def owned_directories(settings: Settings) -> list[OwnedDirectory]:
     ]
     if settings.logging.to_files:
         owned.append(owned_log_directory(settings.logging))
-    if isinstance(settings.output_config, file_output.FileConfig):
-        owned.append(file_output.owned_directory(settings.output_config))
-    return owned
+    return owned + settings.output_type.owned_directories(settings.output_config)
 
 
 def persistent_agent_id(data_path: Path) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from forwarder.disk import OwnedDirectory
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.queue import EventQueue
 from forwarder.schema.section import Section
@@ -46,3 +47,5 @@ class OutputType:
     check: Callable[[Any], list[HostCheck]]
     # The `index` setting (→ @metadata.beat), read from the parsed config.
     index: Callable[[Any], str] = lambda config: "filebeat"
+    # The directories (and their files) the output writes under path.data: made owner-only at start.
+    owned_directories: Callable[[Any], list[OwnedDirectory]] = lambda config: []

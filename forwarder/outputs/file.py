@@ -190,4 +190,5 @@ OUTPUT_TYPE = OutputType(
     create=FileOutput,
     check=check,
     index=lambda config: config.index,
+    owned_directories=lambda config: [owned_directory(config)],
 )

@@ -23,6 +23,7 @@ from forwarder.schema.reference_table import render_table
 
 # Marker name → module declaring `SETTINGS`. A type converted to declared settings adds its row here.
 TABLES = {
+    "syslog": "forwarder.inputs.syslog_config",
     "filestream": "forwarder.inputs.filestream_config",
     "log": "forwarder.inputs.log_input",
     "graph": "forwarder.inputs.graph_config",

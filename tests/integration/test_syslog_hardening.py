@@ -17,7 +17,6 @@ import tracemalloc
 
 import pytest
 
-from forwarder.inputs.syslog_config import TcpConfig
 from tests.integration.test_syslog_input import RunningInput, parse, tls_files, wait_for
 
 LOGGER_NAME = "forwarder.input.syslog"
@@ -195,7 +194,6 @@ def test_unfinished_messages_across_connections_are_bounded_then_delivered_and_r
 def test_connection_cap_defaults_and_limit_reached_is_counted_and_logged(harness, listener, caplog):
     defaults = parse({"protocol": {"tcp": {"host": ":514"}}}).tcp
     assert (defaults.max_connections, defaults.max_buffered_bytes) == (512, 64 << 20)
-    assert TcpConfig("", 0).max_connections == 512
     running = listener(protocol={"tcp": {"host": "127.0.0.1:0", "max_connections": 1}})
     port = running.port("tcp")
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME), socket.create_connection(("127.0.0.1", port)) as first:

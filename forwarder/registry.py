@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from forwarder.disk import disk_fix, disk_problem, fsync_directory, make_private_directory, write_all, write_atomically
-from forwarder.repeated_failure import RepeatedFailureLog
+from forwarder.log_throttle import ThrottledLog
 
 log = logging.getLogger("forwarder.registry")
 
@@ -67,7 +67,7 @@ class Registry:
         self._thread: threading.Thread | None = None
         self.writes = 0
         self.write_errors = 0
-        self._journal_failures = RepeatedFailureLog(log)
+        self._journal_failures = ThrottledLog(log, logging.ERROR)
         self._last_write_error: OSError | None = None
         try:
             self._open()
@@ -123,7 +123,7 @@ class Registry:
             self._journal_bytes += len(line)
             self.writes += 1
             self._last_write_error = None
-            self._journal_failures.succeeded("registry: writing the journal again in %s", self.directory)
+            self._journal_failures.recovered("registry: writing the journal again in %s", self.directory)
             if self._journal_bytes >= SNAPSHOT_AFTER_BYTES:
                 self._write_snapshot()
 
@@ -138,7 +138,7 @@ class Registry:
         self._last_write_error = exc
         with contextlib.suppress(OSError):
             os.ftruncate(self._journal, self._journal_bytes)
-        self._journal_failures.failed("registry: cannot write journal %s: %s (%s); will retry", self._journal_path,
+        self._journal_failures.report("registry: cannot write journal %s: %s (%s); will retry", self._journal_path,
                                       exc.strerror, disk_fix(exc, self.directory, PATH_SETTING))
 
     def close(self) -> None:

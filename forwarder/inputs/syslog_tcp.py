@@ -25,8 +25,8 @@ from forwarder.inputs.syslog_buffer_budget import BufferBudget
 from forwarder.inputs.syslog_config import TcpConfig
 from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
 from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, Message, address_text
-from forwarder.inputs.syslog_throttle import ThrottledWarning
 from forwarder.inputs.syslog_tls import TlsServerStream
+from forwarder.log_throttle import ThrottledLog
 
 _RECV_SIZE = 65536
 # Counters this listener adds to the input's /stats.
@@ -61,14 +61,14 @@ class TcpListener(Listener):
         self._budget = BufferBudget(config.max_buffered_bytes)
         self._lock = threading.Lock()
         self._connections: set[threading.Thread] = set()
-        self._accept_warnings = ThrottledWarning(self._log)
-        self._limit_warnings = ThrottledWarning(self._log)
-        self._tls_warnings = ThrottledWarning(self._log)
-        self._reset_warnings = ThrottledWarning(self._log)
-        self._cut_warnings = ThrottledWarning(self._log)
-        self._count_warnings = ThrottledWarning(self._log)
-        self._pause_warnings = ThrottledWarning(self._log)
-        self._error_warnings = ThrottledWarning(self._log)
+        self._accept_warnings = ThrottledLog(self._log)
+        self._limit_warnings = ThrottledLog(self._log)
+        self._tls_warnings = ThrottledLog(self._log)
+        self._reset_warnings = ThrottledLog(self._log)
+        self._cut_warnings = ThrottledLog(self._log)
+        self._count_warnings = ThrottledLog(self._log)
+        self._pause_warnings = ThrottledLog(self._log)
+        self._error_warnings = ThrottledLog(self._log)
         self._throttles = (self._accept_warnings, self._limit_warnings, self._tls_warnings, self._reset_warnings,
                            self._cut_warnings, self._count_warnings, self._pause_warnings, self._error_warnings)
         for name in COUNTERS:
@@ -100,7 +100,7 @@ class TcpListener(Listener):
                 # Out of file descriptors or a connection reset before accept: keep serving the others.
                 self._slots.release()
                 self._counters.add("tcp_accept_failures")
-                self._accept_warnings.warn("%s: accept failed: %s", self._label, exc)
+                self._accept_warnings.report("%s: accept failed: %s", self._label, exc)
                 self._stop.wait(POLL_SECONDS)
                 continue
             thread = threading.Thread(target=self._handle, args=(conn, peer), daemon=True,
@@ -121,7 +121,7 @@ class TcpListener(Listener):
         if waiting:
             self._at_connection_limit = True
             self._counters.add("tcp_connection_limit_reached")
-            self._limit_warnings.warn("%s: max_connections (%d) reached; further connections wait until one "
+            self._limit_warnings.report("%s: max_connections (%d) reached; further connections wait until one "
                                       "closes (raise protocol.tcp.max_connections if this is normal load)",
                                       self._label, self.config.max_connections)
 
@@ -148,7 +148,7 @@ class TcpListener(Listener):
         except OSError as exc:
             if not self._stop.is_set():
                 self._counters.add("tls_handshake_failures")
-                self._tls_warnings.warn("syslog tls handshake with %s failed: %s", source,
+                self._tls_warnings.report("syslog tls handshake with %s failed: %s", source,
                                         getattr(exc, "reason", None) or exc)
             return None
         return stream
@@ -162,7 +162,7 @@ class TcpListener(Listener):
             end = self._read_frames(conn, peer, splitter, key)
         except OSError as exc:
             self._counters.add("tcp_read_errors")
-            self._error_warnings.warn("syslog tcp connection from %s failed: %s; whatever the sender had sent that "
+            self._error_warnings.report("syslog tcp connection from %s failed: %s; whatever the sender had sent that "
                                       "was not read yet is lost", address_text(peer), exc)
         finally:
             if end is _End.IDLE:
@@ -189,7 +189,7 @@ class TcpListener(Listener):
                 continue
             except ConnectionResetError:
                 self._counters.add("tcp_connection_resets")
-                self._reset_warnings.warn(
+                self._reset_warnings.report(
                     "syslog tcp connection from %s was reset by the sender: whatever it sent that was not read yet "
                     "was discarded by the network stack (a sender must close cleanly; a TLS sender must not close "
                     "with unread data)", address_text(peer))
@@ -223,19 +223,19 @@ class TcpListener(Listener):
                 self._counters.lose_at_shutdown(len(frames) - position)
                 return
         if cut:
-            self._cut_warnings.warn("syslog tcp connection from %s ended (%s) in the middle of a message: "
+            self._cut_warnings.report("syslog tcp connection from %s ended (%s) in the middle of a message: "
                                     "forwarded the %d byte(s) received, tagged _truncated",
                                     address_text(peer), end.value, sum(len(frame.payload) for frame in cut))
 
     def _note_ignored_counts(self, splitter: SyslogFrameSplitter, peer: Any, count: int) -> None:
         self._counters.add("tcp_octet_counts_ignored", count)
-        self._count_warnings.warn(
+        self._count_warnings.report(
             "syslog tcp connection from %s: octet count %d is larger than protocol.tcp.max_message_size (%d); "
             "not octet counting, the data is read as newline-framed messages", address_text(peer),
             splitter.last_ignored_count, self.config.max_message_size)
 
     def _note_pause(self) -> None:
         self._counters.add("tcp_read_pauses")
-        self._pause_warnings.warn("%s: %d bytes of unfinished messages held across connections "
+        self._pause_warnings.report("%s: %d bytes of unfinished messages held across connections "
                                   "(protocol.tcp.max_buffered_bytes %d): reading paused until they complete",
                                   self._label, self._budget.total, self.config.max_buffered_bytes)

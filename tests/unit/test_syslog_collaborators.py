@@ -8,7 +8,7 @@ from pathlib import Path
 import forwarder.inputs
 
 INPUTS = Path(forwarder.inputs.__file__).parent
-LISTENER_MODULES = ("syslog_listeners", "syslog_tcp", "syslog_tls", "syslog_buffer_budget", "syslog_throttle",
+LISTENER_MODULES = ("syslog_listeners", "syslog_tcp", "syslog_tls", "syslog_buffer_budget",
                     "syslog_framing", "syslog_parser", "syslog_config")
 
 

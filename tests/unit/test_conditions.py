@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from forwarder.config.loader import expand_dotted
-from forwarder.schema.section import Section
 from forwarder.pipeline.conditions import build_condition
 from forwarder.pipeline.event import Event
+from forwarder.schema.section import Section
 
 
 def compile_when(text: str):

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from forwarder.config.loader import expand_dotted
-from forwarder.schema.section import Section
 from forwarder.pipeline.event import Event, format_timestamp
 from forwarder.pipeline.host_metadata import host_fields, linux_os_fields, parse_os_release
 from forwarder.pipeline.json_fields import decode_json, expand_dotted_keys
 from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Section
 
 
 def build_with_problems(text: str):

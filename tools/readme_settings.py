@@ -29,6 +29,7 @@ TABLES = {
     "graph": "forwarder.inputs.graph_config",
     "o365audit": "forwarder.inputs.o365_config",
     "azure-eventhub": "forwarder.inputs.eventhub_config",
+    "aws-s3": "forwarder.inputs.aws_s3_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",

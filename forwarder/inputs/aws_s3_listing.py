@@ -1,0 +1,193 @@
+"""Listing mode of the `aws-s3` input: poll a bucket prefix and read every object not read yet.
+
+Umbrella's keys end in a random suffix and objects land late, so key order
+says nothing about what is new: each poll lists the whole prefix (paginated)
+and compares it with the state of every object, never `StartAfter`.
+
+The state of an object lives in the registry under the source
+`<bucket>/<key>`: `{etag, size, last_modified, offset, status}`, status being
+`reading` (offset = the byte after the last acknowledged line), `done` or
+`failed`. Every event is published with its object's `reading` cursor and the
+final state is committed after the last event, so the registry moves only on
+acknowledgement and a crash mid-object resumes at the first unacknowledged
+line. A changed etag reads the object again from 0. States of objects that
+are no longer listed, or older than `ignore_older`, are removed, which keeps
+the registry and memory the size of the bucket's retention.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from forwarder.inputs.aws_s3_config import AwsS3Config
+from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, ObjectReader
+from forwarder.inputs.base import InputContext
+from forwarder.net.aws_clients import aws_client, aws_session
+from forwarder.pipeline.event import Event
+
+READING, DONE, FAILED = "reading", "done", "failed"
+LISTING_COUNTERS = ("listings", "listing_errors", "objects_listed", "objects_tracked", "objects_forgotten")
+
+
+@dataclass
+class ObjectState:
+    etag: str
+    size: int
+    last_modified: float
+    offset: int = 0
+    status: str = READING
+
+    def cursor(self) -> dict[str, Any]:
+        return {"etag": self.etag, "size": self.size, "last_modified": self.last_modified, "offset": self.offset,
+                "status": self.status}
+
+    @classmethod
+    def from_cursor(cls, value: Any) -> ObjectState | None:
+        try:
+            return cls(str(value["etag"]), int(value["size"]), float(value["last_modified"]), int(value["offset"]),
+                       str(value["status"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    etag: str
+    size: int
+    last_modified: float
+
+
+class BucketListingInput:
+    def __init__(self, config: AwsS3Config, context: InputContext) -> None:
+        self._config = config
+        self._context = context
+        self._log = context.log
+        self._bucket = Bucket.from_config(config)
+        self._name = f"aws-s3 {context.input_id}"
+        self._states: dict[str, ObjectState] = {}
+        for counter in LISTING_COUNTERS:
+            context.stats.extra.setdefault(counter, 0)
+
+    def run(self) -> None:
+        config = self._config
+        session = aws_session(config)
+        self._s3 = aws_client(session, "s3", config, pool_size=config.number_of_workers + 1)
+        self._reader = ObjectReader(self._s3, self._bucket, self._log, self._context.stats, self._name)
+        self._states = self._committed_states()
+        self._context.stats.state = "running"
+        stop = self._context.stop
+        with concurrent.futures.ThreadPoolExecutor(config.number_of_workers, "aws-s3-object") as workers:
+            while not stop.is_set():
+                started = time.monotonic()
+                self._poll(workers)
+                stop.wait(max(0.0, config.bucket_list_interval - (time.monotonic() - started)))
+
+    def _source(self, key: str) -> str:
+        return f"{self._bucket.name}/{key}"
+
+    def _committed_states(self) -> dict[str, ObjectState]:
+        prefix = self._source("")
+        states = {}
+        for source, value in self._context.client.committed().items():
+            state = ObjectState.from_cursor(value) if source.startswith(prefix) else None
+            if state is not None:
+                states[source[len(prefix):]] = state
+        return states
+
+    def _poll(self, workers: concurrent.futures.Executor) -> None:
+        try:
+            listed = self._list()
+        except (BotoCoreError, ClientError) as error:
+            self._count("listing_errors")
+            message = f"cannot list s3://{self._bucket.name}/{self._config.bucket_list_prefix}: {error}"
+            self._log.warning("%s: %s; trying again in %.0fs", self._name, message, self._config.bucket_list_interval)
+            self._context.stats.error(message)
+            return
+        except _Stopping:
+            return
+        self._count("listings")
+        self._context.stats.extra["objects_listed"] = len(listed)
+        pending = self._reconcile(listed)
+        futures = [workers.submit(self._read, key, state) for key, state in pending]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+
+    def _list(self) -> dict[str, ListedObject]:
+        listed = {}
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket.name, Prefix=self._config.bucket_list_prefix):
+            if self._context.stop.is_set():
+                raise _Stopping()
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                listed[key] = ListedObject(key, item.get("ETag", "").strip('"'), int(item.get("Size", 0)),
+                                           item["LastModified"].timestamp())
+        return listed
+
+    def _reconcile(self, listed: dict[str, ListedObject]) -> list[tuple[str, ObjectState]]:
+        """The objects to read now; states of objects gone or too old are removed from memory and registry."""
+        now = time.time()
+        forget = [key for key in self._states if key not in listed]
+        pending = []
+        for key, item in sorted(listed.items()):
+            if not self._wanted(item, now):
+                if key in self._states:
+                    forget.append(key)
+                continue
+            state = self._states.get(key)
+            if state is not None and state.etag == item.etag and state.status != READING:
+                continue
+            if state is None or state.etag != item.etag:
+                state = ObjectState(item.etag, item.size, item.last_modified)
+                self._states[key] = state
+            pending.append((key, state))
+        if forget:
+            for key in forget:
+                del self._states[key]
+            self._count("objects_forgotten", len(forget))
+            self._context.client.commit({self._source(key): None for key in forget})
+        self._context.stats.extra["objects_tracked"] = len(self._states)
+        return pending
+
+    def _wanted(self, item: ListedObject, now: float) -> bool:
+        config = self._config
+        if config.start_timestamp is not None and item.last_modified < config.start_timestamp:
+            return False
+        return not (config.ignore_older and now - item.last_modified > config.ignore_older)
+
+    def _read(self, key: str, state: ObjectState) -> None:
+        """Reads one object from its state's offset; runs on a worker thread."""
+        source = self._source(key)
+        client = self._context.client
+        stop = self._context.stop
+
+        def emit(event: Event, next_offset: int) -> bool:
+            state.offset = next_offset
+            return not stop.is_set() and client.publish(event, {source: state.cursor()})
+
+        if stop.is_set():
+            return
+        options = self._config.reader_options(key)
+        try:
+            result = self._reader.read(key, options, state.offset, emit)
+        except DownloadError as error:
+            self._log.warning("%s: %s; trying again at the next listing", self._name, error)
+            self._context.stats.error(str(error))
+            return
+        if not result.complete:
+            return
+        state.status = FAILED if result.failure else DONE
+        client.commit({source: state.cursor()})
+
+    def _count(self, counter: str, amount: int = 1) -> None:
+        self._context.stats.extra[counter] += amount
+
+
+class _Stopping(Exception):
+    pass

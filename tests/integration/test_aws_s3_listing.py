@@ -118,3 +118,69 @@ def test_hundreds_of_objects_late_arrivals_and_three_kills_lose_nothing(tmp_path
     assert first["tags"] == ["cisco-umbrella", "forwarded"]
     assert first["aws"]["s3"]["object"]["key"] in first["message"]
     assert "Traceback" not in forwarder.log_path.read_text()
+
+
+def test_changed_etag_is_read_again_and_states_of_deleted_objects_are_forgotten(tmp_path):
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        http_port = sock.getsockname()[1]
+
+    def stats() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/stats", timeout=5) as response:
+            return json.loads(response.read())["inputs"]
+
+    home = tmp_path / "home"
+    with MotoServer() as aws:
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        changing, deleted = f"{PREFIX}/dnslogs/{DAYS[0]}/changing.csv", f"{PREFIX}/dnslogs/{DAYS[0]}/deleted.csv"
+        s3.put_object(Bucket=BUCKET, Key=changing, Body=b'"v1 a"\n"v1 b"\n')
+        s3.put_object(Bucket=BUCKET, Key=deleted, Body=b'"gone soon"\n')
+        inputs = ""
+        for name, start in (("current", "2000-01-01T00:00:00Z"), ("future", "2999-01-01T00:00:00Z")):
+            inputs += f"""
+              - type: aws-s3
+                id: {name}
+                bucket_arn: arn:aws:s3:::{BUCKET}
+                bucket_list_interval: 1s
+                start_timestamp: "{start}"
+                endpoint: {aws.endpoint}
+                path_style: true
+                access_key_id: {ACCESS_KEY_ID}
+                secret_access_key: {SECRET_ACCESS_KEY}"""
+        forwarder = ForwarderProcess(home, f"""
+            forwarder.inputs:{inputs}
+            queue.mem.flush.timeout: 10ms
+            forwarder.registry.flush: 0s
+            output.file.path: ${{path.data}}/events
+            http.enabled: true
+            http.host: 127.0.0.1
+            http.port: {http_port}
+            logging.metrics.enabled: false
+            """).start()
+        try:
+            def messages() -> list[str]:
+                return sorted(event["message"] for event in output_events(home))
+
+            wait_until(lambda: messages() == ['"gone soon"', '"v1 a"', '"v1 b"'], 30, "the first versions")
+            s3.put_object(Bucket=BUCKET, Key=changing, Body=b'"v2 a"\n')
+            s3.delete_object(Bucket=BUCKET, Key=deleted)
+            wait_until(lambda: '"v2 a"' in messages(), 30, "the changed object read again")
+            current = wait_until(lambda: (lambda s: s if s["objects_forgotten"] == 1 else None)(stats()["current"]),
+                                 30, "the deleted object's state forgotten")
+            assert current["objects_tracked"] == 1
+            future = stats()["future"]
+            assert future["objects_listed"] >= 1 and future["objects_tracked"] == 0 and future["published"] == 0
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()
+    registry = "\n".join(path.read_text() for path in (home / "data" / "registry").rglob("*") if path.is_file())
+    assert "changing.csv" in registry
+    events = output_events(home)
+    assert sorted(event["message"] for event in events) == ['"gone soon"', '"v1 a"', '"v1 b"', '"v2 a"']
+    assert {event["cloud"]["region"] for event in events} == {REGION}
+    assert events[0]["log"]["file"]["path"].startswith(f"{aws.endpoint}/{BUCKET}/{PREFIX}/dnslogs/")

@@ -26,8 +26,9 @@ from forwarder.schema.section import Section
 
 ALL_LOG_TYPES = tuple(LOG_TYPES)
 SETTINGS = (
-    Setting("log_types", STRINGS, list(ALL_LOG_TYPES), "Umbrella log types (S3 folders) mapped; a line from "
-            "any other folder is forwarded raw and tagged `_parse_failure`", doc_default="all"),
+    Setting("log_types", STRINGS, list(ALL_LOG_TYPES), "Umbrella log types (S3 folders) forwarded; lines of the "
+            "other Umbrella folders are dropped (counted as `filtered` in /stats), and a line whose key names no "
+            "Umbrella folder is forwarded raw and tagged `_parse_failure`", doc_default="all"),
 )
 
 
@@ -43,15 +44,18 @@ def build_cisco_umbrella(options: Section) -> Processor:
     # Object key → its mapping: every line of an object has the same key, so the folder is looked up once.
     by_key: dict[str, UmbrellaMapping] = {}
 
-    def cisco_umbrella(event: Event) -> Event:
+    def cisco_umbrella(event: Event) -> Event | None:
         fields = event.fields
         key = _object_key(fields)
-        mapping = by_key.get(key)
-        if mapping is None:
+        if key in by_key:
+            mapping = by_key[key]
+        else:
             mapping = _mapping_for(key, mappings)
             if len(by_key) >= 4096:
                 by_key.clear()
             by_key[key] = mapping
+        if mapping is None:
+            return None
         message = fields.get("message")
         if not isinstance(message, str):
             raise ValueError("the event has no CSV line in message")
@@ -80,15 +84,13 @@ def _object_key(fields: dict[str, Any]) -> str:
         raise ValueError("the event names no S3 object (aws.s3.object.key or log.file.path)") from None
 
 
-def _mapping_for(key: str, mappings: dict[str, UmbrellaMapping]) -> UmbrellaMapping:
+def _mapping_for(key: str, mappings: dict[str, UmbrellaMapping]) -> UmbrellaMapping | None:
+    """The mapping of the key's log type; None for an Umbrella folder not in `log_types` (its lines are dropped)."""
     log_type = log_type_of(key)
     if log_type is None:
         raise ValueError(f"cannot tell the Umbrella log type from {key!r}: no folder named "
                          f"{', '.join(ALL_LOG_TYPES)}")
-    mapping = mappings.get(log_type.folder)
-    if mapping is None:
-        raise ValueError(f"log type {log_type.folder} is not in this processor's log_types")
-    return mapping
+    return mappings.get(log_type.folder)
 
 
 def umbrella_processors(log_types: list[str]) -> list[Processor]:

@@ -267,3 +267,10 @@ def test_processor_option_log_types_is_checked() -> None:
     assert [str(problem) for problem in problems] == [
         "forwarder.yml: processors.0.cisco_umbrella.log_types: unknown Umbrella log type(s) weblogs (known: dnslogs, "
         "proxylogs, iplogs, cloudfirewalllogs, firewalllogs, intrusionlogs, dlplogs, auditlogs)"]
+
+
+def test_a_line_of_a_log_type_not_selected_is_dropped_and_counted(harness: Any) -> None:
+    client = harness.connect("aws-s3", input_id="cisco-umbrella", module_processors=umbrella_processors(["dnslogs"]))
+    assert client.prepare(umbrella_event(FIREWALL_DOC, "cloudfirewalllogs")) is None
+    assert client.stats.filtered == 1
+    assert client.prepare(umbrella_event(DNS_DOC, "dnslogs")) is not None

@@ -134,3 +134,22 @@ output.file.path: {tmp_path}/events
     assert ok.returncode == 0, ok.stderr
     secret = check("    bucket_arn: arn:aws:s3:::b\n    secret_access_key: [s3cr3t-value]\n    access_key_id: AKIA\n")
     assert secret.returncode == 1 and "s3cr3t-value" not in secret.stderr + secret.stdout
+
+
+def test_an_input_with_role_arn_assumes_it_through_sts_and_reads(tmp_path):
+    http_port = free_port()
+    with MotoServer() as aws:
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/iplogs/2024-06-10/a.csv", Body=b'"through the role"\n')
+        role = "arn:aws:iam::123456789012:role/umbrella-reader"
+        config = forwarder_config(aws.endpoint, http_port, f"            role_arn: {role}")
+        forwarder = ForwarderProcess(tmp_path, config)
+        forwarder.start()
+        try:
+            wait_until(lambda: [e["message"] for e in output_events(tmp_path)] == ['"through the role"'], 30,
+                       "the object read with the assumed role's credentials")
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()
+    assert "Traceback" not in forwarder.log_path.read_text()

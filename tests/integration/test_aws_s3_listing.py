@@ -48,6 +48,7 @@ def test_hundreds_of_objects_late_arrivals_and_three_kills_lose_nothing(tmp_path
     chooser = random.Random(seed)
     home = tmp_path / "home"
     with MotoServer() as aws:
+        aws.reset()  # moto keeps its buckets per process, across servers
         bucket = Bucket(aws.client("s3"))
         bucket.put_batch(200, chooser)
         for log_type in LOG_TYPES:  # large objects, so that the kills land in the middle of one
@@ -135,6 +136,7 @@ def test_changed_etag_is_read_again_and_states_of_deleted_objects_are_forgotten(
 
     home = tmp_path / "home"
     with MotoServer() as aws:
+        aws.reset()  # moto keeps its buckets per process, across servers
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         changing, deleted = f"{PREFIX}/dnslogs/{DAYS[0]}/changing.csv", f"{PREFIX}/dnslogs/{DAYS[0]}/deleted.csv"

@@ -54,6 +54,7 @@ def forwarder_config(endpoint: str, http_port: int, extra: str = "") -> str:
 def test_events_carry_filebeat_fields_and_bad_objects_fail_alone(tmp_path):
     http_port = free_port()
     with MotoServer() as aws:
+        aws.reset()  # moto keeps its buckets per process, across servers
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         good_key = f"{PREFIX}/dnslogs/2024-06-10/2024-06-10-00-00-a1b2.csv.gz"
@@ -139,6 +140,7 @@ output.file.path: {tmp_path}/events
 def test_an_input_with_role_arn_assumes_it_through_sts_and_reads(tmp_path):
     http_port = free_port()
     with MotoServer() as aws:
+        aws.reset()  # moto keeps its buckets per process, across servers
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/iplogs/2024-06-10/a.csv", Body=b'"through the role"\n')

@@ -21,12 +21,25 @@ from forwarder.modules.cisco_umbrella_columns import LOG_TYPES, log_type_of, par
 from forwarder.modules.cisco_umbrella_ecs import UmbrellaMapping
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
-from forwarder.schema.declared import STRINGS, Setting, read_settings
+from forwarder.schema.declared import Setting, ValueType, read_settings
 from forwarder.schema.section import Section
 
 ALL_LOG_TYPES = tuple(LOG_TYPES)
+
+
+def _read_log_types(section: Section, key: str, setting: Setting, default: list[str]) -> list[str]:
+    """A list of Umbrella folder names; an unknown one is reported (with the known ones) and left out."""
+    names = section.string_list(key, default)
+    unknown = [name for name in names if name not in LOG_TYPES]
+    if unknown:
+        section.error(key, f"unknown Umbrella log type(s) {', '.join(map(str, unknown))} "
+                           f"(known: {', '.join(ALL_LOG_TYPES)})")
+    return [name for name in names if name in LOG_TYPES]
+
+
+LOG_TYPE_NAMES = ValueType("list of Umbrella log types", _read_log_types)
 SETTINGS = (
-    Setting("log_types", STRINGS, list(ALL_LOG_TYPES), "Umbrella log types (S3 folders) forwarded; lines of the "
+    Setting("log_types", LOG_TYPE_NAMES, list(ALL_LOG_TYPES), "Umbrella log types (S3 folders) forwarded; lines of the "
             "other Umbrella folders are dropped (counted as `filtered` in /stats), and a line whose key names no "
             "Umbrella folder is forwarded raw and tagged `_parse_failure`", doc_default="all"),
 )
@@ -34,13 +47,7 @@ SETTINGS = (
 
 def build_cisco_umbrella(options: Section) -> Processor:
     """`cisco_umbrella: {log_types: [dnslogs, …]}`; unknown options are reported by the caller's finish()."""
-    values = read_settings(options, SETTINGS)
-    log_types = values["log_types"]
-    unknown = [name for name in log_types if name not in LOG_TYPES]
-    if unknown:
-        values.error("log_types", f"unknown Umbrella log type(s) {', '.join(map(str, unknown))} "
-                                  f"(known: {', '.join(ALL_LOG_TYPES)})")
-    mappings = {name: UmbrellaMapping(LOG_TYPES[name]) for name in log_types if name in LOG_TYPES}
+    mappings = {name: UmbrellaMapping(LOG_TYPES[name]) for name in read_settings(options, SETTINGS)["log_types"]}
     # Object key → its mapping: every line of an object has the same key, so the folder is looked up once.
     by_key: dict[str, UmbrellaMapping] = {}
 

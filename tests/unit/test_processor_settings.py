@@ -44,6 +44,7 @@ SAMPLES: dict[str, Any] = {
     "ignored": {"enabled": True},
     "mapping of tenant id to name": {"11111111-2222-3333-4444-555555555555": "contoso.onmicrosoft.com"},
     "list of filesets": ["signinlogs", "auditlogs"],
+    "list of Umbrella log types": ["dnslogs", "auditlogs"],
 }
 
 

@@ -45,6 +45,7 @@ TABLES = {
     "processor-entraid_ecs": "forwarder.modules.entraid_processor",
     "processor-o365_ecs": "forwarder.modules.o365_processor",
     "processor-azure_ecs": "forwarder.modules.azure_processor",
+    "processor-duo_ecs": "forwarder.modules.duo_processor",
     "processor-cisco_umbrella": "forwarder.modules.cisco_umbrella_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"

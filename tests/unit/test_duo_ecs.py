@@ -10,7 +10,11 @@ import orjson
 import pytest
 
 from forwarder.modules.duo_ecs import RECORD_KINDS, UnmappableDuoRecord, normalize
-from forwarder.pipeline.event import format_timestamp
+from forwarder.pipeline.client import Processor
+from forwarder.pipeline.event import Event, format_timestamp
+from forwarder.pipeline.json_text import json_text
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Problem, Section
 
 AUTH = {
     "access_device": {
@@ -90,6 +94,7 @@ OFFLINE_ENROLLMENT = {
     "timestamp": 1714666205,
     "username": "narroway",
 }
+READ_AT = 1_714_700_000.5
 RECORDS = {"auth": AUTH, "admin": ADMIN, "telephony": TELEPHONY, "activity": ACTIVITY,
            "trust_monitor": TRUST_MONITOR, "offline_enrollment": OFFLINE_ENROLLMENT}
 
@@ -297,3 +302,56 @@ def test_offline_enrollment_description_and_user() -> None:
 def test_a_record_it_cannot_map_raises(record: Any, kind: str, message: str) -> None:
     with pytest.raises(UnmappableDuoRecord, match=message):
         normalize(record, kind)
+
+
+def processor(**options: Any) -> Processor:
+    """Built the way a `processors:` item naming it is built, through the registered `duo_ecs` entry point."""
+    problems: list = []
+    [built] = build_processors([Section({"duo_ecs": options}, "processors.0", "inputs.d/duo.yml", problems)])
+    assert problems == []
+    return built
+
+
+def emitted(record: Any, kind: str) -> Event:
+    """An event as the `duo` input publishes it: the record's JSON in `message`, the record beside it."""
+    return Event(fields={"message": json_text(record)}, timestamp=READ_AT, meta={"_id": "id-1"}, record=record,
+                 record_kind=kind)
+
+
+def test_the_processor_keeps_the_message_first_and_adds_the_mapping_and_time() -> None:
+    event = processor()(emitted(AUTH, "auth"))
+    mapped = normalize(AUTH, "auth")
+    assert event.fields == {"message": json_text(AUTH), **mapped.fields}
+    assert list(event.fields) == ["message", *mapped.fields]
+    assert format_timestamp(event.timestamp) == "2024-05-02T13:43:58.335Z"
+    assert event.meta == {"_id": "id-1"}
+
+
+def test_preserve_original_event_copies_the_message() -> None:
+    event = processor(preserve_original_event=True)(emitted(TELEPHONY, "telephony"))
+    assert event.fields["event"]["original"] == event.fields["message"] == json_text(TELEPHONY)
+    assert "original" not in processor()(emitted(TELEPHONY, "telephony")).fields["event"]
+
+
+def test_processor_options_are_checked_against_the_declared_ones() -> None:
+    problems: list[Problem] = []
+    build_processors([Section({"duo_ecs": {"preserve_original": True}}, "processors.0", "forwarder.yml", problems)])
+    assert [str(problem) for problem in problems] == [
+        "forwarder.yml: processors.0.duo_ecs.preserve_original: unknown setting (did you mean "
+        "'processors.0.duo_ecs.preserve_original_event'?)"]
+
+
+def test_a_record_it_cannot_map_is_forwarded_raw_tagged_and_counted(harness: Any) -> None:
+    client = harness.connect("duo", input_id="duo-auth", module_processors=[processor()],
+                             module_fields={"event": {"module": "cisco_duo", "dataset": "cisco_duo.auth"}})
+    event = client.prepare(emitted(["a", "list"], "auth"))
+    assert event is not None, "never dropped"
+    assert event.fields["message"] == '["a","list"]'
+    assert event.fields["tags"] == ["_parse_failure"]
+    assert "the auth record is a list, not a JSON object" in event.fields["error"]["message"]
+    assert event.fields["event"] == {"module": "cisco_duo", "dataset": "cisco_duo.auth"}
+    assert event.timestamp == READ_AT
+    assert client.stats.extra["mapping_failures"] == 1
+    mapped = client.prepare(emitted(AUTH, "auth"))
+    assert mapped.fields["event"]["dataset"] == "cisco_duo.auth" and mapped.fields["event"]["outcome"] == "success"
+    assert client.stats.extra["mapping_failures"] == 1

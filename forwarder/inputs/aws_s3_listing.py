@@ -24,10 +24,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from forwarder.inputs.aws_s3_clients import aws_client, aws_session
 from forwarder.inputs.aws_s3_config import AwsS3Config
 from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, ObjectReader
 from forwarder.inputs.base import InputContext
-from forwarder.net.aws_clients import aws_client, aws_session
 from forwarder.pipeline.event import Event
 
 READING, DONE, FAILED = "reading", "done", "failed"

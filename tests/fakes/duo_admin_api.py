@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import email.utils
 import hashlib
 import hmac
@@ -124,8 +125,7 @@ class FakeDuoAdminApi:
         spec = LOGS[log]
         entry = (spec.time_ms(record), spec.record_id(record), record)
         with self._lock:
-            self.records[log].append(entry)
-            self.records[log].sort(key=lambda item: (item[0], item[1]))
+            bisect.insort(self.records[log], entry, key=lambda item: (item[0], item[1]))
         return record
 
     def throttle(self, log: str, count: int) -> None:

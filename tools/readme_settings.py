@@ -30,6 +30,7 @@ TABLES = {
     "o365audit": "forwarder.inputs.o365_config",
     "azure-eventhub": "forwarder.inputs.eventhub_config",
     "aws-s3": "forwarder.inputs.aws_s3_config",
+    "duo": "forwarder.inputs.duo_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",

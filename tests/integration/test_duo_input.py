@@ -238,3 +238,40 @@ def test_a_missing_read_log_grant_parks_the_input_naming_the_permission(tmp_path
     assert "(40301)" in message and '"Grant read log" permission' in message
     assert '"Grant read log"' in snapshot["inputs"]["duo-admin"]["last_error"]
     assert SKEY not in text and SKEY not in forwarder.log_path.read_text()
+
+
+def test_the_duo_module_reads_each_enabled_fileset_through_its_own_input_and_maps_it(tmp_path, duo):
+    now_ms = int(time.time() * 1000)
+    auth = fill(duo, "auth", 30, now_ms - 3600_000, 1000)
+    admin_keys = fill(duo, "admin", 5, now_ms - 3600_000, 1000)
+    home = tmp_path / "home"
+    (home / "modules.d").mkdir(parents=True)
+    module = home / "modules.d" / "duo.yml"
+    module.write_text(f"""
+- module: duo
+  var.api_hostname: "127.0.0.1:{duo.server.port}"
+  var.integration_key: "{IKEY}"
+  var.secret_key: "${{DUO_SECRET_KEY}}"
+  var.ssl.certificate_authorities: ["{duo.server.ca_path}"]
+  auth:
+    enabled: true
+  admin:
+    enabled: true
+""")
+    module.chmod(0o600)
+    forwarder = forwarder_for(home, " []")
+    try:
+        forwarder.start()
+        wait_until(lambda: len(delivered(home)) >= len(auth) + len(admin_keys), 30, "the module's records")
+        snapshot, text = stats(forwarder)
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    events = output_events(home)
+    assert sorted(record_key(event) for event in events) == sorted(auth + admin_keys)
+    datasets = {event["event"]["dataset"] for event in events}
+    assert datasets == {"cisco_duo.auth", "cisco_duo.admin"}
+    first_auth = next(event for event in events if event["event"]["dataset"] == "cisco_duo.auth")
+    assert first_auth["@metadata"]["_id"].startswith("tx-") and first_auth["user"]["name"].endswith("@example.com")
+    assert {"duo-auth", "duo-admin"} <= set(snapshot["inputs"])
+    assert SKEY not in text and SKEY not in forwarder.log_path.read_text()

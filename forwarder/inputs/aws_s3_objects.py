@@ -79,7 +79,12 @@ class Bucket:
 
 def event_id(bucket_arn: str, key: str, offset: int) -> str:
     """Filebeat's `@metadata._id`: stable across replays, so the receiver can drop them."""
-    return f"{hashlib.sha256((bucket_arn + key).encode()).hexdigest()[:10]}-{offset:012d}"
+    return f"{object_id_prefix(bucket_arn, key)}-{offset:012d}"
+
+
+def object_id_prefix(bucket_arn: str, key: str) -> str:
+    """The part of `event_id` shared by every event of an object: hashed once per object, not per line."""
+    return hashlib.sha256((bucket_arn + key).encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -139,11 +144,12 @@ class ObjectReader:
             records = self._json_records(stream, options)
         else:
             records = self._line_records(key, stream, options, start_offset)
+        id_prefix = object_id_prefix(self._bucket.arn, key)
         events = 0
         for message in records:
             if message.offset < start_offset:
                 continue
-            if not emit(self._event(base, key, message, read_at), message.end):
+            if not emit(self._event(base, id_prefix, message, read_at), message.end):
                 return ObjectResult(complete=False, events=events)
             events += 1
         self.count("objects_read")
@@ -159,7 +165,7 @@ class ObjectReader:
         return {"log": {"file": {"path": bucket.object_url(key)}}, "aws": {"s3": s3},
                 "cloud": {"provider": "aws", "region": bucket.region}}
 
-    def _event(self, base: dict[str, Any], key: str, message: Message, read_at: float) -> Event:
+    def _event(self, base: dict[str, Any], id_prefix: str, message: Message, read_at: float) -> Event:
         fields = {"log": {"file": base["log"]["file"], "offset": message.offset}, "aws": base["aws"],
                   "cloud": base["cloud"]}
         if message.flags:
@@ -171,7 +177,7 @@ class ObjectReader:
         if message.tags:
             fields["tags"] = list(message.tags)
         meta = dict(message.meta)
-        meta.setdefault("_id", event_id(self._bucket.arn, key, message.offset))
+        meta.setdefault("_id", f"{id_prefix}-{message.offset:012d}")
         timestamp = message.timestamp if message.timestamp is not None else read_at
         return Event(fields, timestamp=timestamp, meta=meta)
 

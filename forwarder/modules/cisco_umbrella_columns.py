@@ -110,8 +110,23 @@ def log_type_of(key: str) -> LogType | None:
     return None
 
 
+# csv refuses a field longer than this; the fast path below must refuse the same lines.
+_CSV_FIELD_LIMIT = csv.field_size_limit()
+
+
 def parse_row(line: str) -> list[str]:
-    """The values of one CSV record (which may span lines inside quotes); ValueError when it is not one record."""
+    """The values of one CSV record (which may span lines inside quotes); ValueError when it is not one record.
+
+    Umbrella quotes every field, so most rows are `"a","b",…` with no quote inside a value. For exactly
+    those (every `"` is a field's opening or closing quote) splitting on `","` gives what csv gives, at a
+    fraction of the cost of a csv reader per row; any other row goes through csv.
+    """
+    if len(line) >= 2 and line[0] == '"' and line[-1] == '"' and len(line) <= _CSV_FIELD_LIMIT and \
+            "\n" not in line and "\r" not in line and "\0" not in line:
+        values = line[1:-1].split('","')
+        # Two quotes per field means none is inside a value.
+        if line.count('"') == 2 * len(values):
+            return values
     try:
         rows = list(csv.reader((line,), skipinitialspace=True, strict=True))
     except csv.Error as error:

@@ -21,6 +21,7 @@ are converted. IP checks and timestamps are cached (a file repeats both).
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -257,6 +258,8 @@ def parse_time(text: str) -> float:
 def is_ip(text: str) -> bool:
     """Whether `text` is an IPv4/IPv6 address (cached: a file names the same few addresses again and again)."""
     known = _IPS.get(text)
+    if known is None and _PLAIN_IPV4.fullmatch(text):
+        return True
     if known is None:
         try:
             ipaddress.ip_address(text)
@@ -269,6 +272,10 @@ def is_ip(text: str) -> bool:
     return known
 
 
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# A dotted quad of decimals 0-255 without leading zeros: exactly what ipaddress accepts as IPv4, found without
+# building an address object; anything else (IPv6, a name, a leading zero) is left to ipaddress.
+_PLAIN_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 _TIMES: dict[str, float] = {}
 _IPS: dict[str, bool] = {}
 _SPLITS: dict[str, tuple[str, ...]] = {}

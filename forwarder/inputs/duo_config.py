@@ -29,7 +29,7 @@ SETTINGS = (
     Setting("poll_interval", DURATION, "1m", "pause between polls once caught up; at least 1m (Duo's limit per "
             "endpoint)", positive=True),
     Setting("initial_lookback", DURATION, "24h", "how far back the first poll of a log reads; at most 180d",
-            positive=True, maximum=MAX_LOOKBACK),
+            positive=True),
     Setting("ssl.certificate_authorities", STRINGS, [], "one CA bundle file to trust instead of the system CAs (an "
             "inspecting proxy)", doc_default="system CAs"),
     Setting("proxy_url", STRING, None, "HTTP(S) proxy for the Admin API"),
@@ -60,6 +60,8 @@ def parse_config(section: Section) -> DuoConfig:
             values.error(name, f"is required: the Admin API application's {what} (Duo Admin Panel → Applications)")
     if values["poll_interval"] < MIN_POLL_INTERVAL:
         values.error("poll_interval", "must be at least 1m: Duo asks for no more than one request a minute per log")
+    if values["initial_lookback"] > MAX_LOOKBACK:
+        values.error("initial_lookback", "must be at most 180d: Duo keeps logs for 180 days")
     authorities = values["ssl.certificate_authorities"]
     if len(authorities) > 1:
         values.error("ssl.certificate_authorities", "give one CA bundle file (concatenate several CAs into it)")
@@ -69,7 +71,7 @@ def parse_config(section: Section) -> DuoConfig:
         secret_key=values["secret_key"],
         streams=_streams(values),
         poll_interval=max(values["poll_interval"], MIN_POLL_INTERVAL),
-        initial_lookback=values["initial_lookback"],
+        initial_lookback=min(values["initial_lookback"], MAX_LOOKBACK),
         ca_bundle=authorities[0] if authorities else None,
         proxy_url=values["proxy_url"],
         backoff_init=values["backoff.init"],

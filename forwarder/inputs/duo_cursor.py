@@ -40,13 +40,9 @@ def _iso_time(field_name: str) -> Callable[[dict[str, Any]], float | None]:
     return read
 
 
-def _auth_time(record: dict[str, Any]) -> float | None:
+def _isotimestamp(record: dict[str, Any]) -> float | None:
     """`isotimestamp` has the sub-second part; `timestamp` (seconds) is the fallback."""
     return _iso_time("isotimestamp")(record) or _epoch(record.get("timestamp"), 1)
-
-
-def _v1_time(record: dict[str, Any]) -> float | None:
-    return _epoch(record.get("timestamp"), 1)
 
 
 def _surfaced_time(record: dict[str, Any]) -> float | None:
@@ -78,15 +74,15 @@ class DuoStream:
 
 
 STREAMS: dict[str, DuoStream] = {
-    "auth": DuoStream("auth", "/admin/v2/logs/authentication", "v2_list", "authlogs", _auth_time, ("txid",)),
-    "admin": DuoStream("admin", "/admin/v1/logs/administrator", "v1", "", _v1_time, ()),
+    "auth": DuoStream("auth", "/admin/v2/logs/authentication", "v2_list", "authlogs", _isotimestamp, ("txid",)),
+    "admin": DuoStream("admin", "/admin/v1/logs/administrator", "v1", "", _isotimestamp, ()),
     "telephony": DuoStream("telephony", "/admin/v2/logs/telephony", "v2_string", "items", _iso_time("ts"),
                            ("telephony_id", "txid")),
     "activity": DuoStream("activity", "/admin/v2/logs/activity", "v2_string", "items", _iso_time("ts"),
                           ("activity_id",)),
     "trust_monitor": DuoStream("trust_monitor", "/admin/v1/trust_monitor/events", "trust_monitor", "events",
                                _surfaced_time, ("sbtid",), oldest_first=False, max_window_ms=3_600_000),
-    "offline_enrollment": DuoStream("offline_enrollment", "/admin/v1/logs/offline_enrollment", "v1", "", _v1_time,
+    "offline_enrollment": DuoStream("offline_enrollment", "/admin/v1/logs/offline_enrollment", "v1", "", _isotimestamp,
                                     ()),
 }
 

@@ -13,6 +13,13 @@ acknowledgement and a crash mid-object resumes at the first unacknowledged
 line. A changed etag reads the object again from 0. States of objects that
 are no longer listed, or older than `ignore_older`, are removed, which keeps
 the registry and memory the size of the bucket's retention.
+
+A failed listing or download is tried again after an exponential backoff
+with jitter (not only at the next interval: with a 120 s interval one lost
+connection would delay a whole ten-minute Umbrella batch). An object is tried
+`OBJECT_ATTEMPTS` times, each from its last published line, then left to the
+next listing. Credentials S3 refuses (aws_s3_errors.py) park the input with
+one line naming the access key id and the fix, instead of retrying.
 """
 
 from __future__ import annotations
@@ -26,12 +33,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.inputs.aws_s3_clients import aws_client, aws_session
 from forwarder.inputs.aws_s3_config import AwsS3Config
+from forwarder.inputs.aws_s3_errors import credential_problem
 from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, ObjectReader
-from forwarder.inputs.base import InputContext
+from forwarder.inputs.base import InputContext, PermanentInputError
+from forwarder.outputs.logstash.pacing import Backoff
 from forwarder.pipeline.event import Event
 
 READING, DONE, FAILED = "reading", "done", "failed"
-LISTING_COUNTERS = ("listings", "listing_errors", "objects_listed", "objects_tracked", "objects_forgotten")
+LISTING_COUNTERS = ("listings", "listing_errors", "objects_listed", "objects_tracked", "objects_forgotten",
+                    "download_retries")
+RETRY_INITIAL = 1.0
+RETRY_MAXIMUM = 60.0
+OBJECT_ATTEMPTS = 5
 
 
 @dataclass
@@ -76,17 +89,19 @@ class BucketListingInput:
 
     def run(self) -> None:
         config = self._config
-        session = aws_session(config)
+        self._session = session = aws_session(config)
         self._s3 = aws_client(session, "s3", config, pool_size=config.number_of_workers + 1)
         self._reader = ObjectReader(self._s3, self._bucket, self._log, self._context.stats, self._name)
         self._states = self._committed_states()
         self._context.stats.state = "running"
         stop = self._context.stop
+        backoff = Backoff(RETRY_INITIAL, min(RETRY_MAXIMUM, config.bucket_list_interval))
         with concurrent.futures.ThreadPoolExecutor(config.number_of_workers, "aws-s3-object") as workers:
             while not stop.is_set():
                 started = time.monotonic()
-                self._poll(workers)
-                stop.wait(max(0.0, config.bucket_list_interval - (time.monotonic() - started)))
+                if self._poll(workers, backoff):
+                    backoff.reset()
+                    stop.wait(max(0.0, config.bucket_list_interval - (time.monotonic() - started)))
 
     def _source(self, key: str) -> str:
         return f"{self._bucket.name}/{key}"
@@ -100,23 +115,44 @@ class BucketListingInput:
                 states[source[len(prefix):]] = state
         return states
 
-    def _poll(self, workers: concurrent.futures.Executor) -> None:
+    def _poll(self, workers: concurrent.futures.Executor, backoff: Backoff) -> bool:
+        """One listing and the reads it calls for; False when the listing failed (after waiting `backoff`)."""
+        where = f"s3://{self._bucket.name}/{self._config.bucket_list_prefix}"
         try:
             listed = self._list()
         except (BotoCoreError, ClientError) as error:
             self._count("listing_errors")
-            message = f"cannot list s3://{self._bucket.name}/{self._config.bucket_list_prefix}: {error}"
-            self._log.warning("%s: %s; trying again in %.0fs", self._name, message, self._config.bucket_list_interval)
+            problem = credential_problem(error, f"list {where}", self._key_description(), listing=True)
+            if problem:
+                raise PermanentInputError(problem) from None
+            delay = backoff.next_delay()
+            message = f"cannot list {where}: {error}"
+            self._log.warning("%s: %s; trying again in %.1fs", self._name, message, delay)
             self._context.stats.error(message)
-            return
+            self._context.stop.wait(delay)
+            return False
         except _Stopping:
-            return
+            return True
         self._count("listings")
         self._context.stats.extra["objects_listed"] = len(listed)
         pending = self._reconcile(listed)
         futures = [workers.submit(self._read, key, state) for key, state in pending]
-        for future in concurrent.futures.as_completed(futures):
-            future.result()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return True
+
+    def _key_description(self) -> str:
+        """The access key id in use, for messages (the secret never is)."""
+        key_id = self._config.access_key_id
+        if not key_id:
+            credentials = self._session.get_credentials()
+            key_id = credentials.access_key if credentials is not None else None
+        return f"access key id {key_id}" if key_id else "the AWS credentials in use"
 
     def _list(self) -> dict[str, ListedObject]:
         listed = {}
@@ -174,12 +210,29 @@ class BucketListingInput:
         if stop.is_set():
             return
         options = self._config.reader_options(key)
-        try:
-            result = self._reader.read(key, options, state.offset, emit)
-        except DownloadError as error:
-            self._log.warning("%s: %s; trying again at the next listing", self._name, error)
-            self._context.stats.error(str(error))
-            return
+        backoff = Backoff(RETRY_INITIAL, RETRY_MAXIMUM)
+        attempt = 1
+        while True:
+            try:
+                result = self._reader.read(key, options, state.offset, emit)
+                break
+            except DownloadError as error:
+                problem = credential_problem(error.error, f"download s3://{self._bucket.name}/{key}",
+                                             self._key_description(), listing=False)
+                if problem:
+                    raise PermanentInputError(problem) from None
+                self._context.stats.error(str(error))
+                if attempt >= OBJECT_ATTEMPTS:
+                    self._log.warning("%s: %s; gave up after %d attempts, trying again at the next listing",
+                                      self._name, error, attempt)
+                    return
+                delay = backoff.next_delay()
+                self._log.warning("%s: %s; trying again in %.1fs (attempt %d of %d)", self._name, error, delay,
+                                  attempt + 1, OBJECT_ATTEMPTS)
+                self._count("download_retries")
+                attempt += 1
+                if stop.wait(delay):
+                    return
         if not result.complete:
             return
         state.status = FAILED if result.failure else DONE

@@ -47,7 +47,11 @@ Emit = Callable[[Event, int], bool]
 
 
 class DownloadError(Exception):
-    """The object could not be fetched or its stream broke: try again later."""
+    """The object could not be fetched or its stream broke: try again later (`error` is boto3's)."""
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class ObjectFailed(Exception):
@@ -117,7 +121,7 @@ class ObjectReader:
             response = self._client.get_object(Bucket=self._bucket.name, Key=key)
         except (BotoCoreError, ClientError) as error:
             self.count("download_errors")
-            raise DownloadError(f"cannot download s3://{self._bucket.name}/{key}: {error}") from None
+            raise DownloadError(f"cannot download s3://{self._bucket.name}/{key}: {error}", error) from None
         body = response["Body"]
         try:
             return self._read(key, options, start_offset, emit, response)
@@ -130,7 +134,7 @@ class ObjectReader:
             return ObjectResult(complete=True, failure=failed.counter)
         except (BotoCoreError, ClientError, OSError, urllib3.exceptions.HTTPError) as error:
             self.count("download_errors")
-            raise DownloadError(f"reading s3://{self._bucket.name}/{key} broke off: {error}") from None
+            raise DownloadError(f"reading s3://{self._bucket.name}/{key} broke off: {error}", error) from None
         finally:
             body.close()
 

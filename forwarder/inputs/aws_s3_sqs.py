@@ -28,13 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from forwarder.inputs.aws_s3_config import AwsS3Config
+from forwarder.inputs.aws_s3_errors import credential_problem
 from forwarder.inputs.aws_s3_notifications import NotificationError, ObjectReference, parse_notification
 from forwarder.inputs.aws_s3_objects import Bucket, Emit, ObjectReader, ObjectResult
-from forwarder.inputs.base import InputContext
+from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.pipeline.event import Event
 
 MESSAGE_CURSOR_PREFIX = "sqs-message:"
+NO_SUCH_QUEUE = frozenset(("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"))
 MAX_MESSAGES_PER_RECEIVE = 10  # SQS's limit for one ReceiveMessage call
 WARNED_MESSAGES_REMEMBERED = 10_000
 
@@ -113,7 +117,9 @@ class SqsInput:
         connections = config.number_of_workers + 2  # workers, the receiver and the visibility keeper
         self._s3 = aws_client(session, "s3", config, connections)
         sqs = aws_client(session, "sqs", config, connections)
-        SqsNotificationReader(SqsSettings.from_config(config), self.context, sqs, self._read_object).run()
+        key = f"access key id {config.access_key_id}" if config.access_key_id else "the AWS credentials in use"
+        SqsNotificationReader(SqsSettings.from_config(config), self.context, sqs, self._read_object,
+                              lambda error: queue_refusal(error, config.queue_url or "", key)).run()
 
     def _read_object(self, reference: ObjectReference, emit: Emit) -> ObjectResult:
         with self._readers_lock:
@@ -128,8 +134,10 @@ class SqsInput:
 class SqsNotificationReader:
     """Receives notifications with long polling and works on up to `number_of_workers` messages at once."""
 
-    def __init__(self, settings: SqsSettings, context: InputContext, sqs: Any, read_object: ReadObject) -> None:
+    def __init__(self, settings: SqsSettings, context: InputContext, sqs: Any, read_object: ReadObject,
+                 refused: Callable[[BaseException], str | None] = lambda error: None) -> None:
         self.settings = settings
+        self.refused = refused
         self.context = context
         self.sqs = sqs
         self.read_object = read_object
@@ -142,7 +150,8 @@ class SqsNotificationReader:
         self._in_flight: dict[str, InFlightMessage] = {}
         self._warned: OrderedDict[str, None] = OrderedDict()
         self._ignored_event_types_warned = False
-        self._workers_done = threading.Event()
+        self._ended = threading.Event()  # set when run() returns: the receiver and the keeper end with it
+        self._refusal: str | None = None
         for name in ("sqs_messages_received", "sqs_messages_deleted", "sqs_messages_invalid",
                      "sqs_messages_over_receive_count", "sqs_messages_failed", "sqs_test_events",
                      "sqs_visibility_extended", "sqs_objects_read"):
@@ -159,9 +168,12 @@ class SqsNotificationReader:
         self.context.log.info("%s: reading S3 notifications from %s with %d worker(s)", self.context.input_id,
                               self.settings.queue_url, self.settings.number_of_workers)
         try:
-            self.context.stop.wait()
+            while not self.context.stop.wait(0.5):
+                if self._refusal is not None:
+                    raise PermanentInputError(self._refusal)
             self._wait_for_workers(self.settings.shutdown_grace + 1.0)
         finally:
+            self._ended.set()
             remove_listener()
 
     # ----- receiving ----------------------------------------------------------------------------------
@@ -169,7 +181,7 @@ class SqsNotificationReader:
     def _receive_loop(self) -> None:
         """Long-polls while a worker is free; runs on its own thread because a long poll cannot be cut short."""
         stop = self.context.stop
-        while not stop.is_set():
+        while not stop.is_set() and not self._ended.is_set():
             with self._free_workers:
                 self._free_workers.wait_for(lambda: self._busy < self.settings.number_of_workers or stop.is_set(),
                                             timeout=1.0)
@@ -179,6 +191,10 @@ class SqsNotificationReader:
             try:
                 messages = self._receive(min(free, MAX_MESSAGES_PER_RECEIVE))
             except Exception as error:  # botocore's errors and connection failures: retried after a pause
+                refusal = self.refused(error)
+                if refusal is not None:
+                    self._refusal = refusal  # run() parks the input with it
+                    return
                 self._report_error(f"receiving from {self.settings.queue_url} failed: {error}")
                 stop.wait(min(self.settings.wait_time, 5.0) or 1.0)
                 continue
@@ -302,7 +318,7 @@ class SqsNotificationReader:
     def _keep_visible(self) -> None:
         """Extends every in-flight message's visibility once half of it has passed."""
         timeout = self.settings.visibility_timeout
-        while not self.context.stop.wait(min(timeout / 4, 5.0)):
+        while not self.context.stop.wait(min(timeout / 4, 5.0)) and not self._ended.is_set():
             now = time.monotonic()
             with self._lock:
                 due = [message for message in self._in_flight.values() if message.visible_at - now < timeout / 2]
@@ -359,6 +375,18 @@ class SqsNotificationReader:
         with self._lock:
             extra = self.context.stats.extra
             extra[name] = extra.get(name, 0) + amount
+
+
+def queue_refusal(error: BaseException, queue_url: str, key: str) -> str | None:
+    """The user's fix when SQS refuses the queue or the credentials; None when retrying may help."""
+    code = str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
+    if code in NO_SUCH_QUEUE:
+        return f"cannot receive from {queue_url}: the queue does not exist ({code}); check queue_url and region"
+    if code == "AccessDenied":
+        return (f"cannot receive from {queue_url}: {key} may not use this queue (AccessDenied); grant it "
+                "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility on the queue, and "
+                "s3:GetObject on the buckets it names")
+    return credential_problem(error, f"receive from {queue_url}", key, listing=False)
 
 
 def _receive_count(message: dict[str, Any]) -> int:

@@ -268,3 +268,34 @@ def test_sigkill_before_the_ack_brings_the_message_back_and_nothing_is_lost(tmp_
         delivered = messages_of(server.events)
         assert set(delivered) == set(expected)
         assert all(count <= 2 for count in delivered.values()), "at most one replay per line"
+
+
+def test_stopping_before_the_ack_hands_the_message_back_at_once(tmp_path: Path, aws, queue) -> None:
+    notify_queue_directly(aws, queue)
+    lines = csv_lines("dnslogs", 20)
+    put_lines(aws, "umbrella/dnslogs/2024-06-10/2024-06-10-02-00-stop.csv.gz", lines)
+    held = threading.Event()
+    with LumberjackServer(behaviour=Behaviour(hold=held)) as server:
+        home = tmp_path / "home"
+        forwarder = ForwarderProcess(home, to_logstash(aws, queue, server.address)).start()  # visibility 300s
+        try:
+            server.wait_for_events(20, timeout=60)
+            assert forwarder.terminate() == 0
+        finally:
+            held.set()
+            forwarder.stop()
+    # Not acknowledged within sqs.shutdown_grace_time: visible again now, not after visibility_timeout.
+    assert queue_counts(aws, queue) == (1, 0)
+
+
+def test_a_queue_that_does_not_exist_parks_the_input_with_one_line(tmp_path: Path, aws, queue) -> None:
+    missing = queue.rsplit("/", 1)[0] + "/no-such-queue"
+    forwarder = ForwarderProcess(tmp_path / "home", to_file(aws, missing)).start()
+    try:
+        line = forwarder.wait_for_log("input umbrella-sqs parked")
+        assert f"cannot receive from {missing}: the queue does not exist" in line["message"]
+        assert "check queue_url and region" in line["message"]
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert not [entry for entry in forwarder.log_lines() if "Traceback" in json.dumps(entry)]

@@ -12,7 +12,9 @@ boundary come back from Duo and are skipped by the dedupe keys the cursor holds.
 
 A refusal only the user can fix (signature, clock, permission) parks the input
 with one line naming the fix; the runner retries it later. The input only
-fetches: the ECS mapping is the `duo_ecs` processor of the `duo` module.
+fetches: the ECS mapping is the `duo_ecs` processor, declared by the `duo`
+module's filesets, or named by `standalone_processors` when the input is
+configured on its own (the module's inputs never get both).
 """
 
 from __future__ import annotations
@@ -206,8 +208,17 @@ def _iso(millis: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def standalone_processors(config: DuoConfig) -> list[dict[str, Any]]:
+    """What maps the records of a `duo` input configured without the duo module, as the module would."""
+    if config.normalize:
+        return [{"duo_ecs": {"preserve_original_event": config.preserve_original_event}}]
+    if config.preserve_original_event:
+        return [{"copy_fields": {"fields": [{"from": "message", "to": "event.original"}]}}]
+    return []
+
+
 def create(config: DuoConfig, context: InputContext) -> DuoInput:
     return DuoInput(config, context)
 
 
-INPUT_TYPE = InputType("duo", parse_config, create, default_id)
+INPUT_TYPE = InputType("duo", parse_config, create, default_id, standalone_processors)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forwarder.inputs.duo_cursor import STREAMS
-from forwarder.schema.declared import DURATION, STRING, STRINGS, Setting, SettingValues, read_settings
+from forwarder.schema.declared import BOOLEAN, DURATION, STRING, STRINGS, Setting, SettingValues, read_settings
 from forwarder.schema.section import Section
 
 # Duo asks integrations to poll each log endpoint at most once a minute; the logs go back 180 days.
@@ -36,6 +36,9 @@ SETTINGS = (
     Setting("backoff.init", DURATION, "1s", "first wait after HTTP 429 or a server error; doubles (with jitter) "
             "on each repeat", positive=True),
     Setting("backoff.max", DURATION, "60s", "longest wait between retries", positive=True),
+    Setting("normalize", BOOLEAN, True, "map each record to ECS (`duo_ecs`); `false` sends the raw record (the "
+            "`duo` module reads its own `var.normalize`)"),
+    Setting("preserve_original_event", BOOLEAN, False, "also keep the raw record in `event.original`"),
 )
 
 
@@ -51,6 +54,9 @@ class DuoConfig:
     proxy_url: str | None
     backoff_init: float
     backoff_max: float
+    # Read by the input's standalone_processors only: the `duo` module maps with its own variables.
+    normalize: bool
+    preserve_original_event: bool
 
 
 def parse_config(section: Section) -> DuoConfig:
@@ -76,6 +82,8 @@ def parse_config(section: Section) -> DuoConfig:
         proxy_url=values["proxy_url"],
         backoff_init=values["backoff.init"],
         backoff_max=max(values["backoff.max"], values["backoff.init"]),
+        normalize=values["normalize"],
+        preserve_original_event=values["preserve_original_event"],
     )
 
 

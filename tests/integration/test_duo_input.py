@@ -275,3 +275,61 @@ def test_the_duo_module_reads_each_enabled_fileset_through_its_own_input_and_map
     assert first_auth["@metadata"]["_id"].startswith("tx-") and first_auth["user"]["name"].endswith("@example.com")
     assert {"duo-auth", "duo-admin"} <= set(snapshot["inputs"])
     assert SKEY not in text and SKEY not in forwarder.log_path.read_text()
+
+
+def test_a_standalone_duo_input_maps_its_records_unless_normalize_is_off(tmp_path, duo):
+    now_ms = int(time.time() * 1000)
+    auth = fill(duo, "auth", 20, now_ms - 3600_000, 1000)
+    telephony = fill(duo, "telephony", 10, now_ms - 3600_000, 1000)
+    raw_input = input_yaml(duo.server, "telephony") + """
+            normalize: false
+            preserve_original_event: true"""
+    home = tmp_path / "home"
+    forwarder = forwarder_for(home, input_yaml(duo.server, "auth") + raw_input)
+    try:
+        forwarder.start()
+        wait_until(lambda: len(delivered(home)) >= len(auth) + len(telephony), 30, "both inputs' records")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    events = {record_key(event): event for event in output_events(home)}
+    assert sorted(events) == sorted(auth + telephony)
+    for key in auth:
+        event = events[key]
+        assert event["user"]["name"] == json.loads(event["message"])["user"]["name"]
+        assert event["event"]["outcome"] == "success" and "original" not in event["event"]
+        assert event["cisco_duo"]["auth"]["result"] == "success"
+    for key in telephony:
+        event = events[key]
+        assert "cisco_duo" not in event and event["event"] == {"original": event["message"]}
+
+
+def test_the_duo_module_decides_the_mapping_alone_its_inputs_get_no_standalone_one(tmp_path, duo):
+    now_ms = int(time.time() * 1000)
+    auth = fill(duo, "auth", 20, now_ms - 3600_000, 1000)
+    home = tmp_path / "home"
+    (home / "modules.d").mkdir(parents=True)
+    module = home / "modules.d" / "duo.yml"
+    module.write_text(f"""
+- module: duo
+  var.api_hostname: "127.0.0.1:{duo.server.port}"
+  var.integration_key: "{IKEY}"
+  var.secret_key: "${{DUO_SECRET_KEY}}"
+  var.ssl.certificate_authorities: ["{duo.server.ca_path}"]
+  var.normalize: false
+  auth:
+    enabled: true
+""")
+    module.chmod(0o600)
+    forwarder = forwarder_for(home, " []")
+    try:
+        forwarder.start()
+        wait_until(lambda: len(delivered(home)) >= len(auth), 30, "the module's records")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    events = output_events(home)
+    assert sorted(record_key(event) for event in events) == sorted(auth)
+    for event in events:
+        assert "cisco_duo" not in event and "user" not in event and "outcome" not in event["event"]
+        assert event["event"]["dataset"] == "cisco_duo.auth"

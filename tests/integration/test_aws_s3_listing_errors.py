@@ -1,5 +1,8 @@
 """aws-s3 listing mode when S3 says no: refused credentials park the input with one line, transient errors retry soon.
 
+A listing that fails and a download that breaks off are tried again within seconds (backoff with jitter),
+the download from the last line it sent, not from the start of the object and not at the next interval.
+
 Credentials are checked by a moto server started with INITIAL_NO_AUTH_ACTION_COUNT (its IAM enforcement:
 the first requests, which set up the bucket, the user and its key, run unchecked; every later one is
 authenticated and authorized as AWS does). It runs as a child process, since moto reads the setting once.
@@ -7,9 +10,14 @@ authenticated and authorized as AWS does). It runs as a child process, since mot
 
 from __future__ import annotations
 
+import gzip
+import http.client
+import http.server
 import os
 import subprocess
 import sys
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -112,3 +120,74 @@ def test_a_failed_listing_is_retried_within_seconds_not_at_the_next_interval(tmp
     assert [event["message"] for event in events] == ['"row"']
     retries = [line["message"] for line in forwarder.log_lines() if "cannot list" in line.get("message", "")]
     assert retries and all("trying again in" in message for message in retries)
+
+
+class BreakingProxy:
+    """An HTTP proxy in front of moto that cuts the body of the first GetObject of `key` in half.
+
+    The response headers promise the whole object, so boto3's stream ends early with an error after the
+    first half's lines were read and published: a download that broke off, as a dropped connection does.
+    """
+
+    def __init__(self, upstream: str, key: str) -> None:
+        target = urllib.parse.urlsplit(upstream)
+        proxy = self
+        self.cut = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                connection.request("GET", self.path, headers=dict(self.headers))
+                response = connection.getresponse()
+                body = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.end_headers()
+                if urllib.parse.unquote(self.path.split("?")[0]).endswith(key) and not proxy.cut:
+                    proxy.cut += 1
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> BreakingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_download_that_breaks_off_is_resumed_at_once_from_the_last_line_sent(tmp_path):
+    key = "dnslogs/2024-06-10/2024-06-10-10-00-a1b2.csv.gz"
+    rows = [f'"2024-06-10 10:00:00","row {index:05d}"' for index in range(20000)]
+    with MotoServer() as aws:
+        aws.reset()
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(("\n".join(rows) + "\n").encode()))
+        with BreakingProxy(aws.endpoint, key) as proxy:
+            forwarder = listing_forwarder(tmp_path, proxy.endpoint, ACCESS_KEY_ID, SECRET_ACCESS_KEY, interval="10m")
+            try:
+                events = wait_until(lambda: (lambda found: found if len(found) >= len(rows) else None)(
+                    output_events(tmp_path)), 60, "every row, within one listing interval")
+                assert forwarder.terminate() == 0
+            finally:
+                forwarder.stop()
+        assert proxy.cut == 1
+    assert sorted(event["message"] for event in events) == sorted(rows), "each row once: resumed, not restarted"
+    retried = [line["message"] for line in forwarder.log_lines() if "broke off" in line.get("message", "")]
+    assert len(retried) == 1 and "trying again in" in retried[0] and "(attempt 2 of 5)" in retried[0]

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from forwarder.inputs.aws_s3_config import AwsS3Config
 from forwarder.inputs.aws_s3_errors import credential_problem
 from forwarder.inputs.aws_s3_notifications import NotificationError, ObjectReference, parse_notification
-from forwarder.inputs.aws_s3_objects import Bucket, Emit, ObjectReader, ObjectResult
+from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, Emit, ObjectReader, ObjectResult
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.pipeline.event import Event
 
@@ -126,6 +126,8 @@ class SqsInput:
             reader = self._readers.get(reference.bucket)
             if reader is None:
                 bucket = Bucket.from_config(self.config, name=reference.bucket)
+                if reference.region:  # the bucket's own region, as the notification gives it
+                    bucket = replace(bucket, region=reference.region)
                 reader = ObjectReader(self._s3, bucket, self.context.log, self.context.stats, self.context.input_id)
                 self._readers[reference.bucket] = reader
         return reader.read(reference.key, self.config.reader_options(reference.key), 0, emit)
@@ -221,11 +223,15 @@ class SqsNotificationReader:
         worker.start()
 
     def _work(self, message: dict[str, Any]) -> None:
+        message_id = message.get("MessageId", "?")
         try:
             self._handle(message)
+        except DownloadError as error:  # S3 may answer next time; the message comes back after its visibility
+            self._report_error(f"SQS message {message_id} failed: {error}; it will be received again")
+            self._count("sqs_messages_failed")
         except Exception as error:  # one message's failure never stops the others
-            self._report_error(f"SQS message {message.get('MessageId', '?')} failed: {type(error).__name__}: "
-                               f"{error}; it will be received again")
+            self._report_error(f"SQS message {message_id} failed: {type(error).__name__}: {error}; it will be "
+                               "received again")
             self._count("sqs_messages_failed")
         finally:
             with self._free_workers:
@@ -259,7 +265,7 @@ class SqsNotificationReader:
                                     f"{next(self._numbers)}", time.monotonic() + self.settings.visibility_timeout)
         self.acknowledged.expect(in_flight)
         with self._lock:
-            self._in_flight[message_id] = in_flight
+            self._in_flight[in_flight.cursor_key] = in_flight
         try:
             if not self._publish(notification.objects, in_flight):
                 self._release(in_flight.receipt_handle, message_id)
@@ -269,7 +275,7 @@ class SqsNotificationReader:
         finally:
             self.acknowledged.forget(in_flight)
             with self._lock:
-                self._in_flight.pop(message_id, None)
+                self._in_flight.pop(in_flight.cursor_key, None)
 
     def _wait_for_acknowledgement(self, message: InFlightMessage) -> None:
         """Deletes the message once acknowledged; at stop, waits only `sqs.shutdown_grace_time`, then hands it back."""
@@ -328,6 +334,9 @@ class SqsNotificationReader:
                                                        ReceiptHandle=message.receipt_handle,
                                                        VisibilityTimeout=int(timeout))
                 except Exception as error:  # it may be read twice: duplicates, never a loss
+                    with self._lock:
+                        if message.cursor_key not in self._in_flight:
+                            continue  # deleted meanwhile: its receipt handle is no longer valid
                     self._report_error(f"extending the visibility of SQS message {message.message_id} failed: "
                                        f"{error}")
                     continue

@@ -299,3 +299,27 @@ def test_a_queue_that_does_not_exist_parks_the_input_with_one_line(tmp_path: Pat
     finally:
         forwarder.stop()
     assert not [entry for entry in forwarder.log_lines() if "Traceback" in json.dumps(entry)]
+
+
+def test_an_object_that_cannot_be_read_keeps_its_message_until_the_redrive_policy_takes_it(
+        tmp_path: Path, aws, queue) -> None:
+    sqs = aws.client("sqs")
+    missing = "umbrella/dnslogs/2024-06-10/2024-06-10-03-00-gone.csv.gz"
+    notification = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+                                 "eventName": "ObjectCreated:Put",
+                                 "s3": {"bucket": {"name": BUCKET}, "object": {"key": missing, "size": 10}}}]}
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(notification))["MessageId"]
+    home = tmp_path / "home"
+    forwarder = ForwarderProcess(home, to_file(aws, queue, extra="""
+            visibility_timeout: 1s
+            sqs.max_receive_count: 2
+""")).start()
+    try:
+        forwarder.wait_for_log(f"SQS message {message_id} was received 3 times (sqs.max_receive_count 2)")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    failures = [line["message"] for line in forwarder.log_lines()
+                if f"SQS message {message_id} failed" in line.get("message", "")]
+    assert len(failures) == 2 and f"s3://{BUCKET}/{missing}" in failures[0], failures
+    assert sum(queue_counts(aws, queue)) == 1, "never deleted: the redrive policy decides"

@@ -14,7 +14,9 @@ multiline parser so that a record whose quoted before/after spans lines is
 one message. `normalize` chooses the `cisco_umbrella` ECS mapping or raw
 lines named for Filebeat's ingest pipeline. Filebeat's other cisco filesets
 (asa, ftd, …) are not implemented: present and disabled they are ignored,
-enabled they are a config error.
+enabled they are a config error. The `amp` fileset (Cisco Secure Endpoint) is
+rendered by forwarder/modules/cisco_amp.py; a file with only `amp` does not
+enable `umbrella`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
+from forwarder.modules.cisco_amp import expand_amp
 from forwarder.modules.cisco_umbrella_columns import LOG_TYPES
 from forwarder.modules.cisco_umbrella_processor import umbrella_processors
 from forwarder.schema.section import Section
@@ -38,7 +41,7 @@ PLAIN_VARS = (
 NESTED_VARS = {"ssl": ("certificate_authorities", "verification_mode")}
 DEFAULT_TAGS = ["cisco-umbrella", "forwarded"]
 # Filebeat's other cisco filesets: accepted when disabled (a Filebeat cisco.yml lists them), refused when enabled.
-OTHER_FILESETS = ("asa", "ftd", "ios", "nexus", "meraki", "amp")
+OTHER_FILESETS = ("asa", "ftd", "ios", "nexus", "meraki")
 # A new audit record starts with its quoted id (possibly empty) and its quoted time; other lines continue it.
 AUDIT_RECORD_START = r'^"[^"]*","\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}"'
 AUDIT_MAX_LINES = 10000
@@ -54,15 +57,21 @@ class CiscoModule:
                 other = entry.section(fileset)
                 if other.boolean("enabled", True):
                     other.error("enabled", f"the cisco {fileset} fileset is not supported by this forwarder "
-                                           "yet (only umbrella); set enabled: false")
+                                           "yet (only umbrella and amp); set enabled: false")
                 other.ignore(*other.data)
+        inputs = expand_amp(entry.section("amp")) if entry.has("amp") else []
+        if entry.has("umbrella") or not entry.has("amp"):
+            inputs += self._expand_umbrella(entry, module_vars)
+        entry.finish()
+        return inputs
+
+    def _expand_umbrella(self, entry: Section, module_vars: dict[str, Any]) -> list[FilesetInput]:
         umbrella = entry.section("umbrella")
         enabled = umbrella.boolean("enabled", True)
         var_section = umbrella.section("var")
         settings = merge_vars(module_vars, read_vars(var_section, PLAIN_VARS, NESTED_VARS))
         overrides = umbrella.mapping("input", {})
         umbrella.finish()
-        entry.finish()
         if not enabled:
             return []
         rendered = render_umbrella_input(settings, var_section)

@@ -31,12 +31,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from forwarder.backoff import Backoff
 from forwarder.inputs.aws_s3_clients import aws_client, aws_session
 from forwarder.inputs.aws_s3_config import AwsS3Config
 from forwarder.inputs.aws_s3_errors import credential_problem
 from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, ObjectReader
 from forwarder.inputs.base import InputContext, PermanentInputError
-from forwarder.outputs.logstash.pacing import Backoff
 from forwarder.pipeline.event import Event
 
 READING, DONE, FAILED = "reading", "done", "failed"

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from forwarder.outputs.logstash.pacing import Backoff
+from forwarder.backoff import Backoff
 from forwarder.pipeline.queue import Batch, EventQueue
 from forwarder.stats import OutputStats
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from forwarder.outputs.logstash.pacing import Backoff, WindowSize
+from forwarder.backoff import Backoff
+from forwarder.outputs.logstash.pacing import WindowSize
 
 
 def test_backoff_doubles_with_jitter_up_to_the_maximum_and_resets() -> None:

@@ -14,10 +14,11 @@ import random
 import threading
 import time
 
+from forwarder.backoff import Backoff
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash.config import HostAddress, LogstashConfig
 from forwarder.outputs.logstash.connection import STALL_WARNING_AFTER, OutputCounters
-from forwarder.outputs.logstash.pacing import Backoff, WindowSize
+from forwarder.outputs.logstash.pacing import WindowSize
 from forwarder.outputs.logstash.window_encoder import WindowEncoder
 from forwarder.outputs.logstash.worker import BatchSource, LumberjackWorker
 from forwarder.pipeline.queue import EventQueue

@@ -19,9 +19,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from forwarder.backoff import Backoff
 from forwarder.outputs.logstash.config import HostAddress
 from forwarder.outputs.logstash.connection import ConnectionBroken, LumberjackConnection, OutputCounters, Window
-from forwarder.outputs.logstash.pacing import Backoff, WindowSize
+from forwarder.outputs.logstash.pacing import WindowSize
 from forwarder.outputs.logstash.transport import ConnectError
 from forwarder.outputs.logstash.window_encoder import WindowEncoder
 from forwarder.pipeline.queue import Batch, EventQueue

@@ -110,7 +110,7 @@ class SqsNotificationReader:
         self._refusal: str | None = None
         for name in ("sqs_messages_received", "sqs_messages_deleted", "sqs_messages_invalid",
                      "sqs_messages_over_receive_count", "sqs_messages_failed", "sqs_test_events",
-                     "sqs_visibility_extended", "sqs_objects_read"):
+                     "sqs_visibility_extended", "sqs_objects_read", "sqs_ignored_events"):
             context.stats.extra.setdefault(name, 0)
 
     def run(self) -> None:

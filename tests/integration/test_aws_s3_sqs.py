@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -104,6 +106,18 @@ def to_logstash(aws, queue_url: str, address: str, extra: str = "") -> str:
         """
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def input_stats(http_port: int) -> dict:
+    """The aws-s3 input's entry of /stats, counters at the top level as /stats shows them."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/stats", timeout=5) as response:
+        return json.loads(response.read())["inputs"]["umbrella-sqs"]
+
+
 def messages_of(events: list[dict]) -> Counter:
     return Counter(event["message"] for event in events)
 
@@ -170,11 +184,20 @@ def test_eventbridge_events_test_events_and_unknown_bodies(tmp_path: Path, aws, 
         "Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-06-10T00:00:00.000Z", "Bucket": BUCKET}))
     unknown = sqs.send_message(QueueUrl=queue, MessageBody='{"hello": "not a notification"}')["MessageId"]
     home = tmp_path / "home"
+    http_port = free_port()
     forwarder = ForwarderProcess(home, to_file(aws, queue, extra="""
             visibility_timeout: 2s
-""")).start()
+""") + f"""
+        http.enabled: true
+        http.host: 127.0.0.1
+        http.port: {http_port}
+        """).start()
     try:
         wait_until(lambda: len(output_events(home)) >= 25, 60, "25 events")
+        counters = wait_until(lambda: (lambda stats: stats if stats["sqs_messages_deleted"] == 2 else None)(
+            input_stats(http_port)), 30, "two messages deleted in /stats")
+        assert counters["sqs_test_events"] == 1 and counters["sqs_objects_read"] == 1
+        assert counters["sqs_messages_invalid"] >= 1
         warning = forwarder.wait_for_log(f"SQS message {unknown} is not an S3 notification")
         assert warning["log.level"] == "WARNING"
         # The unknown message is never deleted: it comes back after its visibility timeout, without a new warning.

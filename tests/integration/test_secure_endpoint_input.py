@@ -31,8 +31,7 @@ def fill(api: FakeSecureEndpointApi, count: int, first: float, step: float, star
 
 def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env: str = "AMP_API_KEY"
                   ) -> ForwarderProcess:
-    return ForwarderProcess(home, f"""
-        forwarder.inputs:
+    return forwarder_with(home, f"""
           - type: cisco-secure-endpoint
             id: amp
             url: "{server.url}"
@@ -43,7 +42,12 @@ def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env:
             limit: 100
             ssl.certificate_authorities: ["{server.ca_path}"]
             backoff.init: 50ms
-            backoff.max: 400ms{extra}
+            backoff.max: 400ms{extra}""")
+
+
+def forwarder_with(home: Path, inputs: str) -> ForwarderProcess:
+    return ForwarderProcess(home, f"""
+        forwarder.inputs:{inputs}
         queue.mem:
           events: 4096
           flush.min_events: 500
@@ -171,3 +175,41 @@ def test_a_wrong_api_key_parks_the_input_with_the_fix_and_never_shows_the_key(tm
     assert snapshot["inputs"]["amp"]["state"] == "parked"
     assert len(api.event_requests()) == 1 and output_events(home) == []
     assert wrong not in text and wrong not in forwarder.log_path.read_text()
+
+
+def test_the_cisco_module_amp_fileset_reads_through_the_input_and_maps_each_event(tmp_path, api):
+    expected = fill(api, 120, time.time() - 3600, 10)
+    home = tmp_path / "home"
+    (home / "modules.d").mkdir(parents=True)
+    module = home / "modules.d" / "cisco.yml"
+    module.write_text(f"""
+- module: cisco
+  amp:
+    var.url: "{api.server.url}/v1/events?offset=0&limit=300"
+    var.client_id: "{CLIENT_ID}"
+    var.api_key: "${{AMP_API_KEY}}"
+    var.interval: 1s
+    var.limit: 50
+    var.ssl.certificate_authorities: ["{api.server.ca_path}"]
+""")
+    module.chmod(0o600)
+    forwarder = forwarder_with(home, " []")
+    try:
+        forwarder.start()
+        wait_until(lambda: len(output_events(home)) >= len(expected), 30, "the fileset's events")
+        snapshot, text = stats(forwarder)
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    events = output_events(home)
+    assert sorted(json.loads(event["message"])["id"] for event in events) == sorted(expected)
+    for event in events:
+        record = json.loads(event["message"])
+        assert event["event"]["dataset"] == "cisco.amp" and event["event"]["module"] == "cisco"
+        assert event["event"]["code"] == "1090519054" and event["event"]["action"] == "Threat Detected"
+        assert event["host"]["hostname"] == record["computer"]["hostname"].split(".")[0]
+        assert event["file"]["hash"]["sha256"] == record["file"]["identity"]["sha256"]
+        assert event["tags"] == ["cisco-amp", "forwarded"]
+        assert event["@metadata"]["_id"] == str(record["id"])
+    assert "cisco-amp" in snapshot["inputs"]
+    assert API_KEY not in text and API_KEY not in forwarder.log_path.read_text()

@@ -23,6 +23,7 @@ from forwarder.inputs.aws_s3_config import AwsS3Config
 from forwarder.inputs.aws_s3_notifications import NotificationError, ObjectReference, parse_notification
 from forwarder.inputs.aws_s3_objects import DownloadError, Emit, ObjectResult
 from forwarder.inputs.base import InputContext, PermanentInputError
+from forwarder.log_throttle import ThrottledLog
 from forwarder.pipeline.event import Event
 
 MESSAGE_CURSOR_PREFIX = "sqs-message:"
@@ -108,6 +109,7 @@ class SqsNotificationReader:
         self._ignored_event_types_warned = False
         self._ended = threading.Event()  # set when run() returns: the receiver and the keeper end with it
         self._refusal: str | None = None
+        self._receive_failures = ThrottledLog(context.log)  # an unreachable endpoint: one line a minute
         for name in ("sqs_messages_received", "sqs_messages_deleted", "sqs_messages_invalid",
                      "sqs_messages_over_receive_count", "sqs_messages_failed", "sqs_test_events",
                      "sqs_visibility_extended", "sqs_objects_read", "sqs_ignored_events"):
@@ -151,9 +153,13 @@ class SqsNotificationReader:
                 if refusal is not None:
                     self._refusal = refusal  # run() parks the input with it
                     return
-                self._report_error(f"receiving from {self.settings.queue_url} failed: {error}")
+                self._receive_failures.report("%s: receiving from %s failed: %s; trying again",
+                                              self.context.input_id, self.settings.queue_url, error)
+                self.context.stats.error(f"receiving from {self.settings.queue_url} failed: {error}")
                 stop.wait(min(self.settings.wait_time, 5.0) or 1.0)
                 continue
+            self._receive_failures.recovered("%s: receiving from %s again", self.context.input_id,
+                                             self.settings.queue_url)
             for message in messages:
                 if stop.is_set():
                     self._release(message["ReceiptHandle"], message.get("MessageId", "?"))

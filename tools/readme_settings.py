@@ -31,6 +31,7 @@ TABLES = {
     "azure-eventhub": "forwarder.inputs.eventhub_config",
     "aws-s3": "forwarder.inputs.aws_s3_config",
     "duo": "forwarder.inputs.duo_config",
+    "cisco-secure-endpoint": "forwarder.inputs.secure_endpoint_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",
@@ -48,6 +49,7 @@ TABLES = {
     "processor-azure_ecs": "forwarder.modules.azure_processor",
     "processor-duo_ecs": "forwarder.modules.duo_processor",
     "processor-cisco_umbrella": "forwarder.modules.cisco_umbrella_processor",
+    "processor-cisco_secure_endpoint": "forwarder.modules.cisco_secure_endpoint_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"
 FIX_COMMAND = "python tools/readme_settings.py"

@@ -243,13 +243,13 @@ def test_slow_receiver_extends_visibility_and_the_message_is_deleted_only_after_
     with LumberjackServer(behaviour=Behaviour(hold=held)) as server:
         home = tmp_path / "home"
         forwarder = ForwarderProcess(home, to_logstash(aws, queue, server.address, extra="""
-            visibility_timeout: 2s
+            visibility_timeout: 4s
 """)).start()
         try:
             server.wait_for_events(60, timeout=60)
             wait_until(lambda: queue_counts(aws, queue) == (0, 1) or None, 30, "the message in flight")
-            # Three visibility timeouts pass while Logstash holds the ACK: the message stays hidden throughout.
-            for _ in range(3):
+            # Two and a half visibility timeouts pass while Logstash holds the ACK: the message stays hidden.
+            for _ in range(5):
                 held.wait(2.0)
                 assert queue_counts(aws, queue) == (0, 1)
             held.set()

@@ -479,5 +479,5 @@ def test_valid_items_are_still_built_next_to_invalid_ones():
     processors, problems = build_with_problems("processors: [{add_tags: {tags: [a]}}, {nope: {}}]")
     assert len(processors) == 1
     assert problems == ["forwarder.yml: processors.1.nope: unknown processor (known: add_fields, add_host_metadata, "
-                        "add_tags, azure_ecs, cisco_umbrella, copy_fields, decode_json_fields, drop_event, drop_fields, "
-                        "duo_ecs, entraid_ecs, include_fields, o365_ecs, rename)"]
+                        "add_tags, azure_ecs, cisco_secure_endpoint, cisco_umbrella, copy_fields, decode_json_fields, "
+                        "drop_event, drop_fields, duo_ecs, entraid_ecs, include_fields, o365_ecs, rename)"]

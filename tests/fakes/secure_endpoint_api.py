@@ -41,13 +41,14 @@ def _epoch(text: str) -> float:
 
 class FakeSecureEndpointApi:
     def __init__(self, server: FakeHttpsServer, client_id: str, api_key: str, quota: int = 3000,
-                 quota_window: float = 3600.0, header_style: str = "observed") -> None:
+                 quota_window: float = 3600.0, header_style: str = "observed", page_latency: float = 0.0) -> None:
         self.server = server
         self.client_id = client_id
         self.api_key = api_key
         self.quota = quota
         self.quota_window = quota_window
         self.header_style = header_style  # "observed" (X-RateLimit-*) or "documented" (X-Rate-Limit-*)
+        self.page_latency = page_latency  # seconds a page takes to answer, as a loaded API would
         self._lock = threading.Lock()
         self._events: list[dict[str, Any]] = []
         self._window_start = time.monotonic()
@@ -76,6 +77,8 @@ class FakeSecureEndpointApi:
             return [status for _, status, _ in self.answers]
 
     def _answer(self, request: Request, _: re.Match[str]) -> Reply:
+        if self.page_latency:
+            time.sleep(self.page_latency)
         with self._lock:
             reply = self._reply(request)
             self.answers.append((time.monotonic(), reply.status, request))

@@ -213,3 +213,27 @@ def test_the_cisco_module_amp_fileset_reads_through_the_input_and_maps_each_even
         assert event["@metadata"]["_id"] == str(record["id"])
     assert "cisco-amp" in snapshot["inputs"]
     assert API_KEY not in text and API_KEY not in forwarder.log_path.read_text()
+
+
+def test_a_kill_mid_poll_resumes_at_the_next_page_and_loses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMP_API_KEY", API_KEY)
+    with FakeHttpsServer(trustme.CA()) as server:
+        api = FakeSecureEndpointApi(server, CLIENT_ID, API_KEY, page_latency=0.1)
+        expected = fill(api, 3000, time.time() - 7200, 2)  # 30 pages of 100
+        home = tmp_path / "home"
+        forwarder = forwarder_for(home, server)
+        try:
+            forwarder.start()
+            wait_until(lambda: len(delivered_ids(home)) >= 800, 60, "a part of the first poll")
+            forwarder.kill_hard()
+            killed_after = len(api.event_requests())
+            forwarder.start()
+            wait_until(lambda: set(delivered_ids(home)) >= set(expected), 90, "every event after the kill")
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()
+    ids = delivered_ids(home)
+    assert sorted(set(ids)) == sorted(expected)
+    resumed = api.event_requests()[killed_after]
+    assert int(resumed.param("offset") or 0) >= 700, "the restart read the poll again from its first page"
+    assert len(ids) - len(set(ids)) <= 300, "more repeated than the pages in flight at the kill"

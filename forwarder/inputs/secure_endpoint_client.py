@@ -102,6 +102,7 @@ class SecureEndpointClient:
             self._read_quota(response)
             status = response.status_code
             if status == 429:
+                self._pause = 0.0  # the wait for the reset below is the pause
                 self._wait_for_reset(url, response)
                 continue
             if status >= 500 or status == 408:

@@ -32,6 +32,7 @@ TABLES = {
     "aws-s3": "forwarder.inputs.aws_s3_config",
     "duo": "forwarder.inputs.duo_config",
     "cisco-secure-endpoint": "forwarder.inputs.secure_endpoint_config",
+    "cisco-secure-endpoint-stream": "forwarder.inputs.secure_endpoint_stream_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",

@@ -205,3 +205,30 @@ def test_wrong_password_parks_the_input_with_one_line_naming_the_fix(tmp_path: P
     assert wrong not in text and "Traceback" not in text
     assert output_events(home) == []
     assert rabbitmq.counts(queue) == (5, 0)
+
+
+def test_on_its_own_the_input_maps_with_cisco_secure_endpoint(tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    expected = fill(rabbitmq, queue, 0, 10)
+    home = tmp_path / "home"
+    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT).replace(
+        "normalize: false", "normalize: true")).start()
+    try:
+        wait_until(lambda: set(delivered_ids(home)) == expected, 60, "the mapped events")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    event = next(event for event in output_events(home) if event["@metadata"]["_id"] == str(FIRST_ID + 3))
+    assert (event["event"]["code"], event["event"]["action"]) == ("1107296274", "Cloud IOC")
+    assert event["host"]["hostname"] == "SVRP-FIL03"
+
+
+def test_a_missing_queue_parks_the_input_naming_the_setting(tmp_path: Path, rabbitmq) -> None:  # noqa: F811
+    home = tmp_path / "home"
+    forwarder = ForwarderProcess(home, stream_config(rabbitmq, "no-such-stream-queue", FILE_OUTPUT)).start()
+    try:
+        line = forwarder.wait_for_log("does not exist")
+        assert "check queue against the event stream's queue_name" in line["message"]
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert "Traceback" not in forwarder.log_path.read_text()

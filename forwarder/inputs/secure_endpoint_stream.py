@@ -61,6 +61,7 @@ class StreamSession:
         self.acked_tag = 0
         self.committed_tag = 0
         self.ack_scheduled = False
+        self.cancelled_by_broker = False
 
     @property
     def unacknowledged(self) -> int:
@@ -76,6 +77,7 @@ class SecureEndpointStreamInput:
         self._session: StreamSession | None = None
         self._lock = threading.Lock()
         self._last_warning = ""
+        self._consumed = False
 
     def run(self) -> None:
         remove_listener = self.context.client.on_commit(self.on_commit)
@@ -83,9 +85,10 @@ class SecureEndpointStreamInput:
         try:
             while not self.context.stop.is_set():
                 try:
-                    if self._consume():
-                        backoff = self.config.backoff_init
+                    self._consume()
                 except (pika.exceptions.AMQPError, OSError) as error:
+                    if self._consumed:
+                        backoff = self.config.backoff_init  # a connection that worked: retry soon
                     self._warn_once(f"connection to {self.config.broker} failed or was lost "
                                     f"({_describe(error)}); reconnecting in {backoff:g}s; unacknowledged messages "
                                     "come again")
@@ -112,26 +115,28 @@ class SecureEndpointStreamInput:
         with contextlib.suppress(pika.exceptions.AMQPError):
             session.connection.add_callback_threadsafe(lambda: self._acknowledge(session))
 
-    def _consume(self) -> bool:
-        """Reads from one connection until stop or a failure; True once it consumed (the backoff resets)."""
+    def _consume(self) -> None:
+        """Reads from one connection until stop or a failure; `_consumed` says whether it got that far."""
         config = self.config
+        self._consumed = False
         connection = self._connect()
         try:
             channel = connection.channel()
             waiting = self._declare_queue(channel)
             channel.basic_qos(prefetch_count=config.prefetch)
             session = StreamSession(next(self._sessions), connection, channel)
+            channel.add_on_cancel_callback(lambda _frame: setattr(session, "cancelled_by_broker", True))
             channel.basic_consume(config.queue, lambda _channel, method, _properties, body: session.received.append(
                 (method.delivery_tag, body, method.redelivered)))
             with self._lock:
                 self._session = session
+            self._consumed = True
             self._last_warning = ""
             self.context.stats.state = "running"
             self.context.log.info("%s: consuming queue %s on %s (%d message(s) waiting, prefetch %d)",
                                   self.context.input_id, config.queue, config.broker, waiting, config.prefetch)
             self._serve(session)
             self._drain(session)
-            return True
         finally:
             with self._lock:
                 self._session = None
@@ -179,6 +184,10 @@ class SecureEndpointStreamInput:
         client = self.context.client
         connection = session.connection
         while not self.context.stop.is_set():
+            if session.cancelled_by_broker:
+                # The queue was deleted (or the stream removed): reconnecting finds out which and says so.
+                raise pika.exceptions.AMQPChannelError(
+                    f"the broker cancelled the consumer of queue {self.config.queue}")
             if session.received and not client.saturated():
                 tag, body, redelivered = session.received.popleft()
                 event = stream_message_event(body)

@@ -232,3 +232,19 @@ def test_a_missing_queue_parks_the_input_naming_the_setting(tmp_path: Path, rabb
     finally:
         forwarder.stop()
     assert "Traceback" not in forwarder.log_path.read_text()
+
+
+def test_a_queue_deleted_while_read_parks_the_input_naming_the_setting(
+        tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    expected = fill(rabbitmq, queue, 0, 10)
+    home = tmp_path / "home"
+    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT)).start()
+    try:
+        wait_until(lambda: set(delivered_ids(home)) == expected, 60, "the events before the deletion")
+        with rabbitmq.channel() as channel:
+            channel.queue_delete(queue)
+        forwarder.wait_for_log("the broker cancelled the consumer")
+        forwarder.wait_for_log(f"queue '{queue}' does not exist")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()

@@ -90,8 +90,8 @@ class SecureEndpointStreamInput:
                     if self._consumed:
                         backoff = self.config.backoff_init  # a connection that worked: retry soon
                     self._warn_once(f"connection to {self.config.broker} failed or was lost "
-                                    f"({_describe(error)}); reconnecting in {backoff:g}s; unacknowledged messages "
-                                    "come again")
+                                    f"({_describe(error)}){_hint(error)}; reconnecting in {backoff:g}s; "
+                                    "unacknowledged messages come again")
                     self._count("reconnects")
                     self.context.stop.wait(backoff)
                     backoff = min(backoff * 2, self.config.backoff_max)
@@ -235,6 +235,14 @@ class SecureEndpointStreamInput:
 def _describe(error: BaseException) -> str:
     text = str(error) or repr(error)
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _hint(error: BaseException) -> str:
+    """What to change when the failure is a certificate the site must configure."""
+    if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error):
+        return (" (the broker's certificate is not trusted: set ssl.certificate_authorities to the CA that signed "
+                "it, and check the host name in amqp_url)")
+    return ""
 
 
 def _close_quietly(connection: pika.BlockingConnection) -> None:

@@ -248,3 +248,20 @@ def test_a_queue_deleted_while_read_parks_the_input_naming_the_setting(
         assert forwarder.terminate() == 0
     finally:
         forwarder.stop()
+
+
+def test_an_untrusted_broker_certificate_is_reported_naming_the_ca_setting(
+        tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    fill(rabbitmq, queue, 0, 3)
+    home = tmp_path / "home"
+    config = stream_config(rabbitmq, queue, FILE_OUTPUT).replace(
+        f"amqp://127.0.0.1:{rabbitmq.port}", f"amqps://localhost:{rabbitmq.tls_port}")
+    forwarder = ForwarderProcess(home, config).start()
+    try:
+        line = forwarder.wait_for_log("the broker's certificate is not trusted")
+        assert "set ssl.certificate_authorities" in line["message"]
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert output_events(home) == []
+    assert rabbitmq.counts(queue) == (3, 0)

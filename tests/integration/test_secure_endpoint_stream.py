@@ -265,3 +265,39 @@ def test_an_untrusted_broker_certificate_is_reported_naming_the_ca_setting(
         forwarder.stop()
     assert output_events(home) == []
     assert rabbitmq.counts(queue) == (3, 0)
+
+
+def test_the_cisco_modules_amp_fileset_in_event_stream_mode(tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    expected = fill(rabbitmq, queue, 0, 20)
+    home = tmp_path / "home"
+    module_file = home / "modules.d" / "cisco.yml"
+    module_file.parent.mkdir(parents=True)
+    module_file.write_text(f"""
+- module: cisco
+  amp:
+    enabled: true
+    var.mode: event_stream
+    var.amqp_url: "amqp://127.0.0.1:{rabbitmq.port}/{VIRTUAL_HOST}"
+    var.queue: {queue}
+    var.amqp_user: {USER}
+    var.amqp_password: "{PASSWORD}"
+    var.prefetch: 10
+""")
+    module_file.chmod(0o600)
+    forwarder = ForwarderProcess(home, """
+        filebeat.config.modules.path: ${path.config}/modules.d/*.yml
+        queue.mem.flush.timeout: 10ms
+        logging.metrics.enabled: false
+        output.file.path: ${path.data}/events
+        """).start()
+    try:
+        wait_until(lambda: set(delivered_ids(home)) == expected, 60, "the stream's events through the module")
+        wait_until(lambda: rabbitmq.counts(queue) == (0, 0), 30, "every message acknowledged to the broker")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    event = next(event for event in output_events(home) if event["@metadata"]["_id"] == str(FIRST_ID + 7))
+    assert (event["event"]["module"], event["event"]["dataset"], event["fileset"]["name"]) == (
+        "cisco", "cisco.amp", "amp")
+    assert event["event"]["code"] == "1107296274" and event["input"]["type"] == "cisco-secure-endpoint-stream"
+    assert PASSWORD not in forwarder.log_path.read_text()

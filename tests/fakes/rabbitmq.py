@@ -33,6 +33,7 @@ import trustme
 VIRTUAL_HOST = "amp"
 USER = "amp-stream-user"
 PASSWORD = "amp-stream-password-Zq81"
+HEARTBEAT = 1  # seconds, proposed to every client
 START_TIMEOUT = 120.0  # a cold Erlang VM on a loaded 2-core machine
 
 
@@ -72,6 +73,8 @@ class RabbitMqBroker:
             f"default_user = {USER}",
             f"default_pass = {PASSWORD}",
             "loopback_users = none",
+            # Short heartbeats: a client that stops serving its connection is cut off within seconds.
+            f"heartbeat = {HEARTBEAT}",
             "")))
         (base / "enabled_plugins").write_text("[].\n")
         self.env = {

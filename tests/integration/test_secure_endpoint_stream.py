@@ -301,3 +301,32 @@ def test_the_cisco_modules_amp_fileset_in_event_stream_mode(tmp_path: Path, rabb
         "cisco", "cisco.amp", "amp")
     assert event["event"]["code"] == "1107296274" and event["input"]["type"] == "cisco-secure-endpoint-stream"
     assert PASSWORD not in forwarder.log_path.read_text()
+
+
+def test_a_full_queue_keeps_the_connection_served_and_nothing_repeats(tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    """The broker proposes 1 s heartbeats: an input blocked in publish would be cut off and receive again."""
+    expected = fill(rabbitmq, queue, 0, 60)
+    held = threading.Event()
+    with LumberjackServer(behaviour=Behaviour(hold=held)) as server:
+        home = tmp_path / "home"
+        forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, f"""
+        queue.mem.events: 5
+        output.logstash:
+          hosts: ["{server.address}"]
+          bulk_max_size: 5
+          timeout: 60s
+""", extra="""
+            prefetch: 20
+""")).start()
+        try:
+            server.wait_for(lambda: server.event_count >= 5, 60, "the first window at Logstash, not acknowledged")
+            held.wait(5.0)  # several heartbeat intervals with the forwarder's queue full
+            assert forwarder.alive()
+            held.set()
+            wait_until(lambda: rabbitmq.counts(queue) == (0, 0), 60, "every message acknowledged to the broker")
+            assert forwarder.terminate() == 0
+        finally:
+            held.set()
+            forwarder.stop()
+        assert Counter(event["@metadata"]["_id"] for event in server.events) == Counter(expected)
+    assert "reconnecting in" not in forwarder.log_path.read_text()

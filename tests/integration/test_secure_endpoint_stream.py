@@ -9,7 +9,9 @@ the user and password the stream was created with. The broker's own counts
 from __future__ import annotations
 
 import json
+import re
 import threading
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +81,21 @@ FILE_OUTPUT = """
 """
 
 
+HTTP_STATS = """
+        http.enabled: true
+        http.host: 127.0.0.1
+        http.port: 0
+"""
+
+
+def stream_stats(forwarder: ForwarderProcess) -> tuple[dict, str]:
+    """The input's entry of /stats, and the whole answer's text."""
+    listening = forwarder.wait_for_log("monitoring endpoint listening")["message"]
+    with urllib.request.urlopen(re.search(r"http://\S+/stats", listening).group(0), timeout=5) as response:
+        text = response.read().decode()
+    return json.loads(text)["inputs"]["amp-stream"], text
+
+
 def delivered_ids(home: Path) -> Counter:
     return Counter(event["@metadata"]["_id"] for event in output_events(home))
 
@@ -93,10 +110,13 @@ def test_every_event_is_delivered_once_then_acknowledged_to_the_broker(
     expected = fill(rabbitmq, queue, 0, 300)
     rabbitmq.publish(queue, [b"not json {"])
     home = tmp_path / "home"
-    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT)).start()
+    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT + HTTP_STATS)).start()
     try:
         wait_until(lambda: len(output_events(home)) >= 301, 60, "every event in the file")
         wait_until(lambda: rabbitmq.counts(queue) == (0, 0), 30, "every message acknowledged to the broker")
+        counters = wait_until(lambda: (stats := stream_stats(forwarder)[0])["acknowledged"] == 301 and stats, 30,
+                              "every acknowledgement counted in /stats")
+        assert (counters["messages"], counters["parse_failures"], counters.get("redelivered", 0)) == (301, 1, 0)
         assert forwarder.terminate() == 0
     finally:
         forwarder.stop()
@@ -193,11 +213,15 @@ def test_wrong_password_parks_the_input_with_one_line_naming_the_fix(tmp_path: P
     fill(rabbitmq, queue, 0, 5)
     home = tmp_path / "home"
     wrong = "not-the-stream-password-7731"
-    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT, password=wrong)).start()
+    forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT + HTTP_STATS,
+                                                     password=wrong)).start()
     try:
         line = forwarder.wait_for_log("refused user")
         assert "check amqp_user and amqp_password" in line["message"]
         assert forwarder.alive()
+        counters, text = wait_until(lambda: (answer := stream_stats(forwarder))[0]["last_error"] and answer, 30,
+                                    "the parked input in /stats")
+        assert "check amqp_user and amqp_password" in counters["last_error"] and wrong not in text
         assert forwarder.terminate() == 0
     finally:
         forwarder.stop()

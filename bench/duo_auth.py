@@ -27,7 +27,6 @@ import gc
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -48,12 +47,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from duo_backfill_fake import SECRET_VARIABLE  # noqa: E402
 from entraid_graph import (  # noqa: E402
-    ForwarderRun,
-    Sample,
     memory_report,
     process_cpu_seconds,
     process_cpu_split,
-    resident_kib,
+    start_forwarder,
 )
 
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, dedupe_key, time_ms  # noqa: E402
@@ -231,42 +228,6 @@ def write_config(home: Path, fake: FakeDuo, records: int) -> None:
         path.chmod(0o600)
 
 
-def start_forwarder(home: Path, secret: str) -> ForwarderRun:
-    log_path = home / "stderr.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "forwarder", "-e", "-c", str(home / "forwarder.yml"), "--path.home", str(home)],
-            cwd=home, stdout=log, stderr=log, env={**os.environ, SECRET_VARIABLE: secret})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = re.search(r"listening on (http://[^ \"]+/stats)", log_path.read_text(errors="replace"))
-        if found:
-            return ForwarderRun(home, process, found.group(1))
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"the forwarder did not start its /stats endpoint:\n{log_path.read_text()[-3000:]}")
-
-
-def sample_until(run: ForwarderRun, total: int, timeout: float) -> None:
-    """One sample a second until the output has acknowledged `total` events."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.process.poll() is not None:
-            raise SystemExit(f"the forwarder exited with {run.process.returncode}; see {run.home}/stderr.log")
-        stats = run.stats()
-        failure = stats["inputs"].get(INPUT_ID, {}).get("last_error")
-        if failure:
-            raise SystemExit(f"the input reported an error: {failure}")
-        acked = int(stats.get("output", {}).get("acked", 0))
-        run.samples.append(Sample(resident_kib(run.process.pid), acked))
-        if acked >= total:
-            return
-        time.sleep(1.0)
-    raise SystemExit(f"the forwarder did not finish within {timeout:.0f}s: {run.stats()}")
-
-
 def check_output(home: Path, total: int) -> None:
     """Every record once, mapped: as many distinct _ids as records, each with event.dataset cisco_duo.auth."""
     ids = set()
@@ -312,9 +273,9 @@ def main() -> None:
         fake.reset_counters()
         write_config(home, fake, args.records)
         fake_cpu = fake.cpu_seconds()
-        run = start_forwarder(home, secret)
+        run = start_forwarder(home, secret, SECRET_VARIABLE)
         try:
-            sample_until(run, args.records, timeout=max(600.0, args.records / 500))
+            run.sample_until(args.records, timeout=max(600.0, args.records / 500), input_id=INPUT_ID)
             served = fake.counters()
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]

@@ -159,14 +159,14 @@ class ForwarderRun:
     def stats(self) -> dict[str, Any]:
         return requests.get(self.stats_url, timeout=10).json()
 
-    def sample_until(self, total: int, timeout: float) -> None:
-        """One sample a second until the output has acknowledged `total` events."""
+    def sample_until(self, total: int, timeout: float, input_id: str = INPUT_ID) -> None:
+        """One VmRSS sample a second until the output has acknowledged `total` events (the other benches too)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"the forwarder exited with {self.process.returncode}; see {self.home}/stderr.log")
             stats = self.stats()
-            failure = stats["inputs"].get(INPUT_ID, {}).get("last_error")
+            failure = stats["inputs"].get(input_id, {}).get("last_error")
             if failure:
                 raise SystemExit(f"the input reported an error: {failure}")
             acked = int(stats.get("output", {}).get("acked", 0))
@@ -218,12 +218,13 @@ def write_config(home: Path, fake: FakeGraph, records: int, late_arrival_window:
         path.chmod(0o600)
 
 
-def start_forwarder(home: Path, secret: str) -> ForwarderRun:
+def start_forwarder(home: Path, secret: str, secret_variable: str = SECRET_VARIABLE) -> ForwarderRun:
+    """The real forwarder on `home`'s config, the fake's secret in `secret_variable`; returns once /stats answers."""
     log_path = home / "stderr.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "forwarder", "-e", "-c", str(home / "forwarder.yml"), "--path.home", str(home)],
-            cwd=home, stdout=log, stderr=log, env={**os.environ, SECRET_VARIABLE: secret})
+            cwd=home, stdout=log, stderr=log, env={**os.environ, secret_variable: secret})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = re.search(r"listening on (http://[^ \"]+/stats)", log_path.read_text(errors="replace"))

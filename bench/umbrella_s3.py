@@ -56,10 +56,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from entraid_graph import (  # noqa: E402
     ForwarderRun,
-    Sample,
     memory_report,
     process_cpu_split,
-    resident_kib,
     start_forwarder,
 )
 
@@ -288,24 +286,6 @@ def write_config(home: Path, endpoint: str, workers: int) -> None:
         path.chmod(0o600)
 
 
-def sample_until(run: ForwarderRun, total: int, timeout: float) -> None:
-    """One VmRSS sample a second until the output has acknowledged `total` events."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.process.poll() is not None:
-            raise SystemExit(f"the forwarder exited with {run.process.returncode}; see {run.home}/stderr.log")
-        stats = run.stats()
-        failure = stats["inputs"].get(INPUT_ID, {}).get("last_error")
-        if failure:
-            raise SystemExit(f"the input reported an error: {failure}")
-        acked = int(stats.get("output", {}).get("acked", 0))
-        run.samples.append(Sample(resident_kib(run.process.pid), acked))
-        if acked >= total:
-            return
-        time.sleep(1.0)
-    raise SystemExit(f"the forwarder did not finish within {timeout:.0f}s: {run.stats()}")
-
-
 def check_output(home: Path) -> dict[str, Any]:
     """The last event written, to show the mapping was on."""
     newest = max((home / "data" / "events").glob("*.ndjson"), key=lambda path: path.stat().st_mtime)
@@ -346,7 +326,7 @@ def main() -> None:
         run: ForwarderRun = start_forwarder(home, "")
         run_started = time.time()
         try:
-            sample_until(run, rows, timeout=max(600.0, rows / 500))
+            run.sample_until(rows, timeout=max(600.0, rows / 500), input_id=INPUT_ID)
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
             stats = run.stats()["inputs"][INPUT_ID]
         finally:

@@ -180,8 +180,11 @@ def test_journal_write_failures_are_logged_once_with_a_count(tmp_path):
             site.started()
             filler = fill_filesystem(data)
             ship_until_journal_fails(site)
-            for _ in range(10):
-                site.ship(5)  # each acknowledged batch is one more failed journal write
+            # Each acknowledged batch is one more failed journal write. `ship` returns once the lines are in the
+            # output, which can be before their commit is attempted; the output writes the next batch only after
+            # that commit, so an eleventh batch makes sure the first ten were all attempted.
+            for _ in range(11):
+                site.ship(5)
             assert site.journal_failures_logged() == 1
 
             filler.unlink()

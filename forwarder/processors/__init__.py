@@ -1,0 +1,1 @@
+"""Filebeat-named processors that parse or reshape events, usable from any input's `processors:`."""

@@ -361,6 +361,10 @@ def test_two_clients_share_the_partitions_through_the_checkpoint_store(
     second = None
     try:
         wait_until(lambda: list(owners().values()) == [4], 15, "the first client owning all partitions")
+        # owning a partition comes before attaching its link: the links the second client steals must exist first
+        wait_until(
+            lambda: all(hub.active_receivers(p) == 1 for p in hub.partition_ids), 15, "the first client's four links"
+        )
         second = Receiving(consumer(hub, checkpoint_store=checkpoint_store, **balancing), starting_position="-1")
         wait_until(lambda: sorted(owners().values()) == [2, 2], 20, "two owners with two partitions each")
         wait_until(
@@ -378,7 +382,7 @@ def test_two_clients_share_the_partitions_through_the_checkpoint_store(
         first.close()
         if second is not None:
             second.close()
-    # both read: ownership moved partitions from the first client to the second, and the fake served both
+    # both read: ownership moved two attached partitions from the first client to the second (a new link each)
     assert first.bodies() and second.bodies()
     assert hub.counters.links_attached.total() >= 6
 

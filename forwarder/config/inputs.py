@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forwarder.config.filebeat_keys import set_aside_input_keys
 from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
 from forwarder.inputs.base import InputType
 from forwarder.modules.base import FilesetInput
@@ -24,7 +25,7 @@ from forwarder.schema.section import ConfigError, Problem, Section
 
 COMMON_INPUT_KEYS = (
     "type", "id", "enabled", "tags", "fields", "fields_under_root", "processors",
-    "pipeline", "index", "publisher_pipeline", "keep_null", "service",
+    "pipeline", "publisher_pipeline",
 )
 
 
@@ -48,6 +49,7 @@ def parse_input(section: Section, position: int, fileset: FilesetInput | None = 
     if input_type is None:
         return None
     problems_before = len(section.problems)
+    set_aside_input_keys(section, type_name)
     config = input_type.parse_config(section)
     explicit_id = section.string("id", None)
     tags = section.string_list("tags", [])

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.config import loader
-from forwarder.config.inputs import IncludedFiles, InputSpec, load_input_files, load_module_files, parse_input_list
+from forwarder.config.filebeat_keys import REFUSED_OUTPUTS, set_aside_top_level
+from forwarder.config.inputs import (
+    IncludedFiles,
+    InputSpec,
+    load_input_files,
+    load_module_files,
+    parse_input_list,
+    parse_module_entry,
+)
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
 from forwarder.monitoring import reachable_from_other_hosts
 from forwarder.outputs.base import OutputType
@@ -22,12 +30,10 @@ from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.processors import build_processors
 from forwarder.plugins import OUTPUTS, PluginError, PluginProblem
+from forwarder.schema.notices import collecting_ignored
 from forwarder.schema.section import ConfigError, Problem, Section
 
 log = logging.getLogger("forwarder.config")
-
-# Sections a filebeat.yml may carry that configure things this forwarder never talks to.
-IGNORED_SECTIONS = ("setup", "monitoring", "seccomp", "max_procs", "migration", "instrumentation")
 
 
 @dataclass
@@ -160,23 +166,34 @@ def load_raw_config(options: CliOptions) -> tuple[Path, dict[str, Any], Paths, l
 
 
 def load_settings(options: CliOptions) -> Settings:
+    """The validated settings; Filebeat keys accepted without effect come first in `warnings`, one line each."""
+    with collecting_ignored() as ignored_lines:
+        settings = _read_settings(options)
+    settings.warnings[:0] = ignored_lines
+    return settings
+
+
+def _read_settings(options: CliOptions) -> Settings:
     config_file, config, paths, keystore_secrets, resolve = load_raw_config(options)
     problems: list[Problem] = []
     included = IncludedFiles(options.strict_perms, resolve, problems, [])
     warnings: list[str] = []
     source = str(config_file)
+    set_aside_top_level(config, source, problems)
     root = Section(config, "", source, problems)
 
     own = root.section("forwarder")
     inputs = parse_input_list(own.sections("inputs"))
+    for entry in own.sections("modules"):
+        inputs += parse_module_entry(entry)
     external_config = own.section("config")
     modules_section = external_config.section("modules")
+    modules_enabled = modules_section.boolean("enabled", True)
     modules_glob = modules_section.string("path", str(paths.config / "modules.d" / "*.yml"))
-    modules_section.ignore("reload")
     modules_section.finish()
     input_files = external_config.section("inputs")
+    inputs_enabled = input_files.boolean("enabled", True)
     external_inputs = input_files.string("path", None)
-    input_files.ignore("reload")
     input_files.finish()
     external_config.finish()
     shutdown_timeout = own.duration("shutdown_timeout", 5.0)
@@ -184,17 +201,14 @@ def load_settings(options: CliOptions) -> Settings:
     registry_path = Path(registry.string("path", "registry"))
     registry_flush = registry.duration("flush", 1.0)
     registry_permissions = _octal(registry, "file_permissions", 0o600)
-    registry.ignore("cleanup_interval", "migrate_file")
     registry.finish()
-    own.ignore("modules", "overwrite_pipelines")
-    if own.raw("modules"):
-        own.error("modules", "inline modules are not supported; put each module in modules.d/NAME.yml")
     own.finish()
 
-    if external_inputs:
+    if external_inputs and inputs_enabled:
         pattern = _absolute(external_inputs, paths.config)
         inputs += load_input_files(pattern, included, len(inputs))
-    inputs += load_module_files(_absolute(modules_glob, paths.config), included)
+    if modules_enabled:
+        inputs += load_module_files(_absolute(modules_glob, paths.config), included)
     # A broken plugin stops only the inputs that use it; anywhere else (output, global processors) it is fatal.
     plugin_errors = [str(problem) for problem in problems if isinstance(problem, PluginProblem)]
     problems[:] = [problem for problem in problems if not isinstance(problem, PluginProblem)]
@@ -219,8 +233,6 @@ def load_settings(options: CliOptions) -> Settings:
     flush.finish()
     queue_bytes = memory.size("bytes", 256 * 1024 * 1024)
     memory.finish()
-    if queue.raw("disk") is not None:
-        queue.error("disk", "the disk queue is not supported yet; use queue.mem")
     queue.finish()
 
     output_type, output_config = _parse_output(root.section("output"))
@@ -229,7 +241,6 @@ def load_settings(options: CliOptions) -> Settings:
     http_enabled = http.boolean("enabled", False)
     http_host = http.string("host", "localhost")
     http_port = http.integer("port", 5066, minimum=0, maximum=65535)
-    http.ignore("named_pipe", "pprof")
     http.finish()
     if http_enabled and reachable_from_other_hosts(http_host):
         warnings.append(f"{source}: http.host: {http_host!r} serves the unauthenticated /stats endpoint to other "
@@ -241,10 +252,6 @@ def load_settings(options: CliOptions) -> Settings:
     keystore = root.section("keystore")
     keystore.string("path", None)
     keystore.finish()
-    for ignored in IGNORED_SECTIONS:
-        if root.has(ignored):
-            warnings.append(f"{source}: {ignored}.*: ignored (it configures Elasticsearch/Kibana services this "
-                            "forwarder does not use)")
     root.finish()
     if inputs == [] and not problems and not plugin_errors:
         warnings.append(f"{source}: no inputs are enabled (forwarder.inputs is empty and no module is enabled)")
@@ -274,6 +281,13 @@ def _parse_output(section: Section) -> tuple[OutputType | None, Any]:
             continue
         enabled.append(name)
     known = ", ".join(OUTPUTS.names())
+    refused = [name for name in enabled if name in REFUSED_OUTPUTS]
+    for name in refused:
+        section.error(name, f"unsupported output: events would not be delivered there; configure one of "
+                            f"output.{{{known}}} instead")
+    if refused:
+        section.ignore(*section.data)
+        return None, None
     if len(enabled) != 1:
         if not enabled:
             section.error("", f"no output is enabled: configure exactly one of output.{{{known}}}")
@@ -315,10 +329,8 @@ def _parse_logging(section: Section, paths: Paths, to_stderr: bool) -> LoggingSe
         metrics_enabled=metrics.boolean("enabled", True),
         metrics_period=metrics.duration("period", 30.0),
     )
-    files.ignore("rotateonstartup", "interval", "redirect_stderr")
     files.finish()
     metrics.finish()
-    section.ignore("selectors", "json", "to_syslog", "to_eventlog", "ecs")
     section.finish()
     return result
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from forwarder.schema.notices import report_ignored
 from forwarder.schema.section import REQUIRED, Section, parse_duration, parse_size
 
 Reader = Callable[[Section, str, "Setting", Any], Any]
@@ -160,6 +161,8 @@ def _read_regexes(section: Section, key: str, setting: Setting, default: Any) ->
 
 
 def _read_ignored(section: Section, key: str, setting: Setting, default: Any) -> None:
+    if section.data.get(key) is not None:
+        report_ignored(section.source, section.key_path(key), setting.doc)
     return None
 
 
@@ -177,7 +180,7 @@ SIZE = ValueType("size", _read_size, parse_size)
 STRINGS = ValueType("list of strings", lambda s, k, setting, d: s.string_list(k, d))
 REGEXES = ValueType("list of regular expressions", _read_regexes)
 MAPPING = ValueType("mapping", lambda s, k, setting, d: s.mapping(k, d))
-# Accepted so Filebeat configs load, without effect here; the doc line says why.
+# Accepted so Filebeat configs load, without effect here; the doc line says why (reported at start when set).
 IGNORED = ValueType("ignored", _read_ignored)
 # Recognised, refused with the doc line as the error: something that must not be silently ignored.
 REJECTED = ValueType("not supported", _read_rejected)

@@ -70,7 +70,8 @@ SETTINGS = (
     Setting("message_max_bytes", SIZE, "10MiB", MESSAGE_MAX_BYTES_DOC, positive=True),
     Setting("parsers", PARSERS, [], "`ndjson` (`target`, `add_error_key`, `message_key`, `overwrite_keys`, "
             "`expand_keys`) and `multiline` (`type: pattern` with `pattern`/`negate`/`match`/`max_lines`/`timeout`, "
-            "or `type: count`), run in the order listed"),
+            "or `type: count`) and `json_objects` (multi-line JSON objects: `target`, `keep_message`, `decode`, "
+            "`max_bytes`, `add_error_key`, `overwrite_keys`, `expand_keys`), run in the order listed"),
     *SHARED_TAIL,
     Setting("file_identity", FILE_IDENTITY, None, "only `native` (device and inode) is supported",
             doc_default="`native`"),

@@ -10,40 +10,46 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from forwarder.inputs.json_objects_parser import JsonObjectsConfig, JsonObjectsParser, parse_json_objects_config
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.multiline_parser import MultilineConfig, MultilineParser, parse_multiline_config
 from forwarder.inputs.ndjson_parser import NdjsonConfig, NdjsonParser, parse_ndjson_config
 from forwarder.schema.section import Section
 
-ParserConfig = NdjsonConfig | MultilineConfig
+ParserConfig = NdjsonConfig | MultilineConfig | JsonObjectsConfig
+ParserStage = NdjsonParser | MultilineParser | JsonObjectsParser
 
 
 def parse_parsers(section: Section) -> list[ParserConfig]:
-    """Reads the `parsers` list: each entry is a mapping with one key, `ndjson` or `multiline`."""
+    """Reads the `parsers` list: each entry is a mapping with one key, `ndjson`, `multiline` or `json_objects`."""
     raw = section.raw("parsers")
     configs: list[ParserConfig] = []
     for item, value in zip(section.sections("parsers"), raw if isinstance(raw, list) else [], strict=False):
         if not isinstance(value, dict):
             continue
         if len(value) != 1:
-            item.error("", "each parser must be a mapping with exactly one key: ndjson or multiline")
+            item.error("", "each parser must be a mapping with exactly one key: ndjson, multiline or json_objects")
             continue
         name = next(iter(value))
         if name == "ndjson":
             configs.append(parse_ndjson_config(item.section(name)))
         elif name == "multiline":
             configs.append(parse_multiline_config(item.section(name)))
+        elif name == "json_objects":
+            configs.append(parse_json_objects_config(item.section(name)))
         else:
-            item.error(str(name), "unknown parser (supported: ndjson, multiline)")
+            item.error(str(name), "unknown parser (supported: ndjson, multiline, json_objects)")
     return configs
 
 
 def build_chain(configs: list[ParserConfig], max_bytes: int) -> ParserChain:
     """A fresh chain (one per file: multiline state belongs to one file)."""
-    stages: list[NdjsonParser | MultilineParser] = []
+    stages: list[ParserStage] = []
     for config in configs:
         if isinstance(config, NdjsonConfig):
             stages.append(NdjsonParser(config))
+        elif isinstance(config, JsonObjectsConfig):
+            stages.append(JsonObjectsParser(config, max_bytes))
         else:
             stages.append(MultilineParser(config, max_bytes))
     return ParserChain(stages)
@@ -52,7 +58,7 @@ def build_chain(configs: list[ParserConfig], max_bytes: int) -> ParserChain:
 class ParserChain:
     """Runs messages through the stages in order; output of one stage feeds the next."""
 
-    def __init__(self, stages: list[NdjsonParser | MultilineParser]) -> None:
+    def __init__(self, stages: list[ParserStage]) -> None:
         self._stages = stages
 
     def feed(self, message: Message, now: float) -> list[Message]:
@@ -66,7 +72,7 @@ class ParserChain:
         """Everything still buffered, for a file that is being closed or rewritten."""
         return self._drain(lambda stage: stage.flush(), now)
 
-    def _drain(self, take: Callable[[NdjsonParser | MultilineParser], list[Message]], now: float) -> list[Message]:
+    def _drain(self, take: Callable[[ParserStage], list[Message]], now: float) -> list[Message]:
         result: list[Message] = []
         for index, stage in enumerate(self._stages):
             result.extend(self._run(index + 1, take(stage), now))

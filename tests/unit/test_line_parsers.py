@@ -220,7 +220,7 @@ def test_parser_config_is_read_with_filebeat_names():
 
 
 @pytest.mark.parametrize("parsers, expected", [
-    ([{"syslog": {}}], "inputs.yml: parsers.0.syslog: unknown parser (supported: ndjson, multiline)"),
+    ([{"syslog": {}}], "inputs.yml: parsers.0.syslog: unknown parser (supported: ndjson, multiline, json_objects)"),
     ([{"ndjson": {}, "multiline": {}}], "inputs.yml: parsers.0: each parser must be a mapping with exactly one key"),
     ([{"multiline": {"pattern": "(", "match": "after"}}], "inputs.yml: parsers.0.multiline.pattern: invalid regular"),
     ([{"multiline": {"pattern": "^x"}}], "inputs.yml: parsers.0.multiline.match: is required when type is pattern"),

@@ -24,11 +24,11 @@ from typing import Any
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
+from forwarder.net import shared_clients
 from forwarder.net.credential_expiry import credential_expiry
 from forwarder.net.graph_client import ENDPOINTS, GraphClient, GraphPermanentError
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
-from forwarder.net.request_pacer import RequestPacer
-from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
+from forwarder.net.tokens import ClientCredential, CredentialError
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
 
@@ -185,12 +185,14 @@ def app_credential(config: GraphConfig) -> ClientCredential:
 def connect_graph(
     config: GraphConfig, stop: threading.Event, log: logging.Logger, max_attempts: int | None = None
 ) -> GraphClient:
-    """A Graph client with its own token cache and request budget; an input retries forever, an export gives up."""
-    tokens = TokenProvider(
-        config.login_endpoint, config.tenant_id, config.client_id, app_credential(config), config.scope,
-        ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
+    """A Graph client on the app's process-wide token and request budget; an input retries forever, an export
+    gives up."""
+    tokens = shared_clients.token_provider(
+        shared_clients.GRAPH, config.login_endpoint, config.tenant_id, config.client_id, app_credential(config),
+        config.scope, ca_bundle=config.ca_bundle, proxy_url=config.proxy_url,
     )
-    pacer = RequestPacer(config.requests_per_10s, 10.0)
+    pacer = shared_clients.request_pacer(shared_clients.GRAPH, config.login_endpoint, config.tenant_id,
+                                         config.client_id, [(config.requests_per_10s, 10.0)])
     settings = HttpSettings(ca_bundle=config.ca_bundle, proxy_url=config.proxy_url, max_attempts=max_attempts)
     http = HttpClient(settings, token_provider=tokens, pacer=pacer, stop=stop, logger=log)
     return GraphClient(http, config.graph_endpoint)

@@ -20,10 +20,10 @@ from typing import Any
 
 from forwarder.inputs.o365_config import O365Config, source_name
 from forwarder.inputs.o365_cursor import ListWindow, ListWindowPlanner, O365Cursor
+from forwarder.net import shared_clients
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.management_client import ContentBlob, ErrorKind, ManagementApiError, ManagementClient
-from forwarder.net.request_pacer import RequestPacer
-from forwarder.net.tokens import ClientCredential, CredentialError, TokenProvider
+from forwarder.net.tokens import ClientCredential, CredentialError
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
@@ -64,9 +64,12 @@ class TenantSession:
     def __init__(self, config: O365Config, tenant_id: str, log: logging.Logger | logging.LoggerAdapter,
                  input_id: str) -> None:
         self.tenant_id = tenant_id
-        self.tokens = TokenProvider(config.authentication_endpoint, tenant_id, config.application_id,
-                                    credential(config), config.scope, config.ca_bundle, config.proxy_url)
-        self.pacer = RequestPacer(config.max_requests_per_minute, 60.0)
+        self.tokens = shared_clients.token_provider(
+            shared_clients.O365_MANAGEMENT, config.authentication_endpoint, tenant_id, config.application_id,
+            credential(config), config.scope, config.ca_bundle, config.proxy_url)
+        self.pacer = shared_clients.request_pacer(shared_clients.O365_MANAGEMENT, config.authentication_endpoint,
+                                                  tenant_id, config.application_id,
+                                                  [(config.max_requests_per_minute, 60.0)])
         self.clock_offset = 0.0
         self.parked_until = 0.0
         self.parked_reason = ""

@@ -20,6 +20,7 @@ from forwarder.config import loader
 from forwarder.config.keystore import Keystore, KeystoreError
 from forwarder.config.settings import CliOptions, config_file_path, keystore_location, load_settings, resolve_paths
 from forwarder.export.arguments import add_export_parser
+from forwarder.filebeat_registry.command import add_import_parser
 from forwarder.log_files import LogFileError
 from forwarder.module_files import list_modules, switch_modules
 from forwarder.plugin_listing import list_plugins, registration_warnings
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     keystore.add_argument("--stdin", action="store_true", help="read the value from standard input")
     keystore.add_argument("--force", action="store_true", help="overwrite an existing keystore or key")
     add_export_parser(commands, common)
+    add_import_parser(commands, common)
     return parser
 
 
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             return list_plugins()
         if command == "keystore":
             return manage_keystore(options, args.action, args.key, args.stdin, args.force)
+        if command == "import-registry":
+            from forwarder.filebeat_registry.command import run_import
+            return run_import(options, args)
         if command == "export":
             from forwarder.export.command import run_export
             return run_export(options, args)

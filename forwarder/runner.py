@@ -32,6 +32,7 @@ from forwarder.disk import (
     tighten_owned_modes,
     write_atomically,
 )
+from forwarder.filebeat_registry.startup import import_on_first_start
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
@@ -72,6 +73,7 @@ class Forwarder:
             monitoring = self._bind_monitoring() if settings.http_enabled else None
             registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
                                 settings.registry_permissions)
+            import_on_first_start(registry, settings.registry_path, settings.inputs)
             registry.start()
             queue = EventQueue(settings.queue_events, settings.queue_bytes, settings.flush_min_events,
                                settings.flush_timeout)

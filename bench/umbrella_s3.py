@@ -241,7 +241,7 @@ def _stage_costs(moto: Moto, keys: list[str], rows_per_object: int) -> dict[str,
     sample = keys[: max(1, min(len(keys), 100_000 // rows_per_object))]
     started = time.perf_counter()
     for key in sample:
-        reader.read(key, config.reader_options(key), 0, lambda event, end: events.append(event) or True)
+        reader.read(key, config.reader_options(key), 0, lambda chunk, end: events.extend(chunk) or True)
     read = time.perf_counter() - started
     started = time.perf_counter()
     mapped = [process(event) for event in events]

@@ -203,9 +203,9 @@ class BucketListingInput:
         client = self._context.client
         stop = self._context.stop
 
-        def emit(event: Event, next_offset: int) -> bool:
+        def emit(events: list[Event], next_offset: int) -> bool:
             state.offset = next_offset
-            return not stop.is_set() and client.publish(event, {source: state.cursor()})
+            return not stop.is_set() and client.publish_many(events, {source: state.cursor()})
 
         if stop.is_set():
             return

@@ -3,12 +3,15 @@
     reader = ObjectReader(s3_client, Bucket.from_config(config), log, stats, name)
     result = reader.read(key, config.reader_options(key), start_offset, emit)
 
-`emit(event, next_offset) -> bool` publishes one event; `next_offset` is where
-a resume must start once that event is acknowledged (the byte after its last
-line in the decompressed object). It returns False when the forwarder is
-stopping, and `read` then returns with `result.complete` False. The caller
-owns the cursor: listing mode publishes each event with its object's offset,
-SQS mode waits for the acknowledgements of a whole message.
+`emit(events, next_offset) -> bool` publishes a chunk of up to `CHUNK_EVENTS`
+consecutive events; `next_offset` is where a resume must start once the chunk
+is acknowledged (the byte after its last line in the decompressed object).
+Chunks, because publishing costs a lock on the acker and one on the queue per
+call: per chunk that is noise, per line it was a third of the input's time.
+It returns False when the forwarder is stopping, and `read` then returns with
+`result.complete` False. The caller owns the cursor: listing mode publishes
+each chunk with its object's offset, SQS mode waits for the acknowledgements
+of a whole message.
 
 Problems of the object itself (corrupt or truncated gzip, a 0-byte object, a
 line over `max_bytes`) are logged once naming the key, counted in /stats and
@@ -40,10 +43,12 @@ from forwarder.pipeline.field_path import deep_update
 from forwarder.stats import InputStats
 
 READ_CHUNK = 256 * 1024
+# Events per emit: a crash replays at most this many acknowledged lines of an object.
+CHUNK_EVENTS = 500
 GZIP_MAGIC = b"\x1f\x8b"
 COUNTERS = ("objects_read", "objects_failed", "objects_invalid_gzip", "objects_empty", "objects_line_too_long",
             "objects_invalid_json", "download_errors", "lines_invalid_utf8")
-Emit = Callable[[Event, int], bool]
+Emit = Callable[[list[Event], int], bool]
 
 
 class DownloadError(Exception):
@@ -150,12 +155,28 @@ class ObjectReader:
             records = self._line_records(key, stream, options, start_offset)
         id_prefix = object_id_prefix(self._bucket.arn, key)
         events = 0
-        for message in records:
-            if message.offset < start_offset:
-                continue
-            if not emit(self._event(base, id_prefix, message, read_at), message.end):
+        chunk: list[Event] = []
+        end = start_offset
+        try:
+            for message in records:
+                if message.offset < start_offset:
+                    continue
+                chunk.append(self._event(base, id_prefix, message, read_at))
+                end = message.end
+                if len(chunk) >= CHUNK_EVENTS:
+                    if not emit(chunk, end):
+                        return ObjectResult(complete=False, events=events)
+                    events += len(chunk)
+                    chunk = []
+        except ObjectFailed:
+            # The lines before the problem are good, and a failed object is not read again: send them first.
+            if chunk and not emit(chunk, end):
                 return ObjectResult(complete=False, events=events)
-            events += 1
+            raise
+        if chunk:
+            if not emit(chunk, end):
+                return ObjectResult(complete=False, events=events)
+            events += len(chunk)
         self.count("objects_read")
         return ObjectResult(complete=True, events=events)
 

@@ -30,8 +30,8 @@ MESSAGE_CURSOR_PREFIX = "sqs-message:"
 MAX_MESSAGES_PER_RECEIVE = 10  # SQS's limit for one ReceiveMessage call
 WARNED_MESSAGES_REMEMBERED = 10_000
 
-# Reads one object, handing each event to emit(event, next_offset) -> bool (False: stop); DownloadError when
-# the object cannot be fetched now. ObjectReader.read for a notification's bucket.
+# Reads one object, handing each chunk of events to emit(events, next_offset) -> bool (False: stop);
+# DownloadError when the object cannot be fetched now. ObjectReader.read for a notification's bucket.
 ReadObject = Callable[[ObjectReference, Emit], ObjectResult]
 
 
@@ -252,12 +252,12 @@ class SqsNotificationReader:
         """Publishes every event of every object; the last one carries the message's cursor. False at stop."""
         client = self.context.client
         stop = self.context.stop
-        held_back: list[Event] = []  # the latest event, published once the next one (or the end) is known
+        held_back: list[list[Event]] = []  # the latest chunk, published once the next one (or the end) is known
 
-        def emit(event: Event, _next_offset: int) -> bool:
-            if stop.is_set() or (held_back and not client.publish(held_back.pop())):
+        def emit(events: list[Event], _next_offset: int) -> bool:
+            if stop.is_set() or (held_back and not client.publish_many(held_back.pop())):
                 return False
-            held_back.append(event)
+            held_back.append(events)
             return True
 
         for reference in objects:
@@ -268,7 +268,7 @@ class SqsNotificationReader:
         if not held_back:
             client.commit(cursor)
             return True
-        return client.publish(held_back.pop(), cursor)
+        return client.publish_many(held_back.pop(), cursor)
 
     def _delete(self, message: InFlightMessage) -> None:
         try:

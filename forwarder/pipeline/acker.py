@@ -52,6 +52,21 @@ class InputAcker:
             self._outstanding += 1
             return self._base + len(self._pending) - 1
 
+    def track_many(self, count: int, cursor: dict[str, Any] | None) -> int:
+        """Registers `count` published events, `cursor` on the last one; returns the first sequence number.
+
+        One lock for a whole batch: a source that reads records in chunks (an S3 object, an API page) pays
+        per chunk, not per event. A crash replays at most the chunk, since the cursor moves with its end.
+        """
+        with self._lock:
+            pending = self._pending
+            first = self._base + len(pending)
+            for _ in range(count - 1):
+                pending.append([_PENDING, None])
+            pending.append([_PENDING, cursor])
+            self._outstanding += count
+            return first
+
     def abandon(self, sequence: int) -> None:
         """The event never reached the queue (shutdown): it and everything after stay uncommitted."""
         with self._lock:

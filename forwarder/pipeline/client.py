@@ -122,6 +122,31 @@ class PipelineClient:
         self.stats.published += 1
         return True
 
+    def publish_many(self, events: list[Event], cursor: dict[str, Any] | None = None) -> bool:
+        """`publish` for a chunk of events read together; `cursor` goes with the last one.
+
+        One acker lock and one queue lock per chunk instead of per event, which is most of what publishing
+        costs a source that reads thousands of records a second. The cursor should say where to resume
+        after the whole chunk: a crash then replays at most the chunk's unacknowledged events.
+        """
+        prepared = [event for event in map(self.prepare, events) if event is not None]
+        if not prepared:
+            self._acker.done(self._acker.track(cursor))
+            return True
+        acker = self._acker
+        first = acker.track_many(len(prepared), cursor)
+        for offset, event in enumerate(prepared):
+            event.ack_token = (acker, first + offset)
+        try:
+            self._queue.put_many(prepared)
+        except QueueClosed as closed:
+            for sequence in range(first + closed.queued, first + len(prepared)):
+                acker.abandon(sequence)
+            self.stats.published += closed.queued
+            return False
+        self.stats.published += len(prepared)
+        return True
+
     def try_publish(self, event: Event) -> bool | None:
         """Non-blocking publish for sources that cannot wait (UDP syslog).
 

@@ -16,7 +16,11 @@ from forwarder.pipeline.event import Event
 
 
 class QueueClosed(Exception):
-    """Raised by `put` when the pipeline is shutting down."""
+    """Raised by `put` when the pipeline is shutting down; `queued` is how many of a `put_many` went in first."""
+
+    def __init__(self, queued: int = 0) -> None:
+        super().__init__(queued)
+        self.queued = queued
 
 
 class Batch:
@@ -89,6 +93,36 @@ class EventQueue:
             self._active_bytes += event.size
             if len(self._ready) >= self.flush_min_events or len(self._ready) == 1:
                 self._items.notify()
+
+    def put_many(self, events: list[Event]) -> None:
+        """`put` for a chunk of events under one lock: as many as fit go in, then it waits for space for the rest.
+
+        Raises QueueClosed (with how many went in) when the pipeline shuts down part-way.
+        """
+        total = len(events)
+        index = 0
+        with self._lock:
+            while index < total:
+                while not self._closed and self._active_events > 0 and (
+                    self._active_events >= self.max_events
+                    or self._active_bytes + events[index].size > self.max_bytes
+                ):
+                    self._space.wait()
+                if self._closed:
+                    raise QueueClosed(index)
+                was_empty = not self._ready
+                while index < total:
+                    event = events[index]
+                    if self._active_events > 0 and (
+                        self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
+                    ):
+                        break
+                    self._ready.append(event)
+                    self._active_events += 1
+                    self._active_bytes += event.size
+                    index += 1
+                if was_empty or len(self._ready) >= self.flush_min_events:
+                    self._items.notify()
 
     def try_put(self, event: Event) -> bool:
         """Non-blocking put for sources that cannot wait (UDP); False when full."""

@@ -113,3 +113,16 @@ def test_a_removed_listener_hears_nothing_more():
     acker.remove_listener(heard.append)
     acker.done(acker.track({"p": 2}))
     assert heard == [{"p": 1}]
+
+
+def test_a_tracked_chunk_commits_its_cursor_only_when_every_event_of_it_is_acknowledged():
+    commits = Commits()
+    acker = InputAcker(commits, "t::i::")
+    first = acker.track_many(4, {"obj": 400})
+    second = acker.track_many(2, {"obj": 600})
+    assert (first, second) == (0, 4)
+    acker.done_many([0, 1, 3, 4, 5])
+    assert commits.state == {}
+    acker.done(2)
+    assert commits.calls == [{"t::i::obj": 600}]
+    assert acker.in_flight == 0

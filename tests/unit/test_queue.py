@@ -86,3 +86,35 @@ def test_two_workers_never_get_an_empty_batch():
         thread.join(5)
     assert sorted(len(r) if r is not None else 0 for r in results) == [0, 10]
     assert all(r is None or len(r) > 0 for r in results)
+
+
+def test_put_many_fills_to_the_bound_then_waits_for_space_for_the_rest():
+    queue = EventQueue(max_events=3, max_bytes=10_000, flush_min_events=1, flush_timeout=0)
+    done = threading.Event()
+    threading.Thread(target=lambda: (queue.put_many([event() for _ in range(5)]), done.set()), daemon=True).start()
+    first = queue.get_batch(10, wait=5)
+    assert len(first) == 3
+    assert not done.is_set()
+    first.ack_all()
+    assert done.wait(5)
+    assert len(queue.get_batch(10, wait=5)) == 2
+
+
+def test_put_many_closed_part_way_says_how_many_went_in():
+    queue = EventQueue(max_events=2, max_bytes=10_000, flush_min_events=1, flush_timeout=0)
+    outcome: list[int] = []
+
+    def put() -> None:
+        try:
+            queue.put_many([event() for _ in range(5)])
+        except QueueClosed as closed:
+            outcome.append(closed.queued)
+
+    worker = threading.Thread(target=put, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while queue.ready_events < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    queue.close()
+    worker.join(5)
+    assert outcome == [2]

@@ -28,7 +28,7 @@ def run_import(options: CliOptions, args: argparse.Namespace) -> int:
 
     settings = load_settings(options)
     try:
-        plan = plan_import(Path(args.registry_path), settings.inputs)
+        plan = plan_import(Path(args.registry_path).absolute(), settings.inputs)
     except MemlogError as exc:
         print(f"error: nothing imported: {exc}", file=sys.stderr)
         return 1

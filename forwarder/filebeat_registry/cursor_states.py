@@ -74,7 +74,7 @@ def map_s3_state(value: dict[str, Any], specs: list[InputSpec]) -> tuple[str, An
     candidates = [spec for spec in specs if spec.client.input_type == "aws-s3" and not spec.config.queue_url
                   and spec.config.bucket_name == bucket and object_key.startswith(spec.config.bucket_list_prefix)]
     if not candidates:
-        return f"no aws-s3 input lists bucket {bucket} under a prefix of {object_key}"
+        return f"no aws-s3 input lists bucket {bucket} with a prefix of key {object_key}"
     if len(candidates) > 1:
         ids = ", ".join(repr(spec.client.input_id) for spec in candidates)
         return f"several aws-s3 inputs list s3://{bucket}/{object_key} ({ids})"

@@ -30,12 +30,19 @@ EVENTHUB_NOTE = ("azure-eventhub positions are not in Filebeat's registry but in
 class ImportPlan:
     store: Path
     entries: dict[str, Any] = field(default_factory=dict)
-    imported: list[str] = field(default_factory=list)
+    # Per key of ours: what is imported there, and from which Filebeat key.
+    descriptions: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
     not_imported: list[str] = field(default_factory=list)
 
-    def add(self, key: str, value: Any, description: str) -> None:
+    @property
+    def imported(self) -> list[str]:
+        return list(self.descriptions.values())
+
+    def add(self, key: str, value: Any, description: str, origin: str = "") -> None:
         self.entries[key] = value
-        self.imported.append(description)
+        self.descriptions[key] = description
+        self.origins[key] = origin
 
     def refuse(self, filebeat_key: str, reason: str) -> None:
         self.not_imported.append(f"{filebeat_key}: {reason}")
@@ -90,13 +97,17 @@ def _plan_file_state(plan: ImportPlan, key: str, value: dict[str, Any], inputs: 
     files, identity, found = mapped
     our_key = files.spec.client.key_prefix + identity
     earlier = plan.entries.get(our_key)
-    if earlier is not None and earlier["offset"] <= state.offset:
-        plan.refuse(key, f"another Filebeat state of the same file has the smaller offset {earlier['offset']}, "
-                         "which is kept")
-        return
+    if earlier is not None:
+        # Two Filebeat states of one file for one input (an id added later, a log state taken over):
+        # the smaller offset may re-send a little, the larger could skip what was never shipped.
+        previous = plan.origins[our_key]
+        if earlier["offset"] <= state.offset:
+            plan.refuse(key, f"{previous} names the same file with a smaller offset, which is kept")
+            return
+        plan.refuse(previous, f"{key} names the same file with a smaller offset, which is kept")
     description = (f"{files.spec.client.input_type} {files.spec.client.input_id!r} {found.path} "
                    f"(device {found.stat.st_dev} inode {found.stat.st_ino}) from offset {state.offset}")
-    plan.add(our_key, our_file_position(found, state.offset), description)
+    plan.add(our_key, our_file_position(found, state.offset), description, key)
 
 
 def marker(plan: ImportPlan, when: float) -> dict[str, Any]:

@@ -18,11 +18,11 @@ def import_on_first_start(registry: Registry, registry_root: Path, specs: list[I
     """Fills an empty registry from `<registry_root>/filebeat` (Filebeat's default place under the same
     data path). A damaged one is one warning: the forwarder starts from scratch, as it says."""
     store = registry_root / "filebeat"
-    if len(registry) or not (store / "meta.json").is_file():
-        return
     try:
+        if len(registry) or not (store / "meta.json").is_file():
+            return
         plan = plan_import(store, specs)
-    except MemlogError as exc:
+    except (MemlogError, OSError) as exc:
         log.warning("Filebeat's registry was not imported: %s. Starting from scratch: files are read from their "
                     "start and API inputs from their initial lookback", exc)
         return

@@ -16,7 +16,8 @@ lines named for Filebeat's ingest pipeline. Filebeat's other cisco filesets
 (asa, ftd, …) are not implemented: present and disabled they are ignored,
 enabled they are a config error. The `amp` fileset (Cisco Secure Endpoint) is
 rendered by forwarder/modules/cisco_amp.py; a file with only `amp` does not
-enable `umbrella`.
+enable `umbrella`. The `esa` fileset (Cisco Secure Email text logs, pushed by
+SCP or syslog) is rendered by forwarder/modules/cisco_esa.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from forwarder import __version__
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 from forwarder.modules.cisco_amp import expand_amp
+from forwarder.modules.cisco_esa import expand_esa
 from forwarder.modules.cisco_umbrella_columns import LOG_TYPES
 from forwarder.modules.cisco_umbrella_processor import umbrella_processors
 from forwarder.schema.section import Section
@@ -57,10 +59,12 @@ class CiscoModule:
                 other = entry.section(fileset)
                 if other.boolean("enabled", True):
                     other.error("enabled", f"the cisco {fileset} fileset is not supported by this forwarder "
-                                           "yet (only umbrella and amp); set enabled: false")
+                                           "yet (only umbrella, amp and esa); set enabled: false")
                 other.ignore(*other.data)
         inputs = expand_amp(entry.section("amp")) if entry.has("amp") else []
-        if entry.has("umbrella") or not entry.has("amp"):
+        if entry.has("esa"):
+            inputs += expand_esa(entry.section("esa"))
+        if entry.has("umbrella") or not (entry.has("amp") or entry.has("esa")):
             inputs += self._expand_umbrella(entry, module_vars)
         entry.finish()
         return inputs

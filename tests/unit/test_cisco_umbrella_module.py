@@ -150,7 +150,7 @@ def test_mistakes_are_reported_against_the_module_file() -> None:
     """)
     assert problems == [
         "modules.d/cisco.yml: 0.asa.enabled: the cisco asa fileset is not supported by this forwarder yet (only "
-        "umbrella and amp); set enabled: false",
+        "umbrella, amp and esa); set enabled: false",
         "modules.d/cisco.yml: 0.umbrella.var.input: only 'aws-s3' is supported (got 'file'); to read exported "
         "Umbrella CSV files from disk use a filestream input with the cisco_umbrella processor",
     ]

@@ -1,0 +1,100 @@
+"""timestamp: Filebeat's documented example, Go layout rules, zones, epoch layouts, failures and `when`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from forwarder.pipeline.event import Event, format_timestamp
+from forwarder.pipeline.field_path import FieldError
+from forwarder.processors.go_time import compile_layout
+from tests.unit.test_processors import build, build_with_problems, run
+
+DOCUMENTED = """
+processors:
+  - timestamp:
+      field: start_time
+      layouts:
+        - '2006-01-02T15:04:05Z'
+        - '2006-01-02T15:04:05.999Z'
+        - '2006-01-02T15:04:05.999-07:00'
+      test:
+        - '2019-06-22T16:33:51Z'
+        - '2019-11-18T04:59:51.123Z'
+        - '2020-08-03T07:10:20.123456+02:00'
+  - drop_fields:
+      fields: [start_time]
+"""
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2019-06-22T16:33:51Z", "2019-06-22T16:33:51.000Z"),
+    ("2019-11-18T04:59:51.123Z", "2019-11-18T04:59:51.123Z"),
+    ("2020-08-03T07:10:20.123456+02:00", "2020-08-03T05:10:20.123Z"),
+])
+def test_documented_example_sets_the_timestamp_and_drops_the_field(text, expected):
+    event = run(build(DOCUMENTED), {"start_time": text, "message": "m"})
+    assert format_timestamp(event.timestamp) == expected
+    assert event.fields == {"message": "m"}
+
+
+@pytest.mark.parametrize(("layout", "text", "expected"), [
+    ("Jan _2 15:04:05", "Feb  3 01:02:03", datetime(2026, 2, 3, 1, 2, 3, tzinfo=UTC)),
+    ("Jan 2, 2006 at 3:04pm (MST)", "Feb 3, 2013 at 7:54pm (UTC)", datetime(2013, 2, 3, 19, 54, tzinfo=UTC)),
+    ("02/Jan/2006:15:04:05 -0700", "10/Oct/2000:13:55:36 -0700", datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC)),
+    ("Mon January 2 2006 03:04:05 PM", "thu december 5 2024 12:30:00 AM", datetime(2024, 12, 5, 0, 30, tzinfo=UTC)),
+    ("06-01-02 15:04:05,000", "99-12-31 23:59:59,250", datetime(1999, 12, 31, 23, 59, 59, 250000, tzinfo=UTC)),
+    ("2006 002", "2024 060", datetime(2024, 2, 29, tzinfo=UTC)),
+])
+def test_go_layouts(layout, text, expected):
+    assert compile_layout(layout).parse(text, UTC, 2026) == expected
+
+
+def test_fixed_width_fraction_and_literals_must_match():
+    layout = compile_layout("2006-01-02 15:04:05.000")
+    with pytest.raises(ValueError):
+        layout.parse("2024-01-01 10:00:00.12", UTC, 2026)
+    with pytest.raises(ValueError):
+        layout.parse("2024-01-01T10:00:00.123", UTC, 2026)
+
+
+def test_timezone_target_field_epoch_layouts_and_when():
+    processors = build("""
+processors:
+  - timestamp:
+      field: local
+      target_field: event.start
+      layouts: ['2006-01-02 15:04:05']
+      timezone: America/New_York
+      when.has_fields: [local]
+  - timestamp:
+      field: epoch
+      layouts: [UNIX_MS, UNIX]
+      ignore_missing: true
+""")
+    event = run(processors, {"local": "2024-07-01 08:00:00", "epoch": "1700000000.5"})
+    assert event.fields["event"]["start"] == "2024-07-01T12:00:00.000Z"
+    assert format_timestamp(event.timestamp) == "2023-11-14T22:13:20.500Z"
+    assert run(processors, {"epoch": 1700000000123}).timestamp == 1700000000.123
+    assert run(processors, {"other": 1}, timestamp=5.0).timestamp == 5.0
+
+
+def test_unparsable_value_fails_unless_ignore_failure():
+    strict = build("processors:\n  - timestamp: {field: t, layouts: ['2006-01-02']}\n")
+    event = Event({"t": "yesterday"}, timestamp=5.0)
+    with pytest.raises(FieldError, match="failed parsing time field t='yesterday'"):
+        strict[0](event)
+    with pytest.raises(FieldError, match="key not found"):
+        strict[0](Event({}))
+    lenient = build("processors:\n  - timestamp: {field: t, layouts: ['2006-01-02'], ignore_failure: true}\n")
+    assert run(lenient, {"t": "yesterday"}, timestamp=5.0).timestamp == 5.0
+
+
+def test_config_errors_for_test_values_and_zones():
+    _, problems = build_with_problems("processors:\n  - timestamp: {field: t, layouts: ['2006-01-02'], "
+                                      "test: ['2024/01/01']}\n")
+    assert problems and "does not parse" in problems[0]
+    _, problems = build_with_problems("processors:\n  - timestamp: {field: t, layouts: ['2006'], "
+                                      "timezone: Mars/Base}\n")
+    assert problems and "unknown time zone" in problems[0]

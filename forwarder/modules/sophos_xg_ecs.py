@@ -63,13 +63,15 @@ STRING_FIELDS = (
     (("fw_rule_name", "signature_msg"), "rule.name"),
     (("policy_type",), "rule.ruleset"),
     (("classification", "category"), "rule.category"),
-    (("user_name", "user"), "user.name"),
-    (("user_gp", "usergroup"), "user.group.name"),
+    (("user_name", "src_user"), "user.name"),
+    (("user_gp", "user_group", "usergroupname"), "user.group.name"),
     (("application",), "network.protocol"),
     (("url",), "url.original"),
-    (("domain",), "url.domain"),
+    (("domain", "domainname"), "url.domain"),
     (("useragent", "user_agent"), "user_agent.original"),
     (("filename",), "file.name"),
+    (("sha1sum",), "file.hash.sha1"),
+    (("sha256",), "file.hash.sha256"),
     (("from_email_address",), "email.from.address"),
     (("to_email_address",), "email.to.address"),
     (("subject", "email_subject"), "email.subject"),
@@ -84,14 +86,15 @@ INTEGER_FIELDS = (
     (("recv_bytes", "bytes_received", "rcvd_bytes"), "destination.bytes"),
     (("sent_pkts", "packets_sent"), "source.packets"),
     (("recv_pkts", "packets_received"), "destination.packets"),
-    (("http_status", "status_code"), "http.response.status_code"),
+    (("http_status", "status_code", "httpstatus"), "http.response.status_code"),
+    (("filesize", "file_size"), "file.size"),
 )
 # Interface and zone names: Sophos sometimes pads them inside the quotes (`" LAN"`).
 OBSERVER_FIELDS = (
-    ("in_interface", "ingress", "interface"),
-    ("out_interface", "egress", "interface"),
-    ("srczonetype", "ingress", "zone"),
-    ("dstzonetype", "egress", "zone"),
+    (("in_interface",), "ingress", "interface"),
+    (("out_interface",), "egress", "interface"),
+    (("srczonetype", "src_zone_type"), "ingress", "zone"),
+    (("dstzonetype", "dst_zone_type"), "egress", "zone"),
 )
 
 
@@ -175,11 +178,8 @@ class XgMapping:
         serial = xg.pop("device_serial_id", None) or xg.pop("device_id", None)
         if serial is not None:
             observer["serial_number"] = serial
-        for key, direction, part in OBSERVER_FIELDS:
-            value = xg.pop(key, None)
-            if value is None:
-                continue
-            value = value.strip()
+        for names, direction, part in OBSERVER_FIELDS:
+            value = next((xg.pop(name) for name in names if name in xg), "").strip()
             if value:
                 side = observer.setdefault(direction, {})
                 if part == "interface":
@@ -198,14 +198,22 @@ class XgMapping:
         transport = xg.pop("protocol", None)
         if transport is not None:
             fields.setdefault("network", {})["transport"] = transport.lower()
-        duration = xg.get("duration")
-        if duration is not None and duration.isdigit():
-            fields["event"]["duration"] = int(xg.pop("duration")) * 1_000_000_000
+        for name in ("duration", "con_duration"):
+            duration = xg.get(name)
+            if duration is not None and duration.isdigit():
+                fields["event"]["duration"] = int(xg.pop(name)) * 1_000_000_000
+                break
 
     def _event(self, xg: dict[str, str], fields: dict[str, Any], log_type: str, categories: list[str]) -> None:
-        """`event.action`/`outcome` from `status` (else the subtype), `category`/`type` from the log type."""
+        """`event.action`/`outcome` from `status` (an HTTP code there: the subtype), `category`/`type` by log type.
+
+        A denied connection is `outcome: success` (the firewall did what it was told, as in ECS and Elastic's
+        mapping) with `type: denied`; a failed login or SLA check is `failure`.
+        """
         event = fields["event"]
-        status = xg.get("status") or xg.get("action") or xg.get("log_subtype")
+        status = xg.get("status")
+        if status is None or status.isdigit():
+            status = xg.get("action") or xg.get("log_subtype")
         word = status.lower() if status else ""
         types: list[str] = []
         if word:
@@ -221,8 +229,8 @@ class XgMapping:
         if log_type == "Event" and any(part in component for part in AUTHENTICATION_WORDS):
             categories = ["authentication"]
             types.append("start" if "logout" not in component else "end")
-        if "network" in categories:
-            connection_event = xg.get("connevent")
+        if "network" in categories and ("source" in fields or "destination" in fields):
+            connection_event = xg.get("connevent") or xg.get("con_event")
             if connection_event in ("Start", "Interim"):
                 types.append("start")
             elif connection_event == "Stop":

@@ -28,13 +28,18 @@ from forwarder.schema.declared import BOOLEAN, STRING, STRINGS, Setting, read_se
 from forwarder.schema.section import Section
 
 # The common case, `key=value` pairs split by spaces, as one pattern with a single value group (so the C
-# regex engine builds the pairs): a "quoted" value up to the quote that ends it, else an unquoted word
-# followed by more words that are not `key=` (`Unknown (0x0000)`); a stray quote at either end is dropped.
+# regex engine builds the pairs): a "quoted" value up to the quote that ends it (the first quote followed by
+# a space or the end; failing that, one followed by the next `key=`, so a value may contain quotes but then
+# no `=`), else an unquoted word followed by more words that are not `key=` (`Unknown (0x0000)`), a stray
+# quote dropped. A key starts only after whitespace, and no branch scans past the next `=` or quote, so a
+# long line of garbage costs linear time, not quadratic.
 _SPACE_EQUALS = re.compile(
-    r'([^\s"=]+)="?((?<=")[^"]*+(?=" |"$)|(?>[^\s"]*)(?: +(?>[^\s=]+)(?= |$))*)"?(?: +|$)'
+    r'(?<!\S)([^\s"=]+)="?((?<=")(?:[^"]*+(?=" |"$)|[^=]*?(?=" +[^\s"=]+=|"$))|(?>[^\s"]*)(?: +(?>[^\s=]+)(?= |$))*)'
+    r'"?(?: +|$)'
 )
-# Any other separators: a key is as short as `value_split` allows (`a=b=c` is key `a`).
-_KEY = r'[^\s"]+?'
+# Any other separators: a key is as short as `value_split` allows (`a=b=c` is key `a`), and at most 256
+# characters long, which bounds the work on text without separators.
+_KEY = r'[^\s"]{1,256}?'
 _BRACKETS = {"(": ")", "[": "]", "<": ">", '"': '"', "'": "'"}
 
 SETTINGS = (
@@ -69,7 +74,8 @@ class KeyValueParser:
             return
         pair_end = f"(?:(?:{field_split})(?={_KEY}(?:{value_split}))|\\s*$)"
         self._pattern = re.compile(
-            f'({_KEY})(?:{value_split})"?((?<=")[^"]*+(?="{pair_end})|.*?)"?{pair_end}', re.DOTALL
+            f'({_KEY})(?:{value_split})"?((?<=")(?:[^"]*+(?="{pair_end})|.*?(?="{pair_end}))|.*?)"?{pair_end}',
+            re.DOTALL,
         )
 
     def pairs(self, text: str) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from forwarder.config.inputs import (
     parse_module_entry,
 )
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
+from forwarder.config.shared_graph_pollers import merge_shared_graph_pollers
 from forwarder.monitoring import reachable_from_other_hosts
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
@@ -209,6 +210,8 @@ def _read_settings(options: CliOptions) -> Settings:
         inputs += load_input_files(pattern, included, len(inputs))
     if modules_enabled:
         inputs += load_module_files(_absolute(modules_glob, paths.config), included)
+    inputs, poller_lines = merge_shared_graph_pollers(inputs)
+    warnings += poller_lines
     # A broken plugin stops only the inputs that use it; anywhere else (output, global processors) it is fatal.
     plugin_errors = [str(problem) for problem in problems if isinstance(problem, PluginProblem)]
     problems[:] = [problem for problem in problems if not isinstance(problem, PluginProblem)]

@@ -15,12 +15,14 @@ from typing import Any
 
 from forwarder.modules.base import FilesetInput
 from forwarder.modules.microsoft_defender_atp import expand_defender_atp
+from forwarder.modules.microsoft_m365 import expand_m365_defender
 from forwarder.schema.section import Section
 
 # Fileset → its expander: (the fileset's section, the module-wide var mapping) → its inputs (none when disabled).
 FilesetExpander = Callable[[Section, dict[str, Any]], list[FilesetInput]]
 FILESETS: dict[str, FilesetExpander] = {
     "defender_atp": expand_defender_atp,
+    "m365_defender": expand_m365_defender,
 }
 
 

@@ -35,6 +35,7 @@ class GraphEndpoint:
     time_field: str
     max_page_size: int
     permission: str
+    expand: str | None = None  # `$expand`: related resources Graph lists only when asked
 
 
 # Record types of entraid_ecs.RECORD_TYPES that Graph lists. Page-size caps are
@@ -53,7 +54,7 @@ ENDPOINTS: dict[str, GraphEndpoint] = {
     ),
     "alert": GraphEndpoint("security/alerts_v2", "v1.0", "lastUpdateDateTime", 999, "SecurityAlert.Read.All"),
     "incident": GraphEndpoint(
-        "security/incidents", "v1.0", "lastUpdateDateTime", 999, "SecurityIncident.Read.All"
+        "security/incidents", "v1.0", "lastUpdateDateTime", 999, "SecurityIncident.Read.All", expand="alerts"
     ),
 }
 
@@ -131,6 +132,8 @@ class GraphClient:
         top = min(page_size or endpoint.max_page_size, endpoint.max_page_size)
         url: str | None = f"{self.graph_root}/{version}/{endpoint.path}"
         params: dict[str, str] | None = {"$filter": " and ".join(clauses), "$top": str(top)}
+        if endpoint.expand is not None:
+            params["$expand"] = endpoint.expand
         while url is not None:
             body = self._get(record_type, endpoint, url, params)
             records = body.get("value") if isinstance(body, dict) else None

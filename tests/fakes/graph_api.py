@@ -38,6 +38,7 @@ class FakeEndpoint:
     permission: str
     denied_code: str
     premium: bool
+    expandable: str | None = None  # the one `$expand` it accepts; without it that key is left out of records
 
 
 ENDPOINTS: dict[str, FakeEndpoint] = {
@@ -60,7 +61,8 @@ ENDPOINTS: dict[str, FakeEndpoint] = {
         "lastUpdateDateTime", 999, 100, "SecurityAlert.Read.All", "accessDenied", premium=False
     ),
     "security/incidents": FakeEndpoint(
-        "lastUpdateDateTime", 999, 100, "SecurityIncident.Read.All", "accessDenied", premium=False
+        "lastUpdateDateTime", 999, 100, "SecurityIncident.Read.All", "accessDenied", premium=False,
+        expandable="alerts",
     ),
 }
 
@@ -219,9 +221,13 @@ class FakeGraphApi:
                            "displayName": "forwarder", "passwordCredentials": list(credentials)})
 
     def _listing(self, version: str, endpoint: str, query: dict[str, str]) -> tuple[_Listing, str | None]:
-        unknown = set(query) - {"$filter", "$top", "$skiptoken"}
+        unknown = set(query) - {"$filter", "$top", "$skiptoken", "$expand"}
         if unknown:
             raise BadRequest(f"Unsupported query option(s): {', '.join(sorted(unknown))}")
+        spec = ENDPOINTS[endpoint]
+        expand = query.get("$expand")
+        if expand is not None and expand != spec.expandable:
+            raise BadRequest(f"Could not find a property named '{expand}' to expand on {endpoint}")
         token = query.get("$skiptoken")
         if token is not None:
             with self._lock:
@@ -229,7 +235,6 @@ class FakeGraphApi:
             if listing is None or (listing.version, listing.endpoint) != (version, endpoint):
                 raise BadRequest("Invalid or expired $skiptoken")
             return listing, token
-        spec = ENDPOINTS[endpoint]
         top = self._top(spec, query.get("$top"))
         low, high, types = self._parse_filter(version, endpoint, query.get("$filter"))
         with self._lock:
@@ -244,7 +249,10 @@ class FakeGraphApi:
                 continue
             chosen.append((ticks, record))
         chosen.sort(key=lambda pair: pair[0], reverse=True)
-        return _Listing(version, endpoint, [record for _, record in chosen], top), None
+        records = [record for _, record in chosen]
+        if spec.expandable is not None and expand is None:
+            records = [{k: v for k, v in record.items() if k != spec.expandable} for record in records]
+        return _Listing(version, endpoint, records, top), None
 
     def _top(self, spec: FakeEndpoint, value: str | None) -> int:
         if value is None:

@@ -60,6 +60,8 @@ BASE_FOR_KEY: dict[str, dict[str, Any]] = {
     "aws-s3.access_key_id": {"secret_access_key": "example-secret"},
     "aws-s3.session_token": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "example-secret"},
     "azure-eventhub.storage_account_connection_string": {"storage_account_key": None},
+    "filebeat.config.modules.reload.period": {"filebeat.config.modules.reload.enabled": True},
+    "filebeat.config.inputs.reload.period": {"filebeat.config.inputs.reload.enabled": True},
     "log.multiline": {"multiline": {"type": "pattern", "pattern": "^\\[", "match": "after"}},
     "output.logstash.ssl.certificate": {"ssl": {"key": "{home}/missing.key"}},
     "output.logstash.ssl.key": {"ssl": {"certificate": "{home}/missing.pem"}},
@@ -113,6 +115,9 @@ def config_setting(key: str, value: Any, home: Path) -> dict[str, Any]:
         if prefix.startswith("output.") and key.startswith(prefix):
             deep_merge(config["output"][output], _filled(base, home))
     if input_key is None:
+        for prefix, base in BASE_FOR_KEY.items():
+            if prefix.startswith("filebeat.") and key.startswith(prefix):
+                deep_merge(config, expand_dotted(base))
         deep_merge(config, expand_dotted({key: value}))
     return config
 

@@ -31,6 +31,8 @@ class Ignored:
     reason: str
     # Values that ask for what the forwarder does anyway: not reported.
     harmless: tuple[Any, ...] = ()
+    # Not reported either while the sibling `enabled` is not true (`reload.period` without `reload.enabled`).
+    only_when_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ _FILE_IDENTITY = "files are identified by device and inode (see file_identity)"
 
 # Keys outside the inputs, as written after the `filebeat.` → `forwarder.` twin mapping.
 TOP_LEVEL: dict[str, Rule] = {
+    # Each `period` before its `enabled`, which it is judged by.
+    "forwarder.config.modules.reload.period": Ignored(_RELOAD, only_when_enabled=True),
     "forwarder.config.modules.reload.enabled": Ignored(_RELOAD, harmless=(False,)),
-    "forwarder.config.modules.reload.period": Ignored(_RELOAD),
+    "forwarder.config.inputs.reload.period": Ignored(_RELOAD, only_when_enabled=True),
     "forwarder.config.inputs.reload.enabled": Ignored(_RELOAD, harmless=(False,)),
-    "forwarder.config.inputs.reload.period": Ignored(_RELOAD),
     "forwarder.registry.cleanup_interval": Ignored(_OWN_CLEANUP),
     "forwarder.registry.migrate_file": Ignored("a Filebeat 6.x registry file is not read; a 7.x or later registry "
                                                "is carried over with `forwarder import-registry`"),
@@ -153,14 +156,19 @@ def _set_aside(config: dict[str, Any], dotted: str, key_path: str, rule: Rule, s
     if not isinstance(node, dict) or parts[-1] not in node:
         return
     value = node.pop(parts[-1])
+    sibling_enabled = _is_true(node.get("enabled"))
     for parent, part in zip(reversed(trail), reversed(parts[:-1]), strict=True):
         if parent.get(part) != {}:
             break
         del parent[part]  # `reload: {}` left behind by removing `reload.enabled` is no unknown setting
     if isinstance(rule, Refused):
         problems.append(Problem(source, key_path, rule.message))
-    elif not _is_harmless(value, rule.harmless):
+    elif not _is_harmless(value, rule.harmless) and (sibling_enabled or not rule.only_when_enabled):
         report_ignored(source, key_path + (".*" if isinstance(value, dict) else ""), rule.reason)
+
+
+def _is_true(value: Any) -> bool:
+    return str(value).lower() == "true"
 
 
 def _is_harmless(value: Any, harmless: tuple[Any, ...]) -> bool:

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from forwarder.config.settings import CliOptions, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,6 +76,15 @@ def test_an_ignored_key_asking_for_what_the_forwarder_does_anyway_is_not_reporte
     assert TOOL.classify("", "filebeat.config.modules.reload.enabled", False, tmp_path).answer == "implemented"
     assert TOOL.classify("", "logging.to_syslog", False, tmp_path).answer == "implemented"
     assert TOOL.classify("", "logging.to_syslog", True, tmp_path).answer == "ignored"
+    # The reload period matters only with reload enabled (the key list sets both; here the period alone).
+    config = TOOL.config_setting("filebeat.config.modules.reload.period", "10s", tmp_path)
+    assert config["filebeat"]["config"]["modules"]["reload"]["enabled"] is True
+    del config["filebeat"]["config"]["modules"]["reload"]["enabled"]
+    path = tmp_path / "filebeat.yml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    settings = load_settings(CliOptions(config_files=[str(path)], path_home=str(tmp_path)))
+    assert not any("reload" in warning for warning in settings.warnings)
 
 
 def test_the_readme_table_is_what_the_loads_say(answers):

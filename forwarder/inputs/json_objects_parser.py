@@ -100,6 +100,8 @@ class JsonObjectsParser:
         self._first: Message | None = None
         self._last: Message | None = None
         self._parts: list[str] = []
+        # The lines kept whole, to find where an object that follows a cut one begins.
+        self._lines: list[Message] = []
         self._size = 0
         # Open containers of the object, innermost last; and the last character of its last line.
         self._open: list[str] = []
@@ -119,7 +121,7 @@ class JsonObjectsParser:
         """The file is being closed: an object still open goes out raw, as it is."""
         if self._first is None:
             return []
-        return [self._fail(self._oversized_reason() if self._oversized else INCOMPLETE_REASON)]
+        return self._fail(self._oversized_reason() if self._oversized else INCOMPLETE_REASON)
 
     def deadline(self) -> float | None:
         return None
@@ -136,7 +138,7 @@ class JsonObjectsParser:
                     self._take(glued[1], out)
                 return
         elif self._starts_new_object(text):
-            out.append(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
+            out.extend(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
         elif self._oversized:
             self._last = message
             return
@@ -145,7 +147,7 @@ class JsonObjectsParser:
             if not self._open and not self._oversized:
                 self._decode(out)
             else:
-                out.append(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
+                out.extend(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
             self._take(glued[1], out)
             return
         self._add(message)
@@ -218,6 +220,7 @@ class JsonObjectsParser:
         if separator:
             self._parts.append("\n")
         self._parts.append(message.content)
+        self._lines.append(message)
         self._size += separator + message.size
         for bracket in brackets(message.content):
             if bracket in "{[":
@@ -240,7 +243,7 @@ class JsonObjectsParser:
         try:
             value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
         except json.JSONDecodeError as exc:
-            out.append(self._fail(f"Error decoding JSON: {exc}"))
+            out.extend(self._fail(f"Error decoding JSON: {exc}"))
             return
         rest = text[end:].lstrip()
         if rest:
@@ -248,7 +251,7 @@ class JsonObjectsParser:
             last_line_chars = len(last.content) - len(rest)
             rest_start = _byte_length(last, last_line_chars)
             if rest_start is None or last_line_chars < 0 or "\n" in rest:
-                out.append(self._fail("Error decoding JSON: unexpected text after the object"))
+                out.extend(self._fail("Error decoding JSON: unexpected text after the object"))
                 return
             record = self._record(text[:end], last.offset + rest_start, False)
             tail = Message(rest, last.offset + rest_start, last.end, last.size - rest_start, last.skip_to_newline)
@@ -285,14 +288,49 @@ class JsonObjectsParser:
             record.size = len(text.encode("utf-8", "surrogatepass"))
         return record
 
-    def _fail(self, reason: str) -> Message:
+    def _fail(self, reason: str) -> list[Message]:
+        """The held lines go out raw; a whole object among them (the writer's next one, begun where JSON
+        allowed a value, e.g. inside an array of the cut object) goes out decoded after them."""
         last = self._last
         assert last is not None
-        record = self._record("".join(self._parts), last.end, last.skip_to_newline)
-        if self._oversized:
-            record.flags.append(TRUNCATED_FLAG)
+        text = "".join(self._parts)
+        embedded = None if self._oversized else self._embedded_object(text)
+        if embedded is None:
+            record = self._record(text, last.end, last.skip_to_newline)
+            if self._oversized:
+                record.flags.append(TRUNCATED_FLAG)
+            self._reset()
+            return [_failed(record, reason, self._config.ndjson)]
+        start, start_byte, value = embedded
+        head = _failed(self._record(text[:start].rstrip(), start_byte, False), reason, self._config.ndjson)
+        tail_text = text[start:]
+        tail = Message(tail_text, start_byte, last.end, len(tail_text.encode("utf-8", "surrogatepass")),
+                       last.skip_to_newline)
         self._reset()
-        return _failed(record, reason, self._config.ndjson)
+        return [head, self._decoded(tail, value)]
+
+    def _embedded_object(self, text: str) -> tuple[int, int, Any] | None:
+        """Where (character, byte) a line-opening object that runs to the end of `text` begins, and its value.
+
+        Only an object closed in the first column counts (a pretty-printer closes a top-level object there),
+        so an element of the cut object's own arrays is never taken for the next object.
+        """
+        if not self._lines or not self._lines[-1].content.startswith("}"):
+            return None
+        position = 0
+        for index, line in enumerate(self._lines):
+            content = line.content
+            indent = len(content) - len(content.lstrip())
+            if index and content[indent:indent + 1] == "{":
+                try:
+                    value, end = _DECODER.raw_decode(text, position + indent)
+                except json.JSONDecodeError:
+                    value, end = None, -1
+                start_byte = _byte_length(line, indent)
+                if end >= 0 and not text[end:].strip() and start_byte is not None:
+                    return position + indent, line.offset + start_byte, value
+            position += len(content) + 1
+        return None
 
     def _garbage(self, message: Message) -> Message:
         return _failed(message, "not JSON: text outside any JSON object", self._config.ndjson)

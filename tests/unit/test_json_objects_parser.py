@@ -117,12 +117,14 @@ def test_a_partial_object_still_open_when_the_file_is_closed_goes_out_raw(tmp_pa
     assert record.content == cut[:cut.rindex(b"\n")].decode(), "the raw text of the complete lines read"
 
 
-@pytest.mark.parametrize("cut_at", ["line end", "mid line", "mid indent", "after comma"])
+@pytest.mark.parametrize("cut_at", ["line end", "mid line", "mid indent", "after comma", "in an array",
+                                    "after an array element"])
 def test_a_truncated_object_followed_by_a_new_one_is_forwarded_raw_and_the_next_objects_still_decode(tmp_path, cut_at):
     broken = pretty(event(1))
     key = broken.index(b'"eventType"')
     broken = {"line end": broken[:key - 8], "mid line": broken[:broken.index(b"abc1")], "mid indent": broken[:key - 3],
-              "after comma": broken[:key - 9]}[cut_at]
+              "after comma": broken[:key - 9], "in an array": broken[:broken.index(b'"AuditKeyValues": [') + 28],
+              "after an array element": broken[:broken.index(b"}\n        ]") + 2] + b"            "}[cut_at]
     data = pretty(event(0)) + broken + pretty(event(2)) + pretty(event(3))
     path = tmp_path / "output"
     path.write_bytes(data)
@@ -130,8 +132,8 @@ def test_a_truncated_object_followed_by_a_new_one_is_forwarded_raw_and_the_next_
     assert decoded(records) == [event(0), event(2), event(3)]
     [failure] = [r for r in records if PARSE_FAILURE_TAG in r.tags]
     assert failure.fields["error"]["message"] == TRUNCATED_REASON
-    assert data[failure.offset:failure.end] == broken.rstrip(b" "), "the cut object, up to where the next begins"
-    assert failure.content == broken.decode().rstrip("\n ")
+    assert data[failure.offset:failure.end].rstrip() == broken.rstrip(), "the cut object, up to the next one"
+    assert failure.content == broken.decode().rstrip()
     resumed = Follower(path, chain_for({"target": "crowdstrike"}), offset=failure.end).read()
     assert decoded(resumed) == [event(2), event(3)], "the cursor after the broken object is where the next begins"
 

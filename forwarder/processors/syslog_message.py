@@ -51,7 +51,8 @@ def build_syslog(options: Section) -> Processor:
             raise ValueError(f"field {source!r} is missing")
         if not isinstance(text, str):
             raise ValueError(f"field {source!r} is not a string")
-        parsed = parser.parse(text.encode("utf-8", "surrogatepass"))
+        # The year of an RFC 3164 stamp is the one that puts it closest before the time the event was read.
+        parsed = parser.parse(text.encode("utf-8", "surrogatepass"), now=event.timestamp)
         if parsed.error:
             if ignore_failure:
                 return event

@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         common.add_argument(f"--path.{name}", dest=f"path_{name}", metavar="DIR", default=argparse.SUPPRESS)
     common.add_argument("--strict.perms", dest="strict_perms", metavar="true|false", default=argparse.SUPPRESS,
                         type=_boolean, help="refuse config files writable by group/others (default true)")
+    common.add_argument("--modules", dest="modules", action="append", metavar="NAME,...", default=argparse.SUPPRESS,
+                        help="also run these modules' files from modules.d for this run, enabled or not")
+    common.add_argument("-M", dest="module_overrides", action="append", metavar="MODULE.KEY=VALUE",
+                        default=argparse.SUPPRESS, help="override a module setting, e.g. o365.audit.var.KEY=VALUE")
 
     parser = argparse.ArgumentParser(prog="forwarder", parents=[common],
                                      description="Security log forwarder, a drop-in for Filebeat.")
@@ -85,14 +89,24 @@ def options_from(args: argparse.Namespace) -> CliOptions:
         path_logs=getattr(args, "path_logs", None),
         strict_perms=getattr(args, "strict_perms", True),
         log_to_stderr=getattr(args, "log_to_stderr", False),
+        modules=getattr(args, "modules", []),
+        module_overrides=getattr(args, "module_overrides", []),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exporting_config = _asks_for_config_export(argv)
+    if exporting_config:
+        argv = [token for index, token in enumerate(argv) if index not in exporting_config]
     args = build_parser().parse_args(argv)
     options = options_from(args)
-    command = args.command or "run"
+    command = "export config" if exporting_config else args.command or "run"
     try:
+        if command == "export config":
+            from forwarder.config.effective import effective_config_text
+            print(effective_config_text(options), end="")
+            return 0
         if command == "version":
             print(f"forwarder version {__version__}")
             return 0
@@ -118,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeystoreError, RegistryError, LogFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _asks_for_config_export(argv: list[str]) -> tuple[int, int] | None:
+    """The positions of `export config` (Filebeat's spelling), which the time-range `export` parser cannot take."""
+    for index, token in enumerate(argv[:-1]):
+        if token == "export" and argv[index + 1] == "config" and (index == 0 or argv[index - 1] != "-c"):
+            return index, index + 1
+    return None
 
 
 def run(options: CliOptions, debug: bool = False) -> int:

@@ -10,12 +10,13 @@ type, its parsed config, and the pipeline settings shared by all input types.
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from forwarder.config.filebeat_keys import set_aside_input_keys
 from forwarder.config.loader import Resolver, collect_secrets, expand_dotted, expand_variables, read_yaml
+from forwarder.config.module_flags import ModuleFlags, apply_module_overrides, module_file_paths
 from forwarder.inputs.base import InputType
 from forwarder.modules.base import FilesetInput
 from forwarder.pipeline.client import ClientSettings, Processor
@@ -104,6 +105,7 @@ class IncludedFiles:
     resolve: Resolver
     problems: list[Problem]
     secrets: list[str]
+    module_flags: ModuleFlags = field(default_factory=ModuleFlags)
 
 
 def load_input_files(pattern: str, files: IncludedFiles, start: int) -> list[InputSpec]:
@@ -118,13 +120,13 @@ def load_input_files(pattern: str, files: IncludedFiles, start: int) -> list[Inp
 
 
 def load_module_files(pattern: str, files: IncludedFiles) -> list[InputSpec]:
-    """Enabled module files (`modules.d/*.yml`): each a YAML list of `- module: NAME` entries."""
+    """Enabled module files (`modules.d/*.yml`, plus those `--modules` names): YAML lists of `- module: NAME`."""
     specs: list[InputSpec] = []
-    for name in sorted(glob.glob(pattern)):
-        path = Path(name)
+    for path in module_file_paths(pattern, files.module_flags, files.problems):
         for index, item in enumerate(_read_list(path, files)):
-            section = Section(expand_dotted(item), str(index), str(path), files.problems)
-            specs.extend(parse_module_entry(section))
+            entry = apply_module_overrides(expand_dotted(item), files.module_flags)
+            files.secrets.extend(collect_secrets(entry))
+            specs.extend(parse_module_entry(Section(entry, str(index), str(path), files.problems)))
     return specs
 
 

@@ -24,6 +24,7 @@ from forwarder.config.inputs import (
     parse_module_entry,
 )
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
+from forwarder.config.module_flags import apply_module_overrides, parse_module_flags, unused_override_warnings
 from forwarder.config.shared_graph_pollers import merge_shared_graph_pollers
 from forwarder.monitoring import reachable_from_other_hosts
 from forwarder.outputs.base import OutputType
@@ -47,6 +48,8 @@ class CliOptions:
     path_logs: str | None = None
     strict_perms: bool = True
     log_to_stderr: bool = False
+    modules: list[str] = field(default_factory=list)
+    module_overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -177,7 +180,8 @@ def load_settings(options: CliOptions) -> Settings:
 def _read_settings(options: CliOptions) -> Settings:
     config_file, config, paths, keystore_secrets, resolve = load_raw_config(options)
     problems: list[Problem] = []
-    included = IncludedFiles(options.strict_perms, resolve, problems, [])
+    module_flags = parse_module_flags(options.modules, options.module_overrides, problems)
+    included = IncludedFiles(options.strict_perms, resolve, problems, [], module_flags)
     warnings: list[str] = []
     source = str(config_file)
     set_aside_top_level(config, source, problems)
@@ -186,6 +190,7 @@ def _read_settings(options: CliOptions) -> Settings:
     own = root.section("forwarder")
     inputs = parse_input_list(own.sections("inputs"))
     for entry in own.sections("modules"):
+        apply_module_overrides(entry.data, module_flags)
         inputs += parse_module_entry(entry)
     external_config = own.section("config")
     modules_section = external_config.section("modules")
@@ -208,8 +213,9 @@ def _read_settings(options: CliOptions) -> Settings:
     if external_inputs and inputs_enabled:
         pattern = _absolute(external_inputs, paths.config)
         inputs += load_input_files(pattern, included, len(inputs))
-    if modules_enabled:
+    if modules_enabled or module_flags.names:
         inputs += load_module_files(_absolute(modules_glob, paths.config), included)
+    warnings += unused_override_warnings(module_flags)
     inputs, poller_lines = merge_shared_graph_pollers(inputs)
     warnings += poller_lines
     # A broken plugin stops only the inputs that use it; anywhere else (output, global processors) it is fatal.

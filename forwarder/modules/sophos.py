@@ -57,8 +57,6 @@ class SophosModule:
             "protocol": {protocol: {"host": f"{_bracketed(host)}:{port}"}},
             "tags": tags,
         }
-        if "timezone" in settings:
-            data["timezone"] = settings["timezone"]
         mapping = Section({key: settings[key] for key in MAPPING_VARS if key in settings}, var_path, entry.source,
                           entry.problems)
         processors = [build_sophos_xg(mapping)] if normalize else []

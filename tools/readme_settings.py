@@ -51,6 +51,7 @@ TABLES = {
     "processor-duo_ecs": "forwarder.modules.duo_processor",
     "processor-cisco_umbrella": "forwarder.modules.cisco_umbrella_processor",
     "processor-cisco_secure_endpoint": "forwarder.modules.cisco_secure_endpoint_processor",
+    "processor-crowdstrike_falcon": "forwarder.modules.crowdstrike_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"
 FIX_COMMAND = "python tools/readme_settings.py"

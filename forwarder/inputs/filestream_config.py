@@ -69,7 +69,7 @@ SETTINGS = (
     ENCODING,
     Setting("message_max_bytes", SIZE, "10MiB", MESSAGE_MAX_BYTES_DOC, positive=True),
     Setting("parsers", PARSERS, [], "`ndjson` (`target`, `add_error_key`, `message_key`, `overwrite_keys`, "
-            "`expand_keys`) and `multiline` (`type: pattern` with `pattern`/`negate`/`match`/`max_lines`/`timeout`, "
+            "`expand_keys`), `multiline` (`type: pattern` with `pattern`/`negate`/`match`/`max_lines`/`timeout`, "
             "or `type: count`) and `json_objects` (multi-line JSON objects: `target`, `keep_message`, `decode`, "
             "`max_bytes`, `add_error_key`, `overwrite_keys`, `expand_keys`), run in the order listed"),
     *SHARED_TAIL,

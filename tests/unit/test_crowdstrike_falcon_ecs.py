@@ -4,6 +4,7 @@ parser and mapped by its processor, one test per metadata.eventType."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +236,15 @@ def test_a_cut_object_passes_the_mapping_raw_and_tagged_and_a_non_event_object_r
     assert events[1].fields["event"]["action"] == "detection_update"
     with pytest.raises(ValueError, match="no `metadata` object"):
         read_events(b'{"hello": "world"}\n')
+
+
+def test_the_processor_is_usable_from_any_inputs_processors_list():
+    build = entry_points(group="forwarder.processors")["crowdstrike_falcon"].load()
+    problems: list[Problem] = []
+    processor = build(Section({"preserve_original_event": True}, "processors.0.crowdstrike_falcon", "in.yml",
+                              problems))
+    assert problems == []
+    text = (FIXTURES / "auth_activity_audit.json").read_text()
+    event = processor(Event({"crowdstrike": json.loads(text), "message": text}))
+    assert event.fields["event"]["action"] == "userAuthenticate" and event.fields["event"]["original"] == text
+    assert event.meta["_id"] == f"{CUSTOMER}-4"

@@ -38,6 +38,7 @@ from forwarder.schema.section import Section
 
 # A JSON string on one line (JSON strings cannot hold a raw newline).
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[{}\[\]]")
 _NOT_BRACKET = re.compile(r"[^{}\[\]]+")
 _DECODER = json.JSONDecoder()
 TRUNCATED_REASON = "truncated JSON object: a new object began before this one ended"
@@ -76,6 +77,9 @@ def parse_json_objects_config(section: Section) -> JsonObjectsConfig:
 
 def brackets(line: str) -> str:
     """The brackets of one line in order, not counting those inside strings."""
+    if _BRACKET.search(line) is None:
+        # Most lines of a pretty-printed object are `"key": value,`: nothing to count.
+        return ""
     bare = _STRING.sub("", line) if '"' in line else line
     return _NOT_BRACKET.sub("", bare)
 

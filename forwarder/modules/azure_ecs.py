@@ -42,9 +42,11 @@ from typing import Any
 
 from forwarder.modules.azure_ecs_envelope import duration_nanoseconds, put_common, read_envelope
 from forwarder.modules.azure_ecs_monitor import activity_fields, graph_activity_fields, platform_fields
+from forwarder.modules.azure_routing import ADVANCED_HUNTING_FILESET
 from forwarder.modules.entraid_ecs import NormalizedRecord, record_type_for_category
 from forwarder.modules.entraid_ecs import normalize as normalize_entraid
 from forwarder.modules.entraid_ecs_values import millisecond_time, obj, parse_time
+from forwarder.modules.microsoft_m365_event_ecs import normalize_advanced_hunting
 
 # Entra ID filesets → the record type when the category does not tell (it always does for Azure's own categories).
 _ENTRAID_FILESETS = {
@@ -65,6 +67,8 @@ def normalize(record: Any, fileset: str) -> NormalizedRecord:
 
     A record that is not a JSON object yields only `cloud.provider` and no timestamp.
     """
+    if fileset == ADVANCED_HUNTING_FILESET:
+        return normalize_advanced_hunting(record)
     if type(record) is not dict:
         return NormalizedRecord({"cloud": {"provider": "azure"}}, None)
     envelope = read_envelope(record)

@@ -26,7 +26,7 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.modules.azure_ecs import normalize
-from forwarder.modules.azure_routing import FALLBACK_FILESET, FILESETS, CategoryRouter, Route
+from forwarder.modules.azure_routing import FALLBACK_FILESET, FILESETS, CategoryRouter, Route, module_and_dataset
 from forwarder.pipeline.event import Event
 from forwarder.schema.declared import BOOLEAN, Setting, ValueType, read_settings
 from forwarder.schema.section import Section
@@ -43,14 +43,13 @@ def put_dataset(fields: dict[str, Any], fileset: str) -> None:
     event = fields.get("event")
     if type(event) is not dict:
         event = fields["event"] = {}
-    event["module"] = "azure"
-    event["dataset"] = f"azure.{fileset}"
+    event["module"], event["dataset"] = module_and_dataset(fileset)
     fields["fileset"] = {"name": fileset}
 
 
 def ingest_pipeline(fileset: str) -> str:
     """Filebeat's ingest pipeline for a fileset's raw records: `@metadata.pipeline` when `normalize` is off."""
-    return f"filebeat-{__version__}-azure-{fileset}-pipeline"
+    return f"filebeat-{__version__}-{module_and_dataset(fileset)[0]}-{fileset}-pipeline"
 
 
 class AzureEcsProcessor:
@@ -118,7 +117,8 @@ class AzureEcsProcessor:
         envelope = event.fields.get("azure")
         hub = envelope.get("eventhub") if type(envelope) is dict else None
         log.info("%s: event hub %r carries %s records (fileset %s, not enabled on this hub); forwarding them as "
-                 "azure.%s", self._input_id, hub, route.category or "(none)", route.fileset, route.fileset)
+                 "%s", self._input_id, hub, route.category or "(none)", route.fileset,
+                 module_and_dataset(route.fileset)[1])
 
     def _publish_counts(self, counts: dict[str, int]) -> None:
         if self._stats is not None:

@@ -22,6 +22,12 @@ from forwarder.azure_eventhub import AZURE_FILESETS
 FILESETS = AZURE_FILESETS
 # Records without a known category: the catch-all fileset.
 FALLBACK_FILESET = "platformlogs"
+# Defender XDR's Streaming API (`AdvancedHunting-<Table>` categories): the microsoft module's fileset, wherever the
+# records arrive, so a hub shared with diagnostic settings does not turn them into platform logs.
+ADVANCED_HUNTING_FILESET = "m365_defender_event"
+ADVANCED_HUNTING_PREFIX = "advancedhunting-"
+# Filesets of another module that this router sends records to: fileset → (event.module, event.dataset).
+OTHER_MODULE_DATASETS = {ADVANCED_HUNTING_FILESET: ("microsoft", "m365_defender.event")}
 
 _CATEGORY_FILESETS = {
     "signinlogs": "signinlogs",
@@ -61,7 +67,15 @@ def fileset_for_category(category: Any) -> str:
     """The fileset of a category, case-insensitively; anything unknown (or not a string) is a platform log."""
     if type(category) is not str:
         return FALLBACK_FILESET
-    return _CATEGORY_FILESETS.get(category.lower(), FALLBACK_FILESET)
+    lowered = category.lower()
+    if lowered.startswith(ADVANCED_HUNTING_PREFIX):
+        return ADVANCED_HUNTING_FILESET
+    return _CATEGORY_FILESETS.get(lowered, FALLBACK_FILESET)
+
+
+def module_and_dataset(fileset: str) -> tuple[str, str]:
+    """A routed fileset's `event.module` and `event.dataset`: `azure.<fileset>` unless another module owns it."""
+    return OTHER_MODULE_DATASETS.get(fileset, ("azure", f"azure.{fileset}"))
 
 
 class Route(NamedTuple):

@@ -16,6 +16,7 @@ from typing import Any
 from forwarder.modules.base import FilesetInput
 from forwarder.modules.microsoft_defender_atp import expand_defender_atp
 from forwarder.modules.microsoft_m365 import expand_m365_defender
+from forwarder.modules.microsoft_m365_event import expand_m365_defender_event
 from forwarder.schema.section import Section
 
 # Fileset → its expander: (the fileset's section, the module-wide var mapping) → its inputs (none when disabled).
@@ -23,6 +24,7 @@ FilesetExpander = Callable[[Section, dict[str, Any]], list[FilesetInput]]
 FILESETS: dict[str, FilesetExpander] = {
     "defender_atp": expand_defender_atp,
     "m365_defender": expand_m365_defender,
+    "m365_defender_event": expand_m365_defender_event,
 }
 
 

@@ -1,0 +1,75 @@
+"""Linux and other POSIX systems: flock, owner and mode checks, directory fsync, SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from forwarder.platform.base import InstalledPaths, Platform
+
+# Linux socket option: a counter of datagrams the kernel dropped, sent as ancillary data with each datagram.
+# The number means something else on other systems, so only LinuxPlatform sets it.
+SO_RXQ_OVFL = 40
+
+
+class PosixPlatform(Platform):
+    name = "posix"
+
+    def try_lock_exclusive(self, fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def checks_file_permissions(self, path: Path) -> bool:
+        return True
+
+    def is_trusted_owner(self, info: os.stat_result) -> bool:
+        return info.st_uid in (0, os.geteuid())
+
+    def user_id(self) -> int:
+        return os.geteuid()
+
+    def durable_replace(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
+        self.fsync_directory(Path(target).parent)
+
+    def fsync_directory(self, directory: Path) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def stop_signals(self) -> Iterable[int]:
+        return (signal.SIGTERM, signal.SIGINT)
+
+    def set_signal_handler(self, signum: int, handler: object) -> None:
+        signal.signal(signum, handler)
+
+    def installed_paths(self) -> InstalledPaths:
+        return InstalledPaths(home=PurePosixPath("/usr/share/forwarder"), config=PurePosixPath("/etc/forwarder"),
+                              data=PurePosixPath("/var/lib/forwarder"), logs=PurePosixPath("/var/log/forwarder"))
+
+
+class LinuxPlatform(PosixPlatform):
+    name = "linux"
+
+    def enable_kernel_drop_counter(self, sock: socket.socket) -> bool:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            return False
+        return True
+
+    def kernel_drops(self, ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                return struct.unpack("=I", value[:4])[0]
+        return None

@@ -51,6 +51,10 @@ TABLES = {
     "processor-duo_ecs": "forwarder.modules.duo_processor",
     "processor-cisco_umbrella": "forwarder.modules.cisco_umbrella_processor",
     "processor-cisco_secure_endpoint": "forwarder.modules.cisco_secure_endpoint_processor",
+    "processor-cisco_esa": "forwarder.modules.cisco_esa_processor",
+    "processor-dissect": "forwarder.processors.dissect",
+    "processor-decode_cef": "forwarder.processors.cef",
+    "processor-decode_csv_fields": "forwarder.processors.csv_fields",
     "processor-crowdstrike_falcon": "forwarder.modules.crowdstrike_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -28,6 +28,8 @@ from forwarder.registry import RegistryError
 from forwarder.schema.section import ConfigError
 
 log = logging.getLogger("forwarder")
+# The inputs `--once` can run: those whose source has an end to read to.
+ONCE_INPUT_TYPES = ("filestream", "log")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         type=_boolean, help="refuse config files writable by group/others (default true)")
     common.add_argument("--modules", dest="modules", action="append", metavar="NAME,...", default=argparse.SUPPRESS,
                         help="also run these modules' files from modules.d for this run, enabled or not")
+    common.add_argument("--once", dest="once", action="store_true", default=argparse.SUPPRESS,
+                        help="read every file input to the end, wait until all is acknowledged, then exit 0")
     common.add_argument("-M", dest="module_overrides", action="append", metavar="MODULE.KEY=VALUE",
                         default=argparse.SUPPRESS, help="override a module setting, e.g. o365.audit.var.KEY=VALUE")
 
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "export":
             from forwarder.export.command import run_export
             return run_export(options, args)
-        return run(options, debug=hasattr(args, "debug_selectors"))
+        return run(options, debug=hasattr(args, "debug_selectors"), once=hasattr(args, "once"))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -142,11 +146,17 @@ def _asks_for_config_export(argv: list[str]) -> tuple[int, int] | None:
     return None
 
 
-def run(options: CliOptions, debug: bool = False) -> int:
+def run(options: CliOptions, debug: bool = False, once: bool = False) -> int:
     from forwarder.logs import configure_logging
     from forwarder.runner import Forwarder, StartupError
 
     settings = load_settings(options)
+    not_files = [spec.client for spec in settings.inputs if spec.client.input_type not in ONCE_INPUT_TYPES]
+    if once and not_files:
+        names = ", ".join(f"{client.input_id} ({client.input_type})" for client in not_files)
+        print(f"error: --once reads file inputs to their end ({', '.join(ONCE_INPUT_TYPES)}); these inputs have "
+              f"no end: {names}; disable them for this run", file=sys.stderr)
+        return 1
     if debug:
         settings.logging.level = "debug"
     configure_logging(settings.logging, settings.secrets)
@@ -161,7 +171,7 @@ def run(options: CliOptions, debug: bool = False) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        return Forwarder(settings, stop).run()
+        return Forwarder(settings, stop, once).run()
     except (StartupError, RegistryError) as exc:
         # A disk or data-path problem, at start or while saving the registry at stop: one line, exit 1.
         log.error("%s", exc)

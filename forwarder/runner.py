@@ -55,9 +55,11 @@ class StartupError(Exception):
 
 
 class Forwarder:
-    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None, once: bool = False) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
+        # `--once`: stop when every (file) input has returned and all it published is acknowledged.
+        self.once = once
         self.stats = StatsTable()
         self._input_threads: list[threading.Thread] = []
 
@@ -98,7 +100,10 @@ class Forwarder:
                 monitoring.start()
             log.info("forwarder started: %d input(s), output %s, data in %s", len(settings.inputs),
                      settings.output_type.name, settings.paths.data)
-            self._wait_for_stop()
+            if self.once:
+                self._wait_for_inputs_and_acks(pipeline)
+            else:
+                self._wait_for_stop()
             try:
                 self._shutdown(queue, pipeline, output, registry)
             finally:
@@ -108,6 +113,16 @@ class Forwarder:
             collector.stop()
             lock.release()
         return 0
+
+    def _wait_for_inputs_and_acks(self, pipeline: Pipeline) -> None:
+        for thread in self._input_threads:
+            while thread.is_alive() and not self.stop.is_set():
+                thread.join(0.5)
+        acknowledged = False
+        while not self.stop.is_set() and not acknowledged:
+            acknowledged = pipeline.wait_acked(0.5)
+        if acknowledged:
+            log.info("--once: every input read its files to the end and every event was acknowledged")
 
     def _bind_monitoring(self) -> MonitoringServer:
         settings = self.settings
@@ -143,12 +158,13 @@ class Forwarder:
         input_log = logging.getLogger(f"forwarder.input.{spec.client.input_type}")
         backoff = RESTART_BACKOFF_INIT
         while not self.stop.is_set():
-            context = InputContext(input_id, client, self.stop, input_log, stats, self.settings.paths.data)
+            context = InputContext(input_id, client, self.stop, input_log, stats, self.settings.paths.data,
+                                   self.once)
             started = time.monotonic()
             try:
                 stats.state = "running"
                 spec.input_type.create(spec.config, context).run()
-                if self.stop.is_set():
+                if self.stop.is_set() or self.once:
                     break
                 input_log.warning("input %s returned unexpectedly; restarting in %.0fs", input_id, backoff)
             except PermanentInputError as exc:

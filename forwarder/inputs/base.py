@@ -28,6 +28,8 @@ class InputContext:
     log: logging.Logger
     stats: InputStats
     data_path: Path
+    # `forwarder --once`: a file input returns once every file it found is read to the end.
+    once: bool = False
 
 
 class Input(Protocol):

@@ -103,9 +103,23 @@ class FilestreamInput:
             deadlines = [d for d in (t.parsers.deadline() for t in self._open_files()) if d is not None]
             if any(d <= now for d in deadlines) and not self._expire_multiline(now):
                 return
+            if not busy and self._context.once:
+                if not self._read_to_the_end_once():
+                    return
+                continue
             if not busy:
                 wake = min([next_scan, now + IDLE_WAIT, *deadlines])
                 stop.wait(max(0.0, wake - now))
+
+    def _read_to_the_end_once(self) -> bool:
+        """`--once`: closes the files read to the end and scans again; False when nothing is left to read.
+
+        Closing frees the harvester_limit slots, so the next scan opens the files still waiting, and
+        publishes what a multiline parser holds; a file that grew since it was read is opened again."""
+        if not all(self._close(tracked, "read to the end, --once") for tracked in self._open_files()):
+            return False
+        self._scan(False)
+        return bool(self._open_files())
 
     def _open_files(self) -> list[TrackedFile]:
         return [t for t in self._files.values() if t.reader is not None]

@@ -37,6 +37,7 @@ from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
 from forwarder.outputs.codec import EventEncoder
+from forwarder.platform import current_platform
 from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.pipeline import Pipeline
 from forwarder.pipeline.queue import EventQueue
@@ -234,13 +235,7 @@ class DataDirectoryLock:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise StartupError(disk_problem(exc, self.path.parent, "path.data")) from None
-        try:
-            import fcntl
-        except ImportError:
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not current_platform().try_lock_exclusive(self._fd):
             os.close(self._fd)
             self._fd = None
             raise StartupError(f"data path {self.path.parent} is in use by another forwarder "

@@ -46,10 +46,11 @@ def table_of(category: Any) -> str | None:
 
 
 def snake_case(name: str) -> str:
-    """`InitiatingProcessSHA256` → `initiating_process_sha256`; cached, since tables reuse a few hundred names."""
+    """`InitiatingProcessSHA256` → `initiating_process_sha256`, `SenderIPv4` → `sender_ipv4`; cached (tables
+    reuse a few hundred names)."""
     known = _SNAKE_NAMES.get(name)
     if known is None:
-        known = _SNAKE_NAMES[name] = _WORD_START.sub("_", name).lower()
+        known = _SNAKE_NAMES[name] = _WORD_START.sub("_", name.replace("IPv", "Ipv")).lower()
     return known
 
 

@@ -64,7 +64,6 @@ def test_every_key_is_implemented_ignored_with_a_reason_or_refused(answers):
     ("filebeat.inputs[filestream].close.reader.on_eof", "ignored", "stay open"),
     ("output.kafka.hosts", "refused", "events would not be delivered there"),
     ("output.elasticsearch.hosts", "refused", "events would not be delivered there"),
-    ("queue.disk.max_size", "refused", "disk queue is not supported"),
     ("filebeat.inputs[filestream].take_over", "refused", "forwarder import-registry"),
 ])
 def test_the_answers_sites_care_about(answers, key, answer, said):

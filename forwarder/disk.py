@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forwarder.platform import current_platform
+
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o600
 # What `tighten_owned_modes` takes away from a directory: group write and everything for others.
@@ -68,12 +70,11 @@ def write_atomically(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temp, path)
+        current_platform().durable_replace(temp, path)
     except OSError:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
         raise
-    fsync_directory(path.parent)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -84,14 +85,8 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def fsync_directory(directory: Path) -> None:
-    """Makes a rename or a new file in `directory` survive a power cut."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Makes a rename or a new file in `directory` survive a power cut (Windows needs nothing: see the seam)."""
+    current_platform().fsync_directory(directory)
 
 
 def disk_problem(exc: OSError, path: Path | str, setting: str | None = None, action: str = "write") -> str:

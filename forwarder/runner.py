@@ -37,10 +37,10 @@ from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
 from forwarder.outputs.codec import EventEncoder
-from forwarder.platform import current_platform
 from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.pipeline import Pipeline
 from forwarder.pipeline.queue import EventQueue
+from forwarder.platform import current_platform
 from forwarder.registry import Registry
 from forwarder.stats import InputStats, OutputStats, StatsTable
 

@@ -38,6 +38,7 @@ from forwarder.log_files import owned_log_directory
 from forwarder.monitoring import MonitoringServer
 from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.client import AgentInfo, PipelineClient
+from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.pipeline import Pipeline
 from forwarder.pipeline.queue import EventQueue
 from forwarder.platform import current_platform
@@ -74,12 +75,11 @@ class Forwarder:
         try:
             # Bound before anything starts: a port in use is one line at start, not a failure with inputs running.
             monitoring = self._bind_monitoring() if settings.http_enabled else None
+            queue = open_queue(settings)
             registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
                                 settings.registry_permissions)
             import_on_first_start(registry, settings.registry_path, settings.inputs)
             registry.start()
-            queue = EventQueue(settings.queue_events, settings.queue_bytes, settings.flush_min_events,
-                               settings.flush_timeout)
             output_stats = OutputStats(settings.output_type.name)
             encoder = EventEncoder(settings.output_type.index(settings.output_config))
             output = settings.output_type.create(settings.output_config, encoder, output_stats)
@@ -139,7 +139,7 @@ class Forwarder:
         while not self.stop.wait(period):
             log.info("metrics", extra={"monitoring": self.stats.snapshot()})
 
-    def _shutdown(self, queue: EventQueue, pipeline: Pipeline, output, registry: Registry) -> None:
+    def _shutdown(self, queue: EventQueue | DiskQueue, pipeline: Pipeline, output, registry: Registry) -> None:
         log.info("stopping: waiting up to %.0fs for queued events to be acknowledged", self.settings.shutdown_timeout)
         queue.close()
         deadline = time.monotonic() + INPUT_JOIN_TIMEOUT
@@ -149,6 +149,7 @@ class Forwarder:
             log.info("stopping with %d event(s) unacknowledged; they will be sent again at the next start",
                      queue.active_events)
         output.stop(5.0)
+        queue.finish()
         registry.close()  # RegistryError if the last positions cannot be saved: the caller exits 1
         log.info("forwarder stopped")
 
@@ -251,6 +252,17 @@ class DataDirectoryLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def open_queue(settings: Settings) -> EventQueue | DiskQueue:
+    disk = settings.disk_queue
+    if disk is None:
+        return EventQueue(settings.queue_events, settings.queue_bytes, settings.flush_min_events,
+                          settings.flush_timeout)
+    try:
+        return DiskQueue(disk)
+    except OSError as exc:
+        raise StartupError(disk_problem(exc, disk.path, "queue.disk.path")) from None
 
 
 def tighten_modes(settings: Settings) -> None:

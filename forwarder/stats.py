@@ -126,7 +126,7 @@ class StatsTable:
         if self.output is not None:
             data["output"] = self.output.snapshot()
         if self.queue is not None:
-            data["queue"] = {"events": self.queue.active_events, "bytes": self.queue.active_bytes}
+            data["queue"] = self.queue.snapshot()
         if self.registry is not None:
             data["registry"] = {
                 "entries": len(self.registry),

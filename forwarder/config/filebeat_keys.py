@@ -62,8 +62,6 @@ TOP_LEVEL: dict[str, Rule] = {
                                              harmless=(False,)),
     "forwarder.autodiscover": Refused("not supported: the inputs it would start would never run; list them under "
                                       "filebeat.inputs or in modules.d/"),
-    "queue.disk": Refused("the disk queue is not supported: configure queue.mem (file and API inputs resume from the "
-                          "registry after a restart, so acknowledged progress is never lost)"),
     "queue.spool": Refused("the spool queue is not supported: configure queue.mem"),
     "logging.selectors": Ignored("debug selectors are not supported: logging.level: debug (or -d) logs everything",
                                  harmless=((),)),

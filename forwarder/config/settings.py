@@ -25,10 +25,12 @@ from forwarder.config.inputs import (
 )
 from forwarder.config.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError
 from forwarder.config.module_flags import apply_module_overrides, parse_module_flags, unused_override_warnings
+from forwarder.config.queue_settings import parse_queue
 from forwarder.config.shared_graph_pollers import merge_shared_graph_pollers
 from forwarder.monitoring import reachable_from_other_hosts
 from forwarder.outputs.base import OutputType
 from forwarder.pipeline.client import Processor
+from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.processors import build_processors
 from forwarder.plugins import OUTPUTS, PluginError, PluginProblem
@@ -101,6 +103,8 @@ class Settings:
     warnings: list[str]
     # Inputs not started because a plugin they use cannot be loaded (one line each, naming the package).
     plugin_errors: list[str] = field(default_factory=list)
+    # Set when `queue.disk` is configured: events wait on disk instead of in memory.
+    disk_queue: DiskQueueSettings | None = None
 
 
 def resolve_paths(options: CliOptions, config: dict[str, Any]) -> Paths:
@@ -231,18 +235,7 @@ def _read_settings(options: CliOptions) -> Settings:
     for spec in inputs:
         spec.client.tags = spec.client.tags + [t for t in global_tags if t not in spec.client.tags]
 
-    queue = root.section("queue")
-    memory = queue.section("mem")
-    # Larger than Filebeat's 3200/1600: the queue counts events in flight, and it must hold
-    # 2 × pipelining × bulk_max_size for the input to keep publishing while windows await ACKs.
-    queue_events = memory.integer("events", 8192, minimum=1)
-    flush = memory.section("flush")
-    flush_min_events = flush.integer("min_events", 2048, minimum=0)
-    flush_timeout = flush.duration("timeout", 1.0)
-    flush.finish()
-    queue_bytes = memory.size("bytes", 256 * 1024 * 1024)
-    memory.finish()
-    queue.finish()
+    memory_queue, disk_queue = parse_queue(root.section("queue"), paths.data)
 
     output_type, output_config = _parse_output(root.section("output"))
     logging_settings = _parse_logging(root.section("logging"), paths, options.log_to_stderr)
@@ -268,8 +261,9 @@ def _read_settings(options: CliOptions) -> Settings:
         raise ConfigError(problems)
     return Settings(
         config_file=config_file, paths=paths, name=name, inputs=inputs, processors=processors,
-        queue_events=queue_events, queue_bytes=queue_bytes, flush_min_events=flush_min_events,
-        flush_timeout=flush_timeout, output_type=output_type, output_config=output_config,
+        queue_events=memory_queue.events, queue_bytes=memory_queue.bytes,
+        flush_min_events=memory_queue.flush_min_events, flush_timeout=memory_queue.flush_timeout,
+        disk_queue=disk_queue, output_type=output_type, output_config=output_config,
         logging=logging_settings, http_enabled=http_enabled, http_host=http_host, http_port=http_port,
         registry_path=_absolute_path(registry_path, paths.data), registry_flush=registry_flush,
         registry_permissions=registry_permissions, shutdown_timeout=shutdown_timeout,

@@ -173,6 +173,13 @@ class EventQueue:
             self._active_bytes -= sum(e.size for e in events)
             self._space.notify_all()
 
+    def finish(self) -> None:
+        """Nothing to save at the end: what was not acknowledged is read again from the inputs' cursors."""
+        self.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"type": "mem", "events": self._active_events, "bytes": self._active_bytes}
+
     def close(self) -> None:
         """Wakes every waiter; later puts raise QueueClosed."""
         with self._lock:

@@ -1,0 +1,384 @@
+"""`queue.disk`: events wait on disk, so a long Logstash outage fills a disk instead of dropping syslog.
+
+Same interface as the memory queue (`put`, `put_many`, `try_put`,
+`get_batch`, `close`), different promise to the inputs: an event is
+acknowledged to its input — its cursor may commit — once it is durable in a
+segment (written and fsynced), not when Logstash has it. The output then
+reads from the queue, and a segment file is deleted only when every event in
+it is acknowledged by the output.
+
+One writer thread turns what inputs put into frames (one frame and one
+fsync per write, up to `write_ahead` events, lz4 per frame) and appends them
+to the current segment, rolling over at `segment_size`. When the output is
+keeping up, the writer hands the very events it wrote straight to the output
+(nothing is read back); otherwise a reader thread reads frames back from the
+segments, `read_ahead` events at a time. A full queue (`max_size` on disk)
+blocks `put` exactly as the memory queue does; a full or failing disk is
+retried with backoff, the frame cut back off the segment first, so a
+segment never holds a half-written frame that later frames follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder.backoff import Backoff
+from forwarder.disk import disk_problem, make_private_directory
+from forwarder.pipeline.disk_queue_acks import Position, ReadAcks, save_position
+from forwarder.pipeline.disk_queue_recovery import Recovered, recover
+from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
+from forwarder.pipeline.disk_segments import HEADER, FrameInfo, SegmentFiles, encode_frame, read_frame, segment_name
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import Batch, QueueClosed, acknowledge
+
+log = logging.getLogger("forwarder.diskqueue")
+
+# How long the writer waits for more events before writing a frame that is not full: fsyncs stay batched
+# (at most one per this interval when events trickle in), and the added latency stays invisible.
+WRITE_LINGER = 0.005
+STATE_SAVE_INTERVAL = 1.0
+
+
+@dataclass
+class _Segment:
+    id: int
+    size: int
+    events: int = 0
+    closed: bool = False
+    frames: list[FrameInfo] = field(default_factory=list)
+
+
+class DiskQueue:
+    # The output takes what is ready: read-ahead already batches, and waiting for more would only add latency.
+    flush_min_events = 1
+
+    def __init__(self, settings: DiskQueueSettings, files: SegmentFiles | None = None) -> None:
+        self.settings = settings
+        self._files = files or SegmentFiles()
+        self._directory = settings.path
+        make_private_directory(self._directory)
+        recovered = recover(self._directory, self._files, log)
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._work = threading.Condition(self._lock)
+        self._items = threading.Condition(self._lock)
+        self._unwritten: list[Event] = []
+        self._unwritten_bytes = 0
+        self._ready: deque[Event] = deque()
+        self._unread: deque[tuple[int, FrameInfo, int]] = deque()
+        self._segments: dict[int, _Segment] = {}
+        self._closed = False
+        self._writer_done = False
+        self._fd: int | None = None
+        self._current: _Segment | None = None
+        self._position_saved: Position | None = None
+        self._saved_at = 0.0
+        self._next_segment_id = recovered.next_segment_id
+        self._raw_bytes = 0
+        self._stored_bytes = 0
+        self.write_errors = 0
+        self._load(recovered)
+        self._acks = ReadAcks(recovered.position, self._advanced)
+        self._writer = threading.Thread(target=self._write_loop, name="diskqueue-writer", daemon=True)
+        self._reader = threading.Thread(target=self._read_loop, name="diskqueue-reader", daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    def _load(self, recovered: Recovered) -> None:
+        for segment_id, scan in recovered.segments:
+            events = sum(frame.count for frame in scan.frames)
+            self._segments[segment_id] = _Segment(segment_id, scan.size, events, True, scan.frames)
+        self._unread.extend(recovered.unread)
+        self._backlog = sum(frame.count - skip for _, frame, skip in recovered.unread)
+        self._disk_bytes = sum(segment.size for segment in self._segments.values())
+
+    # -- the inputs' side ------------------------------------------------------------------------------------
+
+    def put(self, event: Event) -> None:
+        self.put_many([event])
+
+    def put_many(self, events: list[Event]) -> None:
+        with self._lock:
+            for index, event in enumerate(events):
+                while not self._closed and not self._has_room(event.size):
+                    self._space.wait()
+                if self._closed:
+                    raise QueueClosed(index)
+                self._add(event)
+
+    def try_put(self, event: Event) -> bool:
+        with self._lock:
+            if self._closed:
+                raise QueueClosed()
+            if not self._has_room(event.size):
+                return False
+            self._add(event)
+            return True
+
+    def _has_room(self, size: int) -> bool:
+        if len(self._unwritten) >= self.settings.write_ahead:
+            return False
+        used = self._disk_bytes + self._unwritten_bytes
+        return used == 0 or used + size <= self.settings.max_size
+
+    def _add(self, event: Event) -> None:
+        self._unwritten.append(event)
+        self._unwritten_bytes += event.size
+        if len(self._unwritten) == 1 or len(self._unwritten) >= self.settings.write_ahead:
+            self._work.notify_all()
+
+    # -- the output's side -----------------------------------------------------------------------------------
+
+    def get_batch(self, max_size: int, wait: float = 1.0) -> Batch | None:
+        with self._lock:
+            deadline = time.monotonic() + wait
+            while not self._ready:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self._closed and self._writer_done and not self._unread):
+                    return None
+                self._items.wait(remaining)
+            events = [self._ready.popleft() for _ in range(min(max_size, len(self._ready)))]
+            self._work.notify_all()
+        return Batch(events, self)
+
+    def release(self, events: list[Event]) -> None:
+        """Nothing to free here: acknowledged events are accounted by `ReadAcks` through their ack tokens."""
+
+    def _advanced(self, position: Position, acknowledged: int) -> None:
+        """The output's acknowledged prefix moved (under ReadAcks' lock): delete the segments it has passed."""
+        with self._lock:
+            self._backlog -= acknowledged
+            finished = [segment for segment in self._segments.values()
+                        if segment.id < position.segment
+                        or (segment.id == position.segment and segment.closed and position.index >= segment.events)]
+            for segment in finished:
+                del self._segments[segment.id]
+                self._disk_bytes -= segment.size
+            if finished:
+                self._space.notify_all()
+        for segment in finished:
+            try:
+                self._files.delete(self._directory / segment_name(segment.id))
+            except OSError as error:
+                log.warning("%s", disk_problem(error, self._directory / segment_name(segment.id), "queue.disk.path",
+                                               "delete"))
+
+    # -- shutting down ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Refuses new events; what was put before is still written (and acknowledged to its input)."""
+        with self._lock:
+            self._closed = True
+            self._space.notify_all()
+            self._work.notify_all()
+            self._items.notify_all()
+
+    def finish(self) -> None:
+        """After the output has stopped: waits for the writer, saves where the output got to."""
+        self.close()
+        self._writer.join(10.0)
+        self._reader.join(2.0)
+        self._save_position(force=True)
+
+    # -- the writer thread -----------------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        backoff = Backoff(self.settings.retry_interval, self.settings.max_retry_interval)
+        while True:
+            with self._lock:
+                while not self._unwritten and not self._closed:
+                    self._work.wait(STATE_SAVE_INTERVAL)
+                    if not self._unwritten:
+                        break
+                if not self._unwritten and self._closed:
+                    break
+                if self._unwritten and len(self._unwritten) < self.settings.write_ahead and not self._closed:
+                    self._work.wait(WRITE_LINGER)
+                events = self._unwritten[:self.settings.write_ahead]
+            if events and not self._write(events, backoff):
+                break
+            self._save_position(force=False)
+        if self._fd is not None:
+            self._files.close(self._fd)
+            self._fd = None
+        with self._lock:
+            self._writer_done = True
+            self._items.notify_all()
+
+    def _write(self, events: list[Event], backoff: Backoff) -> bool:
+        """Writes and fsyncs one frame; False when the queue closed while the disk kept failing."""
+        frame, raw_size = encode_frame(events, self.settings.compression_level)
+        failing = False
+        while True:
+            try:
+                segment, info = self._append(frame, len(events))
+                break
+            except OSError as error:
+                self.write_errors += 1
+                delay = backoff.next_delay()
+                if not failing:
+                    log.warning("%s; the queue keeps the events in memory (inputs wait) and retries in %.1fs",
+                                disk_problem(error, self._directory, "queue.disk.path"), delay)
+                failing = True
+                with self._lock:
+                    if self._closed:
+                        log.error("disk queue closed while its disk failed: %d event(s) were not written and are "
+                                  "not acknowledged to their inputs", len(self._unwritten))
+                        return False
+                    self._work.wait(delay)
+        if failing:
+            log.info("the disk queue writes again to %s", self._directory)
+        backoff.reset()
+        acknowledge(events)
+        with self._lock:
+            del self._unwritten[:len(events)]
+            self._unwritten_bytes -= sum(event.size for event in events)
+            self._disk_bytes += len(frame)
+            self._raw_bytes += raw_size
+            self._stored_bytes += len(frame)
+            self._backlog += len(events)
+            self._space.notify_all()
+            if not self._unread and len(self._ready) + len(events) <= max(self.settings.read_ahead, len(events)):
+                self._hand_over(events, segment.id, info)
+            else:
+                self._unread.append((segment.id, info, 0))
+                self._work.notify_all()
+        return True
+
+    def _append(self, frame: bytes, count: int) -> tuple[_Segment, FrameInfo]:
+        segment = self._current
+        if segment is None or segment.size >= self.settings.segment_size:
+            segment = self._roll_over()
+        start = segment.size
+        try:
+            self._files.append(self._fd, frame)
+            self._files.sync(self._fd)
+        except OSError:
+            try:
+                self._files.truncate(self._fd, start)
+            except OSError:
+                # The tail cannot be cut now: close this segment at its last good frame (the reader and the
+                # start-up check stop there) and write the next frame to a new one.
+                self._close_current(size=start)
+            raise
+        with self._lock:
+            info = FrameInfo(start, start + len(frame), count, int(time.time() * 1000), segment.events)
+            segment.frames.append(info)
+            segment.size += len(frame)
+            segment.events += count
+        return segment, info
+
+    def _roll_over(self) -> _Segment:
+        if self._current is not None:
+            self._close_current(size=self._current.size)
+        segment_id = self._next_segment_id
+        fd = self._files.create(self._directory / segment_name(segment_id))
+        self._next_segment_id += 1
+        segment = _Segment(segment_id, size=len(HEADER))
+        with self._lock:
+            self._segments[segment_id] = segment
+            self._disk_bytes += segment.size
+        self._fd, self._current = fd, segment
+        return segment
+
+    def _close_current(self, size: int) -> None:
+        segment = self._current
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self._files.close(self._fd)
+        self._fd, self._current = None, None
+        if segment is None:
+            return
+        with self._lock:
+            segment.closed = True
+            segment.size = size
+            position = self._acks.position
+        if position.segment == segment.id and position.index >= segment.events:
+            self._advanced(position, 0)
+
+    def _hand_over(self, events: list[Event], segment_id: int, info: FrameInfo) -> None:
+        """Under the lock: the frame's events go to the output as they are, with read-side ack tokens."""
+        first = self._acks.add_frame(len(events), segment_id, info.first_index, info.written_ms)
+        for offset, event in enumerate(events):
+            event.ack_token = (self._acks, first + offset)
+        self._ready.extend(events)
+        self._items.notify_all()
+
+    # -- the reader thread -----------------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._unread and len(self._ready) < self.settings.read_ahead):
+                    if self._closed and self._writer_done:
+                        return
+                    self._work.wait(0.5)
+                segment_id, info, skip = self._unread[0]
+            try:
+                events = read_frame(self._files, self._directory / segment_name(segment_id), info)[skip:]
+            except Exception as error:  # a frame that passed its CRC at start cannot be decoded: keep the rest flowing
+                log.error("disk queue: cannot read back a frame of %s at byte %d (%s); its %d event(s) are skipped",
+                          segment_name(segment_id), info.offset, error, info.count - skip)
+                events = []
+            with self._lock:
+                self._unread.popleft()
+                if events:
+                    first = self._acks.add_frame(len(events), segment_id, info.first_index + skip, info.written_ms)
+                    for offset, event in enumerate(events):
+                        event.ack_token = (self._acks, first + offset)
+                    self._ready.extend(events)
+                    self._items.notify_all()
+
+    # -- state and statistics --------------------------------------------------------------------------------
+
+    def _save_position(self, force: bool) -> None:
+        position = self._acks.position
+        if position == self._position_saved:
+            return
+        now = time.monotonic()
+        if not force and now - self._saved_at < STATE_SAVE_INTERVAL:
+            return
+        try:
+            save_position(self._directory, position)
+        except OSError as error:
+            log.warning("%s", disk_problem(error, self._directory / "state.json", "queue.disk.path"))
+            return
+        self._position_saved, self._saved_at = Position(position.segment, position.index), now
+
+    @property
+    def full(self) -> bool:
+        with self._lock:
+            return not self._has_room(0)
+
+    @property
+    def active_events(self) -> int:
+        return len(self._unwritten) + self._backlog
+
+    @property
+    def active_bytes(self) -> int:
+        return self._disk_bytes + self._unwritten_bytes
+
+    @property
+    def ready_events(self) -> int:
+        return len(self._ready)
+
+    def snapshot(self) -> dict[str, Any]:
+        oldest = self._acks.oldest_written_ms()
+        if oldest is None and self._unread:
+            oldest = self._unread[0][1].written_ms
+        with self._lock:
+            return {
+                "type": "disk",
+                "events": len(self._unwritten) + self._backlog,
+                "bytes": self._disk_bytes + self._unwritten_bytes,
+                "segments": len(self._segments),
+                "oldest_event_age_s": None if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1),
+                "compression_ratio": round(self._raw_bytes / self._stored_bytes, 2) if self._stored_bytes else None,
+                "write_errors": self.write_errors,
+            }

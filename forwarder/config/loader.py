@@ -12,7 +12,6 @@ with a bound on alias expansion, so a few hundred bytes cannot become gigabytes.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from forwarder.platform import current_platform
 from forwarder.schema.section import ConfigError, Problem, is_secret_key
 
 _VARIABLE = re.compile(r"\$\{([^}:]+)(?::([^}]*))?\}")
@@ -31,15 +31,16 @@ OWN_PREFIX = "forwarder"
 
 def check_permissions(path: Path, strict: bool) -> list[Problem]:
     """Filebeat's rule: owned by root or the running user, not writable by group or others."""
-    if not strict or os.name != "posix":
+    host = current_platform()
+    if not strict or not host.checks_file_permissions(path):
         return []
     try:
         info = path.stat()
     except OSError as exc:
         return [Problem(str(path), "", f"cannot read: {exc.strerror}")]
     problems = []
-    if info.st_uid not in (0, os.geteuid()):
-        problems.append(Problem(str(path), "", f"must be owned by the forwarder's user (uid={os.geteuid()}) or root "
+    if not host.is_trusted_owner(info):
+        problems.append(Problem(str(path), "", f"must be owned by the forwarder's user (uid={host.user_id()}) or root "
                                                "(or run with --strict.perms=false)"))
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         mode = stat.filemode(info.st_mode)

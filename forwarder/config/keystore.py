@@ -18,6 +18,8 @@ import re
 import stat
 from pathlib import Path
 
+from forwarder.platform import current_platform
+
 KEYSTORE_FILENAME = "forwarder.keystore"
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -52,14 +54,15 @@ class Keystore:
 
     def _check_permissions(self) -> None:
         """Filebeat's keystore rule: owned by the running user or root, no access for group or others."""
-        if not self.strict_perms or os.name != "posix":
+        host = current_platform()
+        if not self.strict_perms or not host.checks_file_permissions(self.path):
             return
         try:
             info = self.path.stat()
         except OSError as exc:
             raise KeystoreError(f"cannot read the keystore {self.path}: {exc.strerror}") from None
-        if info.st_uid not in (0, os.geteuid()):
-            raise KeystoreError(f"keystore {self.path} must be owned by the forwarder's user (uid={os.geteuid()}) "
+        if not host.is_trusted_owner(info):
+            raise KeystoreError(f"keystore {self.path} must be owned by the forwarder's user (uid={host.user_id()}) "
                                 f"or root (fix with chown, or run with --strict.perms=false)")
         if info.st_mode & 0o077:
             raise KeystoreError(f"keystore {self.path} must be readable and writable by its owner only, but its "
@@ -98,4 +101,4 @@ class Keystore:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o600)
-        os.replace(temp, self.path)
+        current_platform().durable_replace(temp, self.path)

@@ -12,11 +12,8 @@ story. TCP (syslog_tcp.py) can push back instead.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-import struct
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -26,12 +23,11 @@ from typing import Any, NamedTuple
 
 from forwarder.inputs.base import PermanentInputError
 from forwarder.inputs.syslog_config import UdpConfig
+from forwarder.platform import current_platform
 from forwarder.stats import InputStats
 
 # How often blocked socket calls wake up to notice shutdown.
 POLL_SECONDS = 0.25
-# Linux socket option: a counter of datagrams the kernel dropped, sent as ancillary data.
-_SO_RXQ_OVFL = 40
 _DROP_WARNING_INTERVAL = 60.0
 
 
@@ -151,11 +147,10 @@ class UdpListener(Listener):
         self._counters = context.counters
         if config.read_buffer:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
-        # Option 40 means something else on other systems; there the kernel's drops stay uncounted.
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(OSError):
-                self._sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
-                self._counters.set("udp_kernel_drops", 0)
+        # Only Linux counts the datagrams its kernel dropped (SO_RXQ_OVFL); elsewhere they stay uncounted.
+        self._platform = current_platform()
+        if self._platform.enable_kernel_drop_counter(self._sock):
+            self._counters.set("udp_kernel_drops", 0)
         self._reported_drops = 0
         self._last_warning = -_DROP_WARNING_INTERVAL
 
@@ -167,9 +162,9 @@ class UdpListener(Listener):
             except TimeoutError:
                 self._warn_about_drops()
                 continue
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(value) >= 4:
-                    self._counters.set("udp_kernel_drops", struct.unpack("=I", value[:4])[0])
+            kernel_drops = self._platform.kernel_drops(ancillary)
+            if kernel_drops is not None:
+                self._counters.set("udp_kernel_drops", kernel_drops)
             if self.context.try_publish(Message(data, peer, bool(flags & socket.MSG_TRUNC))) is None:
                 self._counters.lose_at_shutdown(1)
                 return

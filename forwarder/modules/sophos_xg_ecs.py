@@ -49,57 +49,57 @@ FAILURE_STATUSES = frozenset(("fail", "failed", "failure", "error", "timeout", "
 DENIED_STATUSES = frozenset(("deny", "denied", "block", "blocked", "drop", "dropped", "reject", "rejected",
                              "quarantine", "quarantined", "disallow", "disallowed"))
 AUTHENTICATION_WORDS = ("authentication", "login", "logon", "logout")
-# Pairs moved to a string ECS field: Sophos key → dotted ECS path (the first present of several wins).
-STRING_FIELDS = (
-    (("src_ip", "sourceip"), "source.ip"),
-    (("dst_ip", "destinationip"), "destination.ip"),
-    (("src_mac",), "source.mac"),
-    (("dst_mac",), "destination.mac"),
-    (("src_country_code", "src_country"), "source.geo.country_iso_code"),
-    (("dst_country_code", "dst_country"), "destination.geo.country_iso_code"),
-    (("tran_src_ip", "src_trans_ip"), "source.nat.ip"),
-    (("tran_dst_ip", "dst_trans_ip"), "destination.nat.ip"),
-    (("fw_rule_id", "signature_id"), "rule.id"),
-    (("fw_rule_name", "signature_msg"), "rule.name"),
-    (("policy_type",), "rule.ruleset"),
-    (("classification", "category"), "rule.category"),
-    (("user_name", "src_user"), "user.name"),
-    (("user_gp", "user_group", "usergroupname"), "user.group.name"),
-    (("application",), "network.protocol"),
-    (("url",), "url.original"),
-    (("domain", "domainname"), "url.domain"),
-    (("useragent", "user_agent"), "user_agent.original"),
-    (("filename",), "file.name"),
-    (("sha1sum",), "file.hash.sha1"),
-    (("sha256",), "file.hash.sha256"),
-    (("from_email_address",), "email.from.address"),
-    (("to_email_address",), "email.to.address"),
-    (("subject", "email_subject"), "email.subject"),
+# How a pair moved to ECS is converted: kept as written, an integer (else the pair stays under sophos.xg),
+# seconds → nanoseconds, a name trimmed (Sophos pads some inside the quotes: `" LAN"`), lowercased.
+TEXT, INTEGER, SECONDS, NAME, LOWER, TIME = "text", "integer", "seconds", "name", "lower", "time"
+# Sophos keys (of either generation) → ECS field and conversion; a pair not listed stays under sophos.xg.
+FIELD_TARGETS = (
+    (("src_ip", "sourceip"), "source.ip", TEXT),
+    (("dst_ip", "destinationip"), "destination.ip", TEXT),
+    (("src_port",), "source.port", INTEGER),
+    (("dst_port",), "destination.port", INTEGER),
+    (("src_mac",), "source.mac", TEXT),
+    (("dst_mac",), "destination.mac", TEXT),
+    (("sent_bytes", "bytes_sent"), "source.bytes", INTEGER),
+    (("recv_bytes", "bytes_received", "rcvd_bytes"), "destination.bytes", INTEGER),
+    (("sent_pkts", "packets_sent"), "source.packets", INTEGER),
+    (("recv_pkts", "packets_received"), "destination.packets", INTEGER),
+    (("src_country_code", "src_country"), "source.geo.country_iso_code", TEXT),
+    (("dst_country_code", "dst_country"), "destination.geo.country_iso_code", TEXT),
+    (("tran_src_ip", "src_trans_ip"), "source.nat.ip", TEXT),
+    (("tran_src_port", "src_trans_port"), "source.nat.port", INTEGER),
+    (("tran_dst_ip", "dst_trans_ip"), "destination.nat.ip", TEXT),
+    (("tran_dst_port", "dst_trans_port"), "destination.nat.port", INTEGER),
+    (("protocol",), "network.transport", LOWER),
+    (("application",), "network.protocol", TEXT),
+    (("fw_rule_id", "signature_id"), "rule.id", TEXT),
+    (("fw_rule_name", "signature_msg"), "rule.name", TEXT),
+    (("policy_type",), "rule.ruleset", TEXT),
+    (("classification",), "rule.category", TEXT),
+    (("user_name", "src_user"), "user.name", TEXT),
+    (("user_gp", "user_group", "usergroupname"), "user.group.name", TEXT),
+    (("device_serial_id", "device_id"), "observer.serial_number", TEXT),
+    (("in_interface",), "observer.ingress.interface.name", NAME),
+    (("out_interface",), "observer.egress.interface.name", NAME),
+    (("srczonetype", "src_zone_type"), "observer.ingress.zone", NAME),
+    (("dstzonetype", "dst_zone_type"), "observer.egress.zone", NAME),
+    (("duration", "con_duration"), "event.duration", SECONDS),
+    (("url",), "url.original", TEXT),
+    (("domain", "domainname"), "url.domain", TEXT),
+    (("http_status", "status_code", "httpstatus"), "http.response.status_code", INTEGER),
+    (("useragent", "user_agent"), "user_agent.original", TEXT),
+    (("filename",), "file.name", TEXT),
+    (("filesize", "file_size"), "file.size", INTEGER),
+    (("sha1sum",), "file.hash.sha1", TEXT),
+    (("sha256",), "file.hash.sha256", TEXT),
+    (("from_email_address",), "email.from.address", TEXT),
+    (("to_email_address",), "email.to.address", TEXT),
+    (("subject", "email_subject"), "email.subject", TEXT),
+    # Read into @timestamp and event.code before the pairs are moved.
+    (("timestamp", "date", "time", "log_id"), "", TIME),
 )
-# Counters and ports moved to a number; a value that is not an integer stays under sophos.xg.
-INTEGER_FIELDS = (
-    (("src_port",), "source.port"),
-    (("dst_port",), "destination.port"),
-    (("tran_src_port", "src_trans_port"), "source.nat.port"),
-    (("tran_dst_port", "dst_trans_port"), "destination.nat.port"),
-    (("sent_bytes", "bytes_sent"), "source.bytes"),
-    (("recv_bytes", "bytes_received", "rcvd_bytes"), "destination.bytes"),
-    (("sent_pkts", "packets_sent"), "source.packets"),
-    (("recv_pkts", "packets_received"), "destination.packets"),
-    (("http_status", "status_code", "httpstatus"), "http.response.status_code"),
-    (("filesize", "file_size"), "file.size"),
-)
-# Interface and zone names: Sophos sometimes pads them inside the quotes (`" LAN"`).
-OBSERVER_FIELDS = (
-    (("in_interface",), "ingress", "interface"),
-    (("out_interface",), "egress", "interface"),
-    (("srczonetype", "src_zone_type"), "ingress", "zone"),
-    (("dstzonetype", "dst_zone_type"), "egress", "zone"),
-)
-
-
-_STRING_PATHS = tuple((names, tuple(path.split("."))) for names, path in STRING_FIELDS)
-_INTEGER_PATHS = tuple((names, tuple(path.split("."))) for names, path in INTEGER_FIELDS)
+_TARGETS = {name: (conversion, tuple(path.split("."))) for names, path, conversion in FIELD_TARGETS
+            for name in names}
 
 
 class SophosRecordError(ValueError):
@@ -115,56 +115,41 @@ class XgMapping:
         self.default_host_name = default_host_name
 
     def map(self, pairs: dict[str, str]) -> tuple[float, dict[str, Any]]:
-        """(epoch seconds, ECS fields) of one record's pairs; the pairs dict is consumed."""
-        xg = {key: value for key, value in pairs.items() if value not in EMPTY_VALUES}
-        log_id = xg.get("log_id", "")
+        """(epoch seconds, ECS fields) of one record's pairs."""
+        log_id = pairs.get("log_id", "")
         if len(log_id) != 12 or not log_id.isdigit():
             raise SophosRecordError(f"no 12-digit log_id (got {log_id[:40]!r})" if log_id else "no log_id")
-        log_type = xg.get("log_type")
-        if log_type is None:
+        log_type = pairs.get("log_type")
+        if log_type in EMPTY_VALUES or log_type is None:
             raise SophosRecordError("no log_type")
-        timestamp = self._timestamp(xg)
+        timestamp = self._timestamp(pairs)
         severity = int(log_id[6])
-        xg["log_type_id"] = log_id[0:2]
-        xg["log_component_id"] = log_id[2:4]
-        xg["log_subtype_id"] = log_id[4:6]
-        xg["message_id"] = log_id[7:]
-        del xg["log_id"]
         kind, categories = LOG_TYPES.get(log_type, ("event", []))
         fields: dict[str, Any] = {
             "event": {"kind": kind, "code": log_id, "severity": severity},
             "log": {"level": LOG_LEVELS[severity]},
             "observer": {"vendor": "Sophos", "product": "XG", "type": "firewall"},
         }
-        for names, path in _STRING_PATHS:
-            for name in names:
-                value = xg.pop(name, None)
-                if value is not None:
-                    _put(fields, path, value)
-                    break
-        for names, path in _INTEGER_PATHS:
-            for name in names:
-                value = xg.get(name)
-                if value is not None and value.isdigit():
-                    _put(fields, path, int(xg.pop(name)))
-                    break
-        self._observer(xg, fields["observer"])
+        xg = _move_to_ecs(pairs, fields)
+        xg["log_type_id"] = log_id[0:2]
+        xg["log_component_id"] = log_id[2:4]
+        xg["log_subtype_id"] = log_id[4:6]
+        xg["message_id"] = log_id[7:]
         self._host(fields)
-        self._network(xg, fields)
         self._event(xg, fields, log_type, categories)
         self._related(fields)
         fields["sophos"] = {"xg": xg}
         return timestamp, fields
 
-    def _timestamp(self, xg: dict[str, str]) -> float:
+    def _timestamp(self, pairs: dict[str, str]) -> float:
         """SFOS 19+ `timestamp` (ISO, with offset), else ≤ 18.5 `date` + `time` in the configured zone."""
-        stamp = xg.pop("timestamp", None)
+        stamp = pairs.get("timestamp")
         if stamp is None:
-            date, time = xg.pop("date", None), xg.pop("time", None)
-            if date is None or time is None:
+            date, time = pairs.get("date"), pairs.get("time")
+            if not date or not time:
                 raise SophosRecordError("no time: neither timestamp nor date and time")
             stamp = f"{date}T{time}"
-            if self.local_zone is None and xg.get("timezone", "").upper() in ("UTC", "GMT"):
+            if self.local_zone is None and pairs.get("timezone", "").upper() in ("UTC", "GMT"):
                 stamp += "Z"
         try:
             moment = datetime.fromisoformat(stamp)
@@ -174,35 +159,12 @@ class XgMapping:
             moment = moment.replace(tzinfo=self.local_zone) if self.local_zone else moment.astimezone()
         return moment.timestamp()
 
-    def _observer(self, xg: dict[str, str], observer: dict[str, Any]) -> None:
-        serial = xg.pop("device_serial_id", None) or xg.pop("device_id", None)
-        if serial is not None:
-            observer["serial_number"] = serial
-        for names, direction, part in OBSERVER_FIELDS:
-            value = next((xg.pop(name) for name in names if name in xg), "").strip()
-            if value:
-                side = observer.setdefault(direction, {})
-                if part == "interface":
-                    side["interface"] = {"name": value}
-                else:
-                    side["zone"] = value
-
     def _host(self, fields: dict[str, Any]) -> None:
         """`host.name` of a record naming its serial: its `known_devices` entry, else `default_host_name`."""
         serial = fields["observer"].get("serial_number")
         name = self.known_devices.get(serial, self.default_host_name) if serial else None
         if name:
             fields["host"] = {"name": name}
-
-    def _network(self, xg: dict[str, str], fields: dict[str, Any]) -> None:
-        transport = xg.pop("protocol", None)
-        if transport is not None:
-            fields.setdefault("network", {})["transport"] = transport.lower()
-        for name in ("duration", "con_duration"):
-            duration = xg.get(name)
-            if duration is not None and duration.isdigit():
-                fields["event"]["duration"] = int(xg.pop(name)) * 1_000_000_000
-                break
 
     def _event(self, xg: dict[str, str], fields: dict[str, Any], log_type: str, categories: list[str]) -> None:
         """`event.action`/`outcome` from `status` (an HTTP code there: the subtype), `category`/`type` by log type.
@@ -262,8 +224,34 @@ class XgMapping:
             fields["related"] = related
 
 
-def _put(fields: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = fields
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    node[path[-1]] = value
+def _move_to_ecs(pairs: dict[str, str], fields: dict[str, Any]) -> dict[str, str]:
+    """Puts the pairs `FIELD_TARGETS` names into `fields`; returns the others (empty values left out)."""
+    rest = {}
+    for key, value in pairs.items():
+        if value in EMPTY_VALUES:
+            continue
+        target = _TARGETS.get(key)
+        if target is None:
+            rest[key] = value
+            continue
+        conversion, path = target
+        if conversion is TEXT:
+            converted: Any = value
+        elif conversion is INTEGER or conversion is SECONDS:
+            if not value.isdigit():
+                rest[key] = value
+                continue
+            converted = int(value) if conversion is INTEGER else int(value) * 1_000_000_000
+        elif conversion is NAME:
+            converted = value.strip()
+            if not converted:
+                continue
+        elif conversion is LOWER:
+            converted = value.lower()
+        else:
+            continue
+        node = fields
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = converted
+    return rest

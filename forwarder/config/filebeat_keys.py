@@ -92,7 +92,8 @@ REFUSED_OUTPUTS = ("elasticsearch", "kafka", "redis", "discard")
 # Input keys Filebeat documents that the input parsers do not declare, by input type ("*" = every type).
 INPUT_KEYS: dict[str, dict[str, Rule]] = {
     "*": {
-        "keep_null": Ignored("fields whose value is null are always sent as null", harmless=(False,)),
+        "keep_null": Ignored("fields set to null are always sent, as Filebeat does with keep_null: true",
+                             harmless=(True,)),
         "index": Ignored("the Logstash output's `index` names the events (@metadata.beat)"),
         "service.type": Ignored("`service.type` is set by modules only"),
     },

@@ -30,6 +30,8 @@ EXPECTED = {
         *(f"warning: {F}: forwarder.inputs.0.{key}: {HARVESTER}"
           for key in ("close_eof", "close_timeout", "clean_inactive", "backoff", "max_backoff", "backoff_factor",
                       "harvester_buffer_size", "recursive_glob.enabled")),
+        f"warning: {F}: forwarder.inputs.1.keep_null: ignored (fields set to null are always sent, as Filebeat "
+        "does with keep_null: true)",
         *(f"warning: {F}: forwarder.inputs.1.{key}: {READER}"
           for key in ("buffer_size", "backoff", "close.on_state_change.check_interval")),
         f"warning: {F}: output.logstash.proxy_use_local_resolver: ignored (accepted for Filebeat compatibility, "

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from forwarder.config.loader import expand_dotted
 from forwarder.pipeline.processors import build_processors
 from forwarder.schema.section import Section
 
@@ -45,6 +46,20 @@ SAMPLES: dict[str, Any] = {
     "mapping of tenant id to name": {"11111111-2222-3333-4444-555555555555": "contoso.onmicrosoft.com"},
     "list of filesets": ["signinlogs", "auditlogs"],
     "list of Umbrella log types": ["dnslogs", "auditlogs"],
+    "number": 1.5,
+    "duration": "2s",
+    "list of `{from, to, type}`": [{"from": "message", "to": "copied", "type": "string"}],
+    "list of `{field, pattern, replacement}`": [{"field": "message", "pattern": "a", "replacement": "b"}],
+}
+# Values that a processor needs instead of its type's sample (a format of its own, or one of two exclusive keys
+# left unset with None).
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "truncate_fields": {"max_characters": None},
+    "script": {"source": "function process(event) {}", "file": None, "files": None},
+    "timestamp": {"timezone": "Europe/Paris", "layouts": ["2006-01-02"], "test": ["2024-01-31"]},
+    "add_network_direction": {"internal_networks": ["private", "10.0.0.0/8"]},
+    "rate_limit": {"limit": "100/s"},
+    "add_cloud_metadata": {"providers": ["aws", "azure"]},
 }
 
 
@@ -65,7 +80,11 @@ def test_every_built_in_processor_with_options_has_a_readme_table() -> None:
 
 @pytest.mark.parametrize("name", sorted(PROCESSOR_TABLES))
 def test_every_documented_key_is_accepted(name: str) -> None:
-    options = {setting.name: SAMPLES[setting.type.name] for setting in SCRIPT.declared_settings(PROCESSOR_TABLES[name])}
+    settings = SCRIPT.declared_settings(PROCESSOR_TABLES[name])
+    dotted = {setting.name: setting.choices[0] if setting.choices else SAMPLES[setting.type.name]
+              for setting in settings}
+    dotted.update(OVERRIDES.get(name, {}))
+    options = expand_dotted(dotted)
     options["when"] = {"has_fields": ["message"]}
     assert problems_of(name, options) == []
 

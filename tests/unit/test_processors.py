@@ -13,6 +13,7 @@ from forwarder.pipeline.event import Event, format_timestamp
 from forwarder.pipeline.host_metadata import host_fields, linux_os_fields, parse_os_release
 from forwarder.pipeline.json_fields import decode_json, expand_dotted_keys
 from forwarder.pipeline.processors import build_processors
+from forwarder.plugins import PROCESSORS
 from forwarder.schema.section import Section
 
 
@@ -478,6 +479,6 @@ def test_bad_regex_anywhere_is_a_config_error():
 def test_valid_items_are_still_built_next_to_invalid_ones():
     processors, problems = build_with_problems("processors: [{add_tags: {tags: [a]}}, {nope: {}}]")
     assert len(processors) == 1
-    assert problems == ["forwarder.yml: processors.1.nope: unknown processor (known: add_fields, add_host_metadata, "
-                        "add_tags, azure_ecs, cisco_secure_endpoint, cisco_umbrella, copy_fields, decode_json_fields, "
-                        "drop_event, drop_fields, duo_ecs, entraid_ecs, include_fields, o365_ecs, rename)"]
+    known = ", ".join(PROCESSORS.names())
+    assert "add_tags, " in known and "rename" in known
+    assert problems == [f"forwarder.yml: processors.1.nope: unknown processor (known: {known})"]

@@ -12,9 +12,15 @@ the shape a diagnostic setting writes. Two figures from the same fake:
   forwarder      records/s from the input's first log line (the hub's partitions read) to the
                  last record written (fsynced) by the file output.
 
+`--records advanced_hunting` fills the hub with Defender XDR Streaming API records instead
+(AdvancedHunting-Device{Process,Network,File}Events, EmailEvents, IdentityLogonEvents in turn, from
+tests/fixtures/m365_defender) read by the microsoft module's m365_defender_event fileset;
+`--records both` runs sign-ins then Advanced Hunting and prints the ratio of the two forwarder figures.
+
 Usage (from the repository root, package installed with `pip install -e .`):
 
-    python bench/azure_eventhub.py [--messages 8000] [--records-per-message 50] [--partitions 4] [--keep]
+    python bench/azure_eventhub.py [--messages 8000] [--records-per-message 50] [--partitions 4]
+                                   [--records signins|advanced_hunting|both] [--keep]
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-HUB = "insights-logs-signinlogs"
+HUBS = {"signins": "insights-logs-signinlogs", "advanced_hunting": "defender-stream"}
 CONNECTION_VARIABLE = "AZURE_EVENTHUB_CONNECTION_STRING"
 FIXTURE = ROOT / "tests" / "fixtures" / "azure" / "signinlogs_noninteractive.json"
+HUNTING_FIXTURE = ROOT / "tests" / "fixtures" / "m365_defender" / "advanced_hunting.json"
 
 
 def sign_in_body(message: int, per_message: int) -> bytes:
@@ -60,22 +67,36 @@ def sign_in_body(message: int, per_message: int) -> bytes:
     return orjson.dumps({"records": records})
 
 
-def serve(messages: int, per_message: int, partitions: int) -> None:
+def hunting_body(message: int, per_message: int) -> bytes:
+    """One Streaming API message: `per_message` Advanced Hunting records of five tables in turn, own ReportIds."""
+    templates = orjson.loads(HUNTING_FIXTURE.read_bytes())["records"]
+    records = []
+    for index in range(per_message):
+        number = message * per_message + index
+        template = templates[number % len(templates)]
+        records.append({**template, "properties": {**template["properties"], "ReportId": f"report-{number:08d}"}})
+    return orjson.dumps({"records": records})
+
+
+BODIES = {"signins": sign_in_body, "advanced_hunting": hunting_body}
+
+
+def serve(kind: str, messages: int, per_message: int, partitions: int) -> None:
     """The fake's own process: fills the hub, prints its connection string, serves until stdin closes."""
     from tests.fakes.eventhubs_amqp import FakeEventHubs
 
-    with FakeEventHubs(hub=HUB, partitions=partitions) as hub:
+    with FakeEventHubs(hub=HUBS[kind], partitions=partitions) as hub:
         for message in range(messages):
-            hub.send(str(message % partitions), sign_in_body(message, per_message))
+            hub.send(str(message % partitions), BODIES[kind](message, per_message))
         print(json.dumps({"connection_string": hub.connection_string}), flush=True)
         sys.stdin.read()
 
 
 class FakeHub:
-    def __init__(self, messages: int, per_message: int, partitions: int) -> None:
+    def __init__(self, kind: str, messages: int, per_message: int, partitions: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve", "--messages", str(messages),
-             "--records-per-message", str(per_message), "--partitions", str(partitions)],
+             "--records-per-message", str(per_message), "--partitions", str(partitions), "--records", kind],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -133,19 +154,17 @@ def sdk_reference(connection_string: str, total: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def write_home(home: Path, normalize: bool) -> None:
+def write_home(home: Path, kind: str, normalize: bool) -> None:
     (home / "modules.d").mkdir(parents=True)
-    module = home / "modules.d" / "azure.yml"
-    module.write_text(textwrap.dedent(f"""\
-        - module: azure
-          var.connection_string: "${{{CONNECTION_VARIABLE}}}"
-          var.normalize: {str(normalize).lower()}
-          activitylogs:
-            enabled: false
-          signinlogs:
-            enabled: true
-            var.eventhub: {HUB}
-        """))
+    module = home / "modules.d" / "module.yml"
+    fileset_vars = (f'var.connection_string: "${{{CONNECTION_VARIABLE}}}"\n'
+                    f"var.normalize: {str(normalize).lower()}\n"
+                    f"var.eventhub: {HUBS[kind]}\n")
+    if kind == "signins":
+        entry = "- module: azure\n  activitylogs:\n    enabled: false\n  signinlogs:\n    enabled: true\n"
+    else:
+        entry = "- module: microsoft\n  m365_defender_event:\n    enabled: true\n"
+    module.write_text(entry + textwrap.indent(fileset_vars, "    "))
     config = home / "forwarder.yml"
     config.write_text(textwrap.dedent("""\
         output.file:
@@ -202,24 +221,14 @@ def input_started_at(home: Path) -> float:
     raise SystemExit("the input never logged that it started reading")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=8000)
-    parser.add_argument("--records-per-message", type=int, default=50)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--no-normalize", action="store_true", help="var.normalize: false (raw records, no ECS)")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.messages, args.records_per_message, args.partitions)
-        return
-    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
+def run(kind: str, args: argparse.Namespace) -> float:
+    """One fake hub of `kind` records through the SDK reference and then the forwarder; the forwarder's records/s."""
     total = args.messages * args.records_per_message
-    print(f"{total:,} sign-in records in {args.messages:,} messages of {args.records_per_message} over "
+    what = "sign-in" if kind == "signins" else "Advanced Hunting"
+    print(f"{total:,} {what} records in {args.messages:,} messages of {args.records_per_message} over "
           f"{args.partitions} partitions, normalize {not args.no_normalize}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} before")
-    fake = FakeHub(args.messages, args.records_per_message, args.partitions)
+    fake = FakeHub(kind, args.messages, args.records_per_message, args.partitions)
     home = Path(tempfile.mkdtemp(prefix="bench-eventhub-"))
     try:
         fake_cpu = fake.cpu_seconds()
@@ -227,7 +236,7 @@ def main() -> None:
         reference = total / elapsed
         print(f"SDK reference: {reference:>9,.0f} records/s  ({total:,} records in {elapsed:.1f}s; "
               f"client CPU {cpu:.1f}s, fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
-        write_home(home, normalize=not args.no_normalize)
+        write_home(home, kind, normalize=not args.no_normalize)
         fake_cpu = fake.cpu_seconds()
         process, stats_url = start_forwarder(home, fake.connection_string)
         try:
@@ -246,12 +255,35 @@ def main() -> None:
         print(f"ratio forwarder / SDK reference: {rate / reference:.2f}; load average {os.getloadavg()[0]:.2f} after")
         if input_stats["published"] != total or exit_code != 0:
             raise SystemExit(f"published {input_stats['published']} of {total} records; exit code {exit_code}")
+        return rate
     finally:
         fake.stop()
         if args.keep:
             print(f"forwarder home kept in {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=8000)
+    parser.add_argument("--records-per-message", type=int, default=50)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--records", choices=(*HUBS, "both"), default="signins",
+                        help="what the hub holds: Entra ID sign-ins (azure module), Defender XDR Advanced Hunting "
+                             "records (microsoft module), or both runs one after the other")
+    parser.add_argument("--no-normalize", action="store_true", help="var.normalize: false (raw records, no ECS)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.records, args.messages, args.records_per_message, args.partitions)
+        return
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
+    kinds = list(HUBS) if args.records == "both" else [args.records]
+    rates = {kind: run(kind, args) for kind in kinds}
+    if len(rates) == 2:
+        print(f"ratio Advanced Hunting / sign-ins (forwarder): {rates['advanced_hunting'] / rates['signins']:.2f}")
 
 
 if __name__ == "__main__":

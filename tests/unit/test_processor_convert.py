@@ -63,3 +63,19 @@ processors:
 def test_an_item_without_to_or_type_is_a_config_error():
     _, problems = build_with_problems("processors:\n  - convert: {fields: [{from: a}]}\n")
     assert problems and "set `to` or `type`" in problems[0]
+
+
+def test_in_the_pipeline_a_failed_conversion_ships_the_event_unchanged_with_the_error_counted(harness):
+    harness.pipeline.global_processors = build("""
+processors:
+  - convert:
+      fields: [{from: a, type: long}, {from: b, type: long}]
+""")
+    client = harness.connect("filestream", input_id="logs")
+    client.publish(Event({"message": "m", "a": "1", "b": "x"}))
+    client.publish(Event({"message": "n", "a": "1", "b": "2"}))
+    failed, converted = harness.take(2)
+    assert failed.fields["a"] == "1" and failed.fields["b"] == "x"
+    assert failed.fields["error"]["message"].startswith("processor convert failed: FieldError: unable to convert")
+    assert converted.fields["a"] == 1 and converted.fields["b"] == 2
+    assert client.stats.extra["processor_failures"] == 1

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.inputs.syslog_parser import parse_timezone
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 from forwarder.modules.cisco_esa_processor import esa_processor
+from forwarder.pipeline.client import Processor
 from forwarder.schema.section import Section
 
 VARS = ("input", "paths", "syslog_host", "syslog_port", "protocol", "timezone", "tags")
@@ -50,7 +50,7 @@ def expand_esa(esa: Section) -> list[FilesetInput]:
     rendered = render_esa_input(settings, var_section)
     if rendered is None:
         return []
-    data, zone_name = rendered
+    data, processor = rendered
     return [FilesetInput(
         input_id="cisco-esa",
         section=Section(merge_vars(data, overrides), var_section.path, var_section.source, var_section.problems),
@@ -59,19 +59,21 @@ def expand_esa(esa: Section) -> list[FilesetInput]:
             "fileset": {"name": "esa"},
             "service": {"type": "cisco"},
         },
-        processors=[esa_processor(zone_name)],
+        processors=[processor],
     )]
 
 
-def render_esa_input(settings: dict[str, Any], var_section: Section) -> tuple[dict[str, Any], str | None] | None:
-    """(the filestream or syslog input mapping, the time zone name); None once a wrong var is reported."""
+def render_esa_input(settings: dict[str, Any], var_section: Section) -> tuple[dict[str, Any], Processor] | None:
+    """(the filestream or syslog input mapping, the fileset's mapping); None once a wrong var is reported.
+
+    A file's stamps are read in `var.timezone` by the mapping; a syslog message's stamp is read in the
+    same zone by the syslog input, which reports a wrong zone itself.
+    """
     options = Section(dict(settings), var_section.path, var_section.source, var_section.problems)
     before = len(var_section.problems)
     input_name = options.string("input", "file", choices=INPUTS)
     zone_name = options.string("timezone", None)
     tags = options.string_list("tags", list(DEFAULT_TAGS))
-    if zone_name is not None:
-        _check_zone(options, zone_name)
     if input_name == "file":
         misplaced = [name for name in ("syslog_host", "syslog_port", "protocol") if name in settings]
         if misplaced:
@@ -82,6 +84,7 @@ def render_esa_input(settings: dict[str, Any], var_section: Section) -> tuple[di
             "prospector": {"scanner": {"include_files": list(SAVED_FILES), "exclude_files": list(COMPRESSED_FILES)}},
         }
         options.ignore("syslog_host", "syslog_port", "protocol")
+        processor = esa_processor(zone_name, var_section)
     else:
         if "paths" in settings:
             var_section.error("paths", "is a setting of var.input: file; set var.input: file or remove it")
@@ -93,15 +96,9 @@ def render_esa_input(settings: dict[str, Any], var_section: Section) -> tuple[di
         if zone_name is not None:
             data["timezone"] = zone_name
         options.ignore("paths")
+        processor = esa_processor(None, var_section)
     options.finish()
     if len(var_section.problems) != before:
         return None
     data["tags"] = tags
-    return data, zone_name
-
-
-def _check_zone(options: Section, zone_name: str) -> None:
-    try:
-        parse_timezone(zone_name)
-    except ValueError as error:
-        options.error("timezone", str(error))
+    return data, processor

@@ -23,13 +23,13 @@ import re
 from datetime import datetime, tzinfo
 from typing import Any
 
-from forwarder.inputs.syslog_config import TIMEZONE
 from forwarder.modules.cisco_esa_ecs import ALIASES, PARSERS, expand_prefix
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import deep_update
 from forwarder.processors.cef import CefError
 from forwarder.processors.cef import decode as decode_cef
+from forwarder.processors.syslog_message import TIMEZONE
 from forwarder.schema.declared import Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -69,10 +69,10 @@ def build_cisco_esa(options: Section) -> Processor:
     return cisco_esa
 
 
-def esa_processor(zone_name: str | None) -> Processor:
-    """The fileset's mapping (options the module writes; a bad zone was reported against the module file)."""
-    options = {"timezone": zone_name} if zone_name else {}
-    return build_cisco_esa(Section(options, "", "cisco module", []))
+def esa_processor(zone_name: str | None, var_section: Section) -> Processor:
+    """The fileset's mapping; a wrong `var.timezone` is reported against the module file's var section."""
+    options = {"timezone": zone_name} if zone_name is not None else {}
+    return build_cisco_esa(Section(options, var_section.path, var_section.source, var_section.problems))
 
 
 def _source_type(fields: dict[str, Any]) -> tuple[str | None, str | None]:

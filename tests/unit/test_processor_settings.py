@@ -50,6 +50,10 @@ SAMPLES: dict[str, Any] = {
     "duration": "2s",
     "list of `{from, to, type}`": [{"from": "message", "to": "copied", "type": "string"}],
     "list of `{field, pattern, replacement}`": [{"field": "message", "pattern": "a", "replacement": "b"}],
+    "dissect pattern": "%{a} %{b}",
+    "mapping of field → field": {"message": "decoded"},
+    "character": ";",
+    "time zone": "Europe/Paris",
 }
 # Values that a processor needs instead of its type's sample (a format of its own, or one of two exclusive keys
 # left unset with None).

@@ -10,7 +10,6 @@ import argparse
 import getpass
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -23,9 +22,11 @@ from forwarder.export.arguments import add_export_parser
 from forwarder.filebeat_registry.command import add_import_parser
 from forwarder.log_files import LogFileError
 from forwarder.module_files import list_modules, switch_modules
+from forwarder.platform import current_platform, unregister_stop_event
 from forwarder.plugin_listing import list_plugins, registration_warnings
 from forwarder.registry import RegistryError
 from forwarder.schema.section import ConfigError
+from forwarder.service_command import add_service_parser, run_service_command
 
 log = logging.getLogger("forwarder")
 # The inputs `--once` can run: those whose source has an end to read to.
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     keystore.add_argument("--force", action="store_true", help="overwrite an existing keystore or key")
     add_export_parser(commands, common)
     add_import_parser(commands, common)
+    add_service_parser(commands, common)
     return parser
 
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if command == "import-registry":
             from forwarder.filebeat_registry.command import run_import
             return run_import(options, args)
+        if command == "service":
+            return run_service_command(args.action, options)
         if command == "export":
             from forwarder.export.command import run_export
             return run_export(options, args)
@@ -168,8 +172,8 @@ def run(options: CliOptions, debug: bool = False, once: bool = False) -> int:
         print("error: no input can start (see the lines above)", file=sys.stderr)
         return 1
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM/SIGINT, Ctrl-C/Ctrl-Break, or the Windows service stop request.
+    current_platform().install_stop_handlers(stop)
     try:
         return Forwarder(settings, stop, once).run()
     except (StartupError, RegistryError) as exc:
@@ -177,6 +181,8 @@ def run(options: CliOptions, debug: bool = False, once: bool = False) -> int:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        unregister_stop_event(stop)
 
 
 def test_config(options: CliOptions) -> int:

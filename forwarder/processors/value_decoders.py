@@ -32,7 +32,7 @@ URLDECODE_SETTINGS = (
     *_FAILURE_RULES,
 )
 BASE64_FIELD_SETTINGS = (
-    Setting("field.from", STRING, doc="the field holding base64 text (standard alphabet, padded)"),
+    Setting("field.from", STRING, doc="the field holding base64 text (standard alphabet, padding optional)"),
     Setting("field.to", STRING, "", "the field the decoded text goes to; `\"\"` = over `from`"),
     *_FAILURE_RULES,
 )
@@ -77,7 +77,8 @@ def build_decode_base64_field(options: Section) -> Processor:
         if not isinstance(text, str):
             raise FieldError(f"{path.name} is not a string")
         try:
-            raw = base64.b64decode(text, validate=True)
+            unpadded = text.rstrip("=")
+            raw = base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise FieldError(f"error trying to decode {text[:40]!r}: {exc}") from None
         put_field(event, target, raw.decode("utf-8", "replace"), undo)

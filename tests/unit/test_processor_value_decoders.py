@@ -59,6 +59,7 @@ processors:
     event = run(processors, {"field1": "Y29ycmVjdCBkYXRh", "other": "aGk="})
     assert event.fields == {"field1": "Y29ycmVjdCBkYXRh", "field2": "correct data", "other": "hi"}
     assert run(processors, {"field1": "aGk="}).fields == {"field1": "aGk=", "field2": "hi"}
+    assert run(processors, {"field1": "aGk"}).fields == {"field1": "aGk", "field2": "hi"}
 
 
 def test_decode_base64_field_invalid_text_fails_and_missing_can_be_ignored():

@@ -1,8 +1,9 @@
 """`convert`: change a field's type (integer, long, float, double, string, boolean, ip), in place or into `to`.
 
-Conversions follow Go's parsers as Filebeat uses them: integers accept a
-sign and `0x`/`0o`/`0b` prefixes and must fit their size (`integer` is 32
-bits, `long` 64), booleans accept `1 t T TRUE true True` and their negatives,
+Conversions follow Filebeat's: integer text is decimal with an optional
+sign, or hexadecimal after `0x`, and must fit its size (`integer` is 32
+bits, `long` 64); numbers are truncated; booleans accept the text
+`1 t T TRUE true True` and its negatives (not numbers),
 `ip` checks the text is an address and keeps it a string. `mode: rename`
 removes `from` when `to` is another field.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ from forwarder.processors.go_values import go_text
 from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings, section_list
 from forwarder.schema.section import Section
 
+_GO_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|([0-9]+))")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -50,28 +53,28 @@ def _to_int(bits: int) -> Callable[[Any], int]:
 
 
 def _parse_go_int(text: str) -> int:
-    """strconv.ParseInt with base 0: optional sign, then decimal or a 0x/0o/0b prefix (a leading 0 is octal)."""
-    body = text.lstrip("+-")
-    if not body or "_" in body or body != body.strip():
+    """Filebeat's rule: decimal digits with an optional sign, or hexadecimal after a `0x` prefix."""
+    match = _GO_INT.fullmatch(text)
+    if match is None:
         raise ValueError(f"invalid syntax {text!r}")
-    if len(body) > 1 and body[0] == "0" and body[1].isdigit():
-        text = text.replace("0", "0o", 1)
-    return int(text, 0)
+    sign, hex_digits, decimal = match.groups()
+    number = int(hex_digits, 16) if hex_digits is not None else int(decimal, 10)
+    return -number if sign == "-" else number
 
 
 def _to_float(value: Any) -> float:
     if isinstance(value, (bool, int, float)):
         return float(value)
     if isinstance(value, str):
-        return float(value.replace("Inf", "inf").replace("NaN", "nan"))
+        if "_" in value or value != value.strip():
+            raise ValueError(f"invalid syntax {value!r}")
+        return float(value)
     raise ValueError(f"cannot convert a {type(value).__name__}")
 
 
 def _to_boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)):
-        return value != 0
     if isinstance(value, str):
         if value in _TRUE:
             return True
@@ -82,7 +85,7 @@ def _to_boolean(value: Any) -> bool:
 
 
 def _to_string(value: Any) -> str:
-    if isinstance(value, (dict, list)):
+    if value is None or isinstance(value, (dict, list)):
         raise ValueError(f"cannot convert a {type(value).__name__}")
     return go_text(value)
 
@@ -145,7 +148,9 @@ def build_convert(options: Section) -> Processor:
             try:
                 value = converter(value)
             except ValueError as exc:
-                raise FieldError(f"unable to convert value [{value!r}] of {source.name} to {kind}: {exc}") from None
+                into = f" with target field [{target.name}]" if target.name != source.name else ""
+                raise FieldError(f"failed in processor.convert: conversion of field [{source.name}] to type "
+                                 f"[{kind}]{into} failed: unable to convert value [{go_text(value)}]: {exc}") from None
         if rename and target.name != source.name:
             delete_field(event, source, undo)
         put_field(event, target, value, undo)

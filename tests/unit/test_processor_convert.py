@@ -26,9 +26,10 @@ def test_documented_example_copies_and_converts():
 
 
 @pytest.mark.parametrize(("kind", "value", "expected"), [
-    ("integer", "0x1F", 31), ("integer", "-12", -12), ("integer", 3.9, 3), ("long", "9000000000", 9000000000),
+    ("integer", "0x1F", 31), ("integer", "-12", -12), ("integer", "010", 10), ("long", "-0xff", -255),
+    ("integer", 3.9, 3), ("long", "9000000000", 9000000000),
     ("float", "1.5", 1.5), ("double", 2, 2.0), ("boolean", "T", True), ("boolean", "False", False),
-    ("boolean", 0, False), ("string", 1.0, "1"), ("string", True, "true"), ("string", 42, "42"),
+    ("string", 1.0, "1"), ("string", True, "true"), ("string", 42, "42"),
     ("ip", "2001:db8::1", "2001:db8::1"),
 ])
 def test_conversions(kind, value, expected):
@@ -38,7 +39,8 @@ def test_conversions(kind, value, expected):
 
 
 @pytest.mark.parametrize(("kind", "value"), [
-    ("integer", "9000000000"), ("integer", "12abc"), ("boolean", "yes"), ("ip", "999.1.1.1"), ("float", "x"),
+    ("integer", "9000000000"), ("integer", "12abc"), ("integer", "1_000"), ("integer", " 12"), ("boolean", "yes"),
+    ("boolean", 0), ("ip", "999.1.1.1"), ("float", "x"), ("double", "1_0"),
 ])
 def test_a_value_that_does_not_convert_fails_and_leaves_the_event_as_it_was(kind, value):
     processors = build(f"processors:\n  - convert: {{fields: [{{from: a, type: long}}, {{from: v, type: {kind}}}]}}\n")
@@ -76,6 +78,8 @@ processors:
     client.publish(Event({"message": "n", "a": "1", "b": "2"}))
     failed, converted = harness.take(2)
     assert failed.fields["a"] == "1" and failed.fields["b"] == "x"
-    assert failed.fields["error"]["message"].startswith("processor convert failed: FieldError: unable to convert")
+    assert failed.fields["error"]["message"].startswith(
+        "processor convert failed: FieldError: failed in processor.convert: conversion of field [b] to type [long] "
+        "failed: unable to convert value [x]")
     assert converted.fields["a"] == 1 and converted.fields["b"] == 2
     assert client.stats.extra["processor_failures"] == 1

@@ -3,8 +3,8 @@
 The same flow gets the same id whichever side is source, on any tool that
 implements the published spec (Zeek, Suricata, Filebeat), so events from
 different sensors can be joined. An event whose addresses, ports or protocol
-are missing or unusable is left as it is: that is not an error, most events
-are simply not flows.
+are missing or unusable is left as it is (that is not an error: most events
+are simply not flows), and so is one that already has the target field.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
-from forwarder.pipeline.field_path import FieldPath, put_field
+from forwarder.pipeline.field_path import MISSING, FieldPath, put_field
 from forwarder.schema.declared import INTEGER, STRING, Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -69,12 +69,22 @@ def community_id(seed: int, source: str, destination: str, protocol: int,
     return "1:" + base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode("ascii")
 
 
-def _as_port(value: Any) -> int | None:
-    if isinstance(value, bool):
+def _as_number(value: Any, maximum: int) -> int | None:
+    """An unsigned number from an int or decimal/`0x` text, as Filebeat reads ports, ICMP codes and protocols."""
+    if isinstance(value, str):
+        try:
+            value = int(value, 0)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and 0 <= value <= 65535 else None
+    return value if 0 <= value <= maximum else None
+
+
+def _protocol(value: Any) -> int | None:
+    if isinstance(value, str) and value.lower() in TRANSPORTS:
+        return TRANSPORTS[value.lower()]
+    return _as_number(value, 255)
 
 
 def build_community_id(options: Section) -> Processor:
@@ -85,26 +95,28 @@ def build_community_id(options: Section) -> Processor:
     target = FieldPath(values["target"])
     seed = values["seed"]
 
-    def protocol_of(event: Event) -> int | None:
-        number = field["iana_number"].get(event)
-        if isinstance(number, str) and number.isdigit():
-            number = int(number)
-        if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= 255:
-            return number
-        name = field["transport"].get(event)
-        return TRANSPORTS.get(name.lower()) if isinstance(name, str) else None
+    def ports_of(event: Event, protocol: int) -> tuple[int | None, int | None] | None:
+        """(source, destination) ports, ICMP (type, code), (None, None) for other protocols; None = not a flow."""
+        if protocol in (_ICMP, _ICMP6):
+            icmp = (_as_number(field["icmp_type"].get(event), 255), _as_number(field["icmp_code"].get(event), 255))
+            # Filebeat hashes an ICMP flow without type and code as type 0, code 0.
+            return (0, 0) if None in icmp else icmp
+        if protocol in _WITH_PORTS:
+            ports = (_as_number(field["source_port"].get(event), 65535),
+                     _as_number(field["destination_port"].get(event), 65535))
+            return None if None in ports else ports
+        return (None, None)
 
     def community_id_processor(event: Event) -> Event:
-        source, destination = field["source_ip"].get(event), field["destination_ip"].get(event)
-        protocol = protocol_of(event)
-        if not isinstance(source, str) or not isinstance(destination, str) or protocol is None:
+        if target.get(event) is not MISSING:
             return event
-        ports: tuple[int | None, int | None] = (None, None)
-        if protocol in (_ICMP, _ICMP6):
-            ports = (_as_port(field["icmp_type"].get(event)), _as_port(field["icmp_code"].get(event)))
-        elif protocol in _WITH_PORTS:
-            ports = (_as_port(field["source_port"].get(event)), _as_port(field["destination_port"].get(event)))
-        if protocol in _WITH_PORTS and None in ports:
+        source, destination = field["source_ip"].get(event), field["destination_ip"].get(event)
+        if not isinstance(source, str) or not isinstance(destination, str):
+            return event
+        number = field["iana_number"].get(event)
+        protocol = _protocol(field["transport"].get(event) if number is MISSING else number)
+        ports = None if protocol is None else ports_of(event, protocol)
+        if protocol is None or ports is None:
             return event
         flow_id = community_id(seed, source, destination, protocol, *ports)
         if flow_id is not None:

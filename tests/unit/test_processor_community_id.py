@@ -56,3 +56,15 @@ def test_an_event_that_is_not_a_flow_is_left_alone():
     for fields in ({"message": "x"}, {**tcp_flow(), "source": {"ip": "not-an-ip", "port": 1}},
                    {**tcp_flow(), "destination": {"ip": "66.35.250.204"}}):
         assert "community_id" not in run(processors, fields).fields.get("network", {})
+
+
+def test_an_existing_id_is_kept_and_icmp_without_type_hashes_as_type_zero():
+    processors = build("processors:\n  - community_id: ~\n")
+    flow = tcp_flow()
+    flow["network"]["community_id"] = "1:kept"
+    assert run(processors, flow).fields["network"]["community_id"] == "1:kept"
+    icmp = {"source": {"ip": "192.168.0.89"}, "destination": {"ip": "192.168.0.1"}, "network": {"transport": "ICMP"}}
+    expected = community_id(0, "192.168.0.89", "192.168.0.1", 1, 0, 0)
+    assert run(processors, icmp).fields["network"]["community_id"] == expected
+    numbered = {**tcp_flow(), "network": {"iana_number": "6"}, "source": {"ip": "128.232.110.120", "port": "34855"}}
+    assert run(processors, numbered).fields["network"]["community_id"] == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="

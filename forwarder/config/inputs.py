@@ -119,10 +119,10 @@ def load_input_files(pattern: str, files: IncludedFiles, start: int) -> list[Inp
     return specs
 
 
-def load_module_files(pattern: str, files: IncludedFiles) -> list[InputSpec]:
+def load_module_files(pattern: str, files: IncludedFiles, enabled_files: bool = True) -> list[InputSpec]:
     """Enabled module files (`modules.d/*.yml`, plus those `--modules` names): YAML lists of `- module: NAME`."""
     specs: list[InputSpec] = []
-    for path in module_file_paths(pattern, files.module_flags, files.problems):
+    for path in module_file_paths(pattern, files.module_flags, files.problems, enabled_files):
         for index, item in enumerate(_read_list(path, files)):
             entry = apply_module_overrides(expand_dotted(item), files.module_flags)
             files.secrets.extend(collect_secrets(entry))

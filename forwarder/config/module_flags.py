@@ -53,16 +53,17 @@ def parse_module_flags(names: list[str], assignments: list[str], problems: list[
     return ModuleFlags(modules, overrides)
 
 
-def module_file_paths(pattern: str, flags: ModuleFlags, problems: list[Problem]) -> list[Path]:
-    """The enabled module files, then the file of each `--modules` name that is not enabled."""
-    paths = [Path(name) for name in sorted(glob.glob(pattern))]
+def module_file_paths(pattern: str, flags: ModuleFlags, problems: list[Problem], enabled_files: bool = True
+                      ) -> list[Path]:
+    """The enabled module files (unless `filebeat.config.modules.enabled: false`), then each `--modules` file."""
+    paths = [Path(name) for name in sorted(glob.glob(pattern))] if enabled_files else []
     directory = Path(pattern).parent
     for name in flags.names:
         enabled, disabled = directory / f"{name}.yml", directory / f"{name}.yml.disabled"
         if enabled in paths:
             continue
-        if disabled.is_file():
-            paths.append(disabled)
+        if enabled.is_file() or disabled.is_file():
+            paths.append(enabled if enabled.is_file() else disabled)
         else:
             problems.append(Problem("--modules", name, f"no module file {enabled.name} or {disabled.name} in "
                                                        f"{directory} (see `forwarder modules list`)"))

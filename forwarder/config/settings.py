@@ -218,7 +218,7 @@ def _read_settings(options: CliOptions) -> Settings:
         pattern = _absolute(external_inputs, paths.config)
         inputs += load_input_files(pattern, included, len(inputs))
     if modules_enabled or module_flags.names:
-        inputs += load_module_files(_absolute(modules_glob, paths.config), included)
+        inputs += load_module_files(_absolute(modules_glob, paths.config), included, modules_enabled)
     warnings += unused_override_warnings(module_flags)
     inputs, poller_lines = merge_shared_graph_pollers(inputs)
     warnings += poller_lines

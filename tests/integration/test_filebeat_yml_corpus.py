@@ -116,3 +116,31 @@ def test_modules_enabled_false_loads_no_module_file(tmp_path):
     status, lines = run_test_config(tmp_path, text.replace("enabled: true\n      path", "enabled: false\n      path"))
     assert status == 0
     assert f"warning: {F}: no inputs are enabled (forwarder.inputs is empty and no module is enabled)" in lines
+
+
+def test_the_issue_s_modules_line_loads_the_enabled_module_files(tmp_path):
+    """Issue 14: `filebeat.config: modules: {enabled: true, path: modules.d/*.yml}` was an unknown setting."""
+    enable_modules(tmp_path)
+    text = "filebeat.config:\n  modules: {enabled: true, path: modules.d/*.yml}\noutput.logstash.hosts: ['ls:5044']\n"
+    status, lines = run_test_config(tmp_path, text)
+    assert (status, lines) == (0, ["Config OK"])
+
+
+def test_modules_flag_with_module_files_disabled_runs_only_the_named_modules(tmp_path):
+    """With `filebeat.config.modules.enabled: false`, `--modules o365` runs o365 alone (azure.yml is not read):
+    an `-M` for each module shows which ones run."""
+    enable_modules(tmp_path)
+    config = tmp_path / "filebeat.yml"
+    config.write_text("filebeat.config.modules: {enabled: false, path: modules.d/*.yml}\n"
+                      "output.logstash.hosts: ['ls:5044']\n")
+    os.chmod(config, 0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "forwarder", "test", "config", "-c", str(config), "--path.home", str(tmp_path),
+         "--modules", "o365", "-M", "o365.audit.var.api.poll_interval=1m",
+         "-M", "azure.activitylogs.var.consumer_group=forwarder"],
+        cwd=tmp_path, env={**os.environ, "O365_CLIENT_SECRET": "o365-secret-value"}, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert (result.returncode, result.stdout) == (0, "Config OK\n"), result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: -M azure.activitylogs.var.consumer_group: module azure does not run (enable it in modules.d or "
+        "name it in --modules); the override has no effect"]

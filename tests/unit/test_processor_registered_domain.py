@@ -51,3 +51,36 @@ def test_when_selects_events():
     assert run(processors, {"url": {"domain": "mail.example.org"}, "event": {"kind": "web"}}).fields["url"] == {
         "domain": "mail.example.org", "registered_domain": "example.org"}
     assert run(processors, {"url": {"domain": "mail.example.org"}}).fields["url"] == {"domain": "mail.example.org"}
+
+
+@pytest.mark.parametrize(("domain", "registered", "subdomain", "etld"), [
+    ("www.google.com", "google.com", "www", "com"),
+    ("www.google.co.uk", "google.co.uk", "www", "co.uk"),
+    ("www.mail.google.co.uk", "google.co.uk", "www.mail", "co.uk"),
+    ("google.com", "google.com", None, "com"),
+    ("www.ak.local", "ak.local", "www", "local"),
+    ("www.navy.mil", "navy.mil", "www", "mil"),
+    ("com", None, None, None),
+    (".", None, None, None),
+    ("", None, None, None),
+    ("localhost", None, None, None),
+])
+def test_filebeat_vectors_in_metadata_fields(domain, registered, subdomain, etld):
+    processors = build("""
+processors:
+  - registered_domain:
+      field: "@metadata.domain"
+      target_field: "@metadata.registered_domain"
+      target_subdomain_field: "@metadata.subdomain"
+      target_etld_field: "@metadata.etld"
+""")
+    event = Event({}, meta={"domain": domain})
+    if registered is None:
+        with pytest.raises(FieldError):
+            processors[0](event)
+        assert event.meta == {"domain": domain}
+        return
+    expected = {"domain": domain, "registered_domain": registered, "etld": etld}
+    if subdomain:
+        expected["subdomain"] = subdomain
+    assert processors[0](event).meta == expected

@@ -65,18 +65,28 @@ class TimeParser:
         self.layouts = [layout if layout in ("UNIX", "UNIX_MS") else compile_layout(layout) for layout in layouts]
 
     def parse(self, value: Any) -> float:
-        text = value if isinstance(value, str) else go_text(value)
+        """Epoch layouts take numbers or numeric text; Go layouts take text only, as in Filebeat."""
         for layout in self.layouts:
             try:
                 if layout == "UNIX":
-                    return float(text)
+                    return _epoch_number(value)
                 if layout == "UNIX_MS":
-                    return int(text) / 1000
-                year = datetime.now(self.zone).year
-                return layout.parse(text, self.zone, year).timestamp()
+                    return _epoch_number(value) / 1000
+                if isinstance(value, str):
+                    return layout.parse(value, self.zone, datetime.now(self.zone).year).timestamp()
             except (LayoutError, ValueError, OverflowError):
                 continue
-        raise LayoutError(f"no layout matches {text[:100]!r}")
+        raise LayoutError(f"no layout matches {go_text(value)[:100]!r}")
+
+
+def _epoch_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(f"a {type(value).__name__} is not a time")
 
 
 def build_timestamp(options: Section) -> Processor:

@@ -70,13 +70,18 @@ processors:
       when.has_fields: [local]
   - timestamp:
       field: epoch
-      layouts: [UNIX_MS, UNIX]
+      layouts: [UNIX]
+      ignore_missing: true
+  - timestamp:
+      field: epoch_ms
+      layouts: [UNIX_MS]
       ignore_missing: true
 """)
     event = run(processors, {"local": "2024-07-01 08:00:00", "epoch": "1700000000.5"})
     assert event.fields["event"]["start"] == "2024-07-01T12:00:00.000Z"
     assert format_timestamp(event.timestamp) == "2023-11-14T22:13:20.500Z"
-    assert run(processors, {"epoch": 1700000000123}).timestamp == 1700000000.123
+    assert run(processors, {"epoch_ms": 1700000000123}).timestamp == 1700000000.123
+    assert run(processors, {"epoch_ms": "1700000000123.5"}).timestamp == pytest.approx(1700000000.1235)
     assert run(processors, {"other": 1}, timestamp=5.0).timestamp == 5.0
 
 
@@ -87,6 +92,8 @@ def test_unparsable_value_fails_unless_ignore_failure():
         strict[0](event)
     with pytest.raises(FieldError, match="key not found"):
         strict[0](Event({}))
+    with pytest.raises(FieldError, match="failed parsing time field t='20240101'"):
+        strict[0](Event({"t": 20240101}))
     lenient = build("processors:\n  - timestamp: {field: t, layouts: ['2006-01-02'], ignore_failure: true}\n")
     assert run(lenient, {"t": "yesterday"}, timestamp=5.0).timestamp == 5.0
 

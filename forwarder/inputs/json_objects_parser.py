@@ -314,10 +314,12 @@ class JsonObjectsParser:
         return [head, self._decoded(tail, value)]
 
     def _embedded_object(self, text: str) -> tuple[int, int, Any] | None:
-        """Where (character, byte) a line-opening object that runs to the end of `text` begins, and its value.
+        """Where (character, byte) an object that runs to the end of `text` begins, and its value.
 
-        Only an object closed in the first column counts (a pretty-printer closes a top-level object there),
-        so an element of the cut object's own arrays is never taken for the next object.
+        Candidates are a `{` opening a line and a `{` ending one (the next object glued where JSON allowed
+        a value, e.g. after `"offset": `). Only an object closed in the first column counts (a
+        pretty-printer closes a top-level object there), so an object nested in the cut one is never taken
+        for the next object.
         """
         if not self._lines or not self._lines[-1].content.startswith("}"):
             return None
@@ -325,14 +327,18 @@ class JsonObjectsParser:
         for index, line in enumerate(self._lines):
             content = line.content
             indent = len(content) - len(content.lstrip())
-            if index and content[indent:indent + 1] == "{":
+            last = len(content.rstrip()) - 1
+            columns = [indent] if index and content[indent:indent + 1] == "{" else []
+            if last > indent and content[last] == "{":
+                columns.append(last)
+            for column in columns:
                 try:
-                    value, end = _DECODER.raw_decode(text, position + indent)
+                    value, end = _DECODER.raw_decode(text, position + column)
                 except json.JSONDecodeError:
-                    value, end = None, -1
-                start_byte = _byte_length(line, indent)
-                if end >= 0 and not text[end:].strip() and start_byte is not None:
-                    return position + indent, line.offset + start_byte, value
+                    continue
+                start_byte = _byte_length(line, column)
+                if not text[end:].strip() and start_byte is not None:
+                    return position + column, line.offset + start_byte, value
             position += len(content) + 1
         return None
 

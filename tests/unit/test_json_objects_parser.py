@@ -118,13 +118,14 @@ def test_a_partial_object_still_open_when_the_file_is_closed_goes_out_raw(tmp_pa
 
 
 @pytest.mark.parametrize("cut_at", ["line end", "mid line", "mid indent", "after comma", "in an array",
-                                    "after an array element"])
+                                    "after an array element", "after a colon"])
 def test_a_truncated_object_followed_by_a_new_one_is_forwarded_raw_and_the_next_objects_still_decode(tmp_path, cut_at):
     broken = pretty(event(1))
     key = broken.index(b'"eventType"')
     broken = {"line end": broken[:key - 8], "mid line": broken[:broken.index(b"abc1")], "mid indent": broken[:key - 3],
               "after comma": broken[:key - 9], "in an array": broken[:broken.index(b'"AuditKeyValues": [') + 28],
-              "after an array element": broken[:broken.index(b"}\n        ]") + 2] + b"            "}[cut_at]
+              "after an array element": broken[:broken.index(b"}\n        ]") + 2] + b"            ",
+              "after a colon": broken[:broken.index(b'"offset": ') + 10]}[cut_at]
     data = pretty(event(0)) + broken + pretty(event(2)) + pretty(event(3))
     path = tmp_path / "output"
     path.write_bytes(data)

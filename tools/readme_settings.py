@@ -75,6 +75,9 @@ TABLES = {
     "processor-decode_cef": "forwarder.processors.cef",
     "processor-decode_csv_fields": "forwarder.processors.csv_fields",
     "processor-crowdstrike_falcon": "forwarder.modules.crowdstrike_processor",
+    "processor-kv": "forwarder.processors.kv",
+    "processor-syslog": "forwarder.processors.syslog_message",
+    "processor-sophos_xg": "forwarder.modules.sophos_processor",
 }
 README = Path(__file__).resolve().parent.parent / "README.md"
 FIX_COMMAND = "python tools/readme_settings.py"

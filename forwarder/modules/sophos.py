@@ -59,7 +59,8 @@ class SophosModule:
         }
         mapping = Section({key: settings[key] for key in MAPPING_VARS if key in settings}, var_path, entry.source,
                           entry.problems)
-        processors = [build_sophos_xg(mapping)] if normalize else []
+        # Built (so its variables are checked) even when normalize is off.
+        mapping_processor = build_sophos_xg(mapping)
         mapping.finish()
         return [FilesetInput(
             input_id="sophos-xg",
@@ -71,7 +72,7 @@ class SophosModule:
                 "observer": {"vendor": "Sophos", "product": "XG", "type": "firewall"},
             },
             ingest_pipeline=None if normalize else f"filebeat-{__version__}-sophos-xg-pipeline",
-            processors=processors,
+            processors=[mapping_processor] if normalize else [],
         )]
 
 

@@ -73,7 +73,7 @@ def test_vars_reach_the_input_and_the_mapping():
 def test_normalize_false_sends_raw_records_for_filebeats_pipeline():
     inputs, problems = expand("""
         - module: sophos
-          xg: {var.normalize: false}
+          xg: {var.normalize: false, var.timezone: UTC}
     """)
     assert problems == []
     [(fileset_input, _)] = inputs

@@ -28,7 +28,7 @@ from forwarder.pipeline.field_path import (
     roll_back,
     slot,
 )
-from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings
+from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings, rejected
 from forwarder.schema.section import Section
 
 DECODE_XML_SETTINGS = (
@@ -42,6 +42,8 @@ DECODE_XML_SETTINGS = (
     Setting("to_lower", BOOLEAN, True, "lower-case the element and attribute names"),
     Setting("ignore_missing", BOOLEAN, False, "a missing `field` is not a failure"),
     Setting("ignore_failure", BOOLEAN, False, "text that is not XML leaves the event as it is instead of failing it"),
+    *rejected("schema", message="the `wineventlog` schema is not supported: remove `schema` to get the generic XML "
+              "mapping (different field names), or ship the XML and decode it downstream"),
 )
 
 _DOCUMENT_ID = FieldPath("@metadata._id")

@@ -6,7 +6,7 @@ import pytest
 
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import FieldError
-from tests.unit.test_processors import build, run
+from tests.unit.test_processors import build, build_with_problems, run
 
 CATALOG = """<catalog>
   <book seq="1">
@@ -89,3 +89,8 @@ def test_entity_expansion_is_refused_not_expanded():
     strict = build("processors:\n  - decode_xml: {field: message, target_field: xml}\n")
     with pytest.raises(FieldError, match="Entities"):
         strict[0](Event({"message": bomb}))
+
+
+def test_the_wineventlog_schema_is_refused_rather_than_mapped_differently():
+    _, problems = build_with_problems("processors:\n  - decode_xml: {field: event.original, schema: wineventlog}\n")
+    assert len(problems) == 1 and "wineventlog" in problems[0] and "schema" in problems[0]

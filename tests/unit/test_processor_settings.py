@@ -47,6 +47,8 @@ SAMPLES: dict[str, Any] = {
     "list of filesets": ["signinlogs", "auditlogs"],
     "list of Umbrella log types": ["dnslogs", "auditlogs"],
     "number": 1.5,
+    # Refused keys: documented so that a Filebeat config gets a clear error, never accepted with a value.
+    "not supported": None,
     "duration": "2s",
     "list of `{from, to, type}`": [{"from": "message", "to": "copied", "type": "string"}],
     "list of `{field, pattern, replacement}`": [{"field": "message", "pattern": "a", "replacement": "b"}],

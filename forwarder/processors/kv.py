@@ -45,7 +45,7 @@ _BRACKETS = {"(": ")", "[": "]", "<": ">", '"': '"', "'": "'"}
 SETTINGS = (
     Setting("field", STRING, "message", "the field holding the `key=value` text"),
     Setting("field_split", STRING, " ", "regular expression between pairs; a pair ends only where it is followed by "
-            "the next key and `value_split`, so unquoted values may contain it"),
+            "the next key and `value_split`, so unquoted values may contain it", doc_default='`" "` (a space)'),
     Setting("value_split", STRING, "=", "regular expression between a key and its value"),
     Setting("target_field", STRING, None, "the (dotted) field the pairs are written under; unset: the event root",
             doc_default="— (event root)"),

@@ -2,8 +2,8 @@
 
 It reads `/api/alerts` in windows of last-update time, the way the `graph`
 input reads Graph (and with its cursor: `GraphCursor`, `PollWindowPlanner`):
-the cursor is handed to the pipeline with the last event of each page and
-commits once that page is acknowledged; the dedupe key `id|lastUpdateTime`,
+each page's new events go to the pipeline together, the cursor with the last
+of them, and it commits once that page is acknowledged; the dedupe key `id|lastUpdateTime`,
 remembered in the cursor, stops a re-read page (after a crash, or the
 overlap of the next window) from being forwarded twice, while a later update
 of an alert has a new key and is forwarded again.
@@ -144,10 +144,8 @@ class DefenderAtpInput:
                 when = alert_time(alert)
                 cursor.remember(key, window.end if when is None else when)
                 fresh.extend(alert_events(alert, key, when or self._clock(), self.config.split_evidence))
-            for position, event in enumerate(fresh):
-                last = position == len(fresh) - 1
-                if not client.publish(event, {STREAM: cursor.to_json()} if last else None):
-                    return None
+            if fresh and not client.publish_many(fresh, {STREAM: cursor.to_json()}):
+                return None
         return listed
 
 

@@ -69,11 +69,15 @@ def _put_event(event: dict[str, Any], alert: dict[str, Any]) -> None:
     severity = SEVERITIES.get(str(alert.get("severity") or "").lower())
     if severity is not None:
         event["severity"] = severity
-    for ecs_name, key in (("created", "alertCreationTime"), ("start", "firstEventTime"), ("end", "lastEventTime")):
-        value = text(alert.get(key))
-        if value and parse_time(value) is not None:
-            event[ecs_name] = value
-    start, end = parse_time(alert.get("firstEventTime")), parse_time(alert.get("lastEventTime"))
+    created = alert.get("alertCreationTime")
+    if parse_time(created) is not None:
+        event["created"] = created
+    start_text, end_text = alert.get("firstEventTime"), alert.get("lastEventTime")
+    start, end = parse_time(start_text), parse_time(end_text)
+    if start is not None:
+        event["start"] = start_text
+    if end is not None:
+        event["end"] = end_text
     if start is not None and end is not None and end >= start:
         event["duration"] = round((end - start) * 1_000_000) * 1000
     status = str(alert.get("status") or "")
@@ -167,19 +171,43 @@ def _collect(target: list[str], *values: Any) -> None:
             target.append(value)
 
 
-def _kept(value: Any) -> Any:
-    """The alert without its moved keys, and any nested object or list without empty members."""
-    return {key: cleaned for key, item in value.items()
-            if key not in MOVED_KEYS and (cleaned := _cleaned(item)) is not None}
+def _kept(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert without its moved keys and without empty members, nested ones included."""
+    return _cleaned_object(alert, MOVED_KEYS) or {}
 
 
-def _cleaned(value: Any) -> Any:
-    if value is None or (type(value) is str and value in EMPTY_VALUES):
-        return None
-    if type(value) is dict:
-        kept = {key: cleaned for key, item in value.items() if (cleaned := _cleaned(item)) is not None}
-        return kept or None
-    if type(value) is list:
-        kept_items = [cleaned for item in value if (cleaned := _cleaned(item)) is not None]
-        return kept_items or None
-    return value
+def _cleaned_object(value: dict[str, Any], skipped: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """Loops rather than recursing on every value: this runs over every key of every alert and evidence."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        kind = type(item)
+        if item is None or key in skipped:
+            continue
+        if kind is str:
+            if item in EMPTY_VALUES:
+                continue
+        elif kind is dict:
+            item = _cleaned_object(item)
+            if item is None:
+                continue
+        elif kind is list:
+            item = _cleaned_list(item)
+            if item is None:
+                continue
+        kept[key] = item
+    return kept or None
+
+
+def _cleaned_list(value: list[Any]) -> list[Any] | None:
+    kept = []
+    for item in value:
+        kind = type(item)
+        if item is None or (kind is str and item in EMPTY_VALUES):
+            continue
+        if kind is dict:
+            item = _cleaned_object(item)
+        elif kind is list:
+            item = _cleaned_list(item)
+        if item is not None:
+            kept.append(item)
+    return kept or None

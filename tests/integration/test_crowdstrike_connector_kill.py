@@ -133,7 +133,8 @@ def test_connector_and_forwarder_killed_three_times_lose_and_split_nothing(tmp_p
     try:
         for kill in range(3):
             before = len(decoded_ids())
-            writer = start_writer(connector, chooser.randint(10, 40), chooser.randrange(1 << 30))
+            # At least 12 events before the cut, of which at most CHECKPOINT_EVERY - 1 are rewrites of delivered ones.
+            writer = start_writer(connector, chooser.randint(12, 40), chooser.randrange(1 << 30))
             forwarder.start()
             wait_until(lambda before=before: len(decoded_ids()) >= before + 5, 60,
                        f"the forwarder reading in round {kill} (seed {seed})")

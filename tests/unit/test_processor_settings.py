@@ -56,6 +56,7 @@ SAMPLES: dict[str, Any] = {
     "mapping of field → field": {"message": "decoded"},
     "character": ";",
     "time zone": "Europe/Paris",
+    "list of `{serial_number, hostname}`": [{"serial_number": "1234567890123456", "hostname": "fw1.example"}],
 }
 # Values that a processor needs instead of its type's sample (a format of its own, or one of two exclusive keys
 # left unset with None).

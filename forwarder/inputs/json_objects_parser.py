@@ -15,8 +15,11 @@ raw, tagged `_parse_failure`, never dropped:
 
 - a line starting with `{` while an object is still open means the writer was
   cut off (killed mid-write) and began anew; the cut object goes out raw and the
-  new one is read on. A `{` glued to the end of a cut line (`"offset": 12{`)
-  counts too, since no JSON value may sit there;
+  new one is read on. So does a `{` where JSON allows no value: indented after a
+  `,` inside an object, or glued to the end of a cut line (`"offset": 12{`). A
+  new object that began where a value may stand (after `"offset": `, inside an
+  array) is found when the cut object fails: the object that runs to the end of
+  the held text and closes in the first column is decoded on its own;
 - text outside any object, one record per line;
 - an object larger than `max_bytes`: its first `max_bytes` go out raw with the
   reason, the rest is skipped up to the next line starting with `{`.

@@ -6,9 +6,10 @@ once with `params` when the config loads; `event` has Filebeat's API (`Get`,
 The event crosses into the engine as JSON, `@timestamp` as ISO text and
 `@metadata` as an object, and comes back the same way.
 
-The engine must only ever be entered from one thread, so each script
-processor owns one worker thread that runs every call; publishing threads
-wait for it. `timeout` interrupts a run that takes too long. A script that
+A QuickJS context must only ever be entered from the thread that made it,
+so each publishing thread gets its own engine (Filebeat's "sessions"), made
+the first time that thread passes an event. `timeout` interrupts a run that
+takes too long. A script that
 throws or times out fails the event: it keeps the fields it had before the
 script, gets `tag_on_exception`, and the pipeline records `error.message`
 and counts it. A script that does not load is a config error.
@@ -20,7 +21,6 @@ import glob
 import json
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ SCRIPT_SETTINGS = (
             "event fails; unset = no limit, as in Filebeat", doc_default="— (no limit)", positive=True),
     Setting("tag_on_exception", STRING, "_js_exception", "the tag an event gets when the script throws or times "
             "out; `\"\"` = none"),
-    *ignored("max_cached_sessions", doc="accepted for Filebeat compatibility: one engine per processor here"),
+    *ignored("max_cached_sessions", doc="accepted for Filebeat compatibility: here each publishing thread has "
+             "one engine"),
     *ignored("tag"),
 )
 
@@ -55,37 +56,24 @@ class ScriptError(Exception):
 
 
 class ScriptEngine:
-    """One QuickJS context, entered only from its own worker thread."""
+    """One QuickJS context with the script loaded; used only on the thread that created it."""
 
     def __init__(self, name: str, source: str, params: dict[str, Any] | None, timeout: float | None) -> None:
         self.name = name
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"script-{name}")
-        self._lock = threading.Lock()
-        self._call(self._load, source, params, timeout)
-
-    def _call(self, function: Any, *args: Any) -> Any:
-        with self._lock:
-            return self._worker.submit(function, *args).result()
-
-    def _load(self, source: str, params: dict[str, Any] | None, timeout: float | None) -> None:
         context = quickjs.Context()
         context.eval(EVENT_API_JS)
         context.eval(source)
         if not context.eval("__forwarder.check()"):
             raise ScriptError("the script defines no process(event) function")
-        lines = json.loads(context.get("__forwarder_register")(json.dumps(params or {})))
-        self._log_lines(lines)
+        self._log_lines(json.loads(context.get("__forwarder_register")(json.dumps(params or {}))))
         if timeout:
             context.set_time_limit(timeout)
         self._run = context.get("__forwarder_run")
         self._context = context
 
     def process(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self._process, json.dumps(payload, default=str))
-
-    def _process(self, text: str) -> dict[str, Any]:
         try:
-            result = json.loads(self._run(text))
+            result = json.loads(self._run(json.dumps(payload, default=str)))
         except quickjs.JSException as exc:
             message = str(exc).splitlines()[0] if str(exc) else "exception"
             if "interrupted" in message:
@@ -97,6 +85,26 @@ class ScriptEngine:
     def _log_lines(self, lines: list[list[str]]) -> None:
         for level, text in lines:
             log.log(logging.getLevelName(level.upper()), "script %s: %s", self.name, text)
+
+
+class ScriptSessions:
+    """One engine per publishing thread: a QuickJS context must never be entered from two threads.
+
+    Like Filebeat's sessions, each engine loads the script and runs `register(params)` for
+    itself. The first is made when the config loads, so a script that does not load is a config
+    error; the others when a thread first publishes through this processor.
+    """
+
+    def __init__(self, name: str, source: str, params: dict[str, Any] | None, timeout: float | None) -> None:
+        self._arguments = (name, source, params, timeout)
+        self._local = threading.local()
+        self._local.engine = ScriptEngine(*self._arguments)
+
+    def process(self, payload: dict[str, Any]) -> dict[str, Any]:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = ScriptEngine(*self._arguments)
+        return engine.process(payload)
 
 
 def load_source(values: Any, base: Path) -> str:
@@ -128,7 +136,7 @@ def build_script(options: Section) -> Processor | None:
         return None
     name = values["id"] or "script"
     try:
-        engine = ScriptEngine(name, source, values["params"], values["timeout"])
+        engine = ScriptSessions(name, source, values["params"], values["timeout"])
     except (quickjs.JSException, ScriptError) as exc:
         values.error("source", f"the script does not load: {str(exc).splitlines()[0]}")
         return None

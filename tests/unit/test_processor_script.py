@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import yaml
 
@@ -128,3 +131,31 @@ processors:
 def test_scripts_that_cannot_load_are_config_errors(options, expected):
     _, problems = build_with_problems(f"processors:\n  - script: {options}\n")
     assert problems and expected in " ".join(problems)
+
+
+def test_publishing_threads_each_get_their_own_engine():
+    processors = build("""
+processors:
+  - script:
+      lang: javascript
+      source: |
+        var calls = 0;
+        function process(e) { calls++; e.Put("double", e.Get("n") * 2); e.Put("calls", calls); }
+""")
+
+    all_started = threading.Barrier(4, timeout=30)
+
+    def publish(offset: int) -> list[tuple[int, int]]:
+        all_started.wait()  # four distinct threads, publishing at the same time
+        results = []
+        for n in range(offset, offset + 300):
+            fields = run(processors, {"n": n}).fields
+            results.append((fields["double"], fields["calls"]))
+        return results
+
+    with ThreadPoolExecutor(4) as pool:
+        per_thread = list(pool.map(publish, [0, 1000, 2000, 3000]))
+    for offset, results in zip([0, 1000, 2000, 3000], per_thread, strict=True):
+        assert [double for double, _ in results] == [2 * n for n in range(offset, offset + 300)]
+        # Each thread's engine counts only that thread's events.
+        assert [calls for _, calls in results] == list(range(1, 301))

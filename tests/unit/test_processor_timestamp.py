@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -105,3 +106,55 @@ def test_config_errors_for_test_values_and_zones():
     _, problems = build_with_problems("processors:\n  - timestamp: {field: t, layouts: ['2006'], "
                                       "timezone: Mars/Base}\n")
     assert problems and "unknown time zone" in problems[0]
+
+
+# Filebeat's own cases: 2015-03-07 11:06:39 UTC written with Go's standard layouts, then read in various zones.
+EXPECTED = datetime(2015, 3, 7, 11, 6, 39, tzinfo=UTC).timestamp()
+ANSIC = "Mon Jan _2 15:04:05 2006"
+
+
+@pytest.mark.parametrize("value", ["Sat Mar  7 11:06:39 2015", "2015-03-07T11:06:39Z", "2015-03-07T11:06:39.000Z"])
+def test_filebeat_standard_layout_vectors(value):
+    processors = build(f"processors:\n  - timestamp: {{field: ts, layouts: ['{ANSIC}', "
+                       "'2006-01-02T15:04:05.999999999Z07:00', '2006-01-02T15:04:05Z07:00']}\n")
+    assert run(processors, {"ts": value}).timestamp == EXPECTED
+
+
+@pytest.mark.parametrize(("layout", "value"), [
+    ("UNIX", 1425726399), ("UNIX", 1425726399.0), ("UNIX", "1425726399"), ("UNIX", "1425726399.0"),
+    ("UNIX_MS", 1425726399000), ("UNIX_MS", 1425726399000.0), ("UNIX_MS", "1425726399000"),
+    ("UNIX_MS", "1425726399000.0"),
+])
+def test_filebeat_epoch_vectors(layout, value):
+    processors = build(f"processors:\n  - timestamp: {{field: ts, layouts: [{layout}]}}\n")
+    assert run(processors, {"ts": value}).timestamp == EXPECTED
+
+
+@pytest.mark.parametrize(("zone", "hours_later"), [
+    ("America/Panama", 5), ("Etc/UTC", 0), ("Etc/GMT+2", 2), ("+0000", 0), ("+0430", -4.5), ("+03:00", -3),
+    ("+00:30", -0.5), ("+04", -4), ("-03:30", 3.5), ("-00:30", 0.5), ("-04", 4),
+])
+def test_filebeat_timezone_vectors(zone, hours_later):
+    processors = build(f"processors:\n  - timestamp: {{field: ts, layouts: ['{ANSIC}'], timezone: '{zone}'}}\n")
+    assert run(processors, {"ts": "Sat Mar  7 11:06:39 2015"}).timestamp == EXPECTED + hours_later * 3600
+
+
+@pytest.mark.parametrize("zone", ["Z", "Equatorial/Kundu", "-400"])
+def test_filebeat_invalid_timezones(zone):
+    _, problems = build_with_problems(f"processors:\n  - timestamp: {{field: ts, layouts: ['{ANSIC}'], "
+                                      f"timezone: '{zone}'}}\n")
+    assert problems and "unknown time zone" in problems[0]
+
+
+def test_filebeat_no_year_vector_takes_the_current_year_in_the_zone():
+    processors = build("processors:\n  - timestamp: {field: ts, layouts: ['Jan _2 15:04:05.000'], timezone: EST}\n")
+    event = run(processors, {"ts": "Mar  7 11:06:39.002"})
+    zone = ZoneInfo("EST")
+    expected = datetime(datetime.now(zone).year, 3, 7, 11, 6, 39, 2000, tzinfo=zone)
+    assert event.timestamp == expected.timestamp()
+
+
+def test_filebeat_bad_layout_fails_its_test_value():
+    _, problems = build_with_problems("processors:\n  - timestamp: {field: ts, layouts: ['2006-01-89T15:04:05Z07:00'], "
+                                      "test: ['2015-03-07T11:06:39Z']}\n")
+    assert problems and "does not parse" in problems[0]

@@ -63,7 +63,7 @@ def _build_case(options: Section, settings: tuple[Setting, ...], change: Callabl
             return
         current = read_present(event, target)
         if not isinstance(current, str):
-            raise FieldError(f"value of key {target.name!r} is not a string")
+            raise FieldError(f'value of key "{target.name}" is not a string')
         put_field(event, target, change(current), undo)
 
     # One list, so that with fail_on_error a failing value also undoes the renames before it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from forwarder.pipeline.event import Event
@@ -89,3 +91,33 @@ processors:
 def test_nothing_to_change_is_a_config_error():
     _, problems = build_with_problems("processors:\n  - lowercase: {ignore_missing: true}\n")
     assert problems and "fields" in problems[0]
+
+
+@pytest.mark.parametrize(("options", "fields", "expected", "error"), [
+    ({"fields": ["a.b.c", "Field1"]},
+     {"Field1": {"Field2": "Value"}, "Field3": "Value", "a": {"B": {"C": "D"}}},
+     {"field1": {"Field2": "Value"}, "Field3": "Value", "a": {"b": {"c": "D"}}}, None),
+    ({"fields": ["a.B.c"], "alter_full_field": False},
+     {"Field3": "Value", "a": {"B": {"C": "D"}}}, {"Field3": "Value", "a": {"B": {"c": "D"}}}, None),
+    ({"fields": ["Field1", "abcbd"]}, {"Field1": "value1", "ab": "first"}, {"Field1": "value1", "ab": "first"},
+     "could not fetch value for key: abcbd, Error: key not found"),
+    ({"fields": ["Field4"], "ignore_missing": True}, {"Field3": "Value"}, {"Field3": "Value"}, None),
+    ({"fields": ["Field4"], "fail_on_error": False}, {"Field3": "Value"}, {"Field3": "Value"}, None),
+    ({"fields": ["field1", "type", "type.value.key", "typeKey"], "ignore_missing": True},
+     {"Field1": 1, "type": {"Value": {"Key": 2}}, "TypeKey": 3},
+     {"field1": 1, "type": {"Value": {"Key": 2}}, "typekey": 3}, None),
+    ({"values": ["a.b.c"]}, {"a": {"b": {"c": "D"}}}, {"a": {"b": {"c": "d"}}}, None),
+    ({"values": ["a.B"]}, {"a": {"B": {"C": "D"}}}, {"a": {"B": {"C": "D"}}}, 'value of key "a.B" is not a string'),
+    ({"values": ["a.B.c"]}, {"a": {"B": {"C": "D"}}}, {"a": {"B": {"C": "D"}}},
+     "could not fetch value for key: a.B.c, Error: key not found"),
+])
+def test_filebeat_lowercase_vectors(options, fields, expected, error):
+    processors = build("processors:\n  - lowercase: " + json.dumps(options) + "\n")
+    event = Event(fields)
+    if error is None:
+        assert processors[0](event).fields == expected
+        return
+    with pytest.raises(FieldError) as failure:
+        processors[0](event)
+    assert str(failure.value) == error
+    assert event.fields == expected

@@ -1,13 +1,15 @@
 """`replace`: rewrite the parts of string fields that match a regular expression.
 
 The replacement uses Filebeat's (Go's) template syntax, `$1`, `${1}`,
-`${name}` and `$$`, translated once to Python's so a config written for
-Filebeat behaves the same. An empty replacement deletes what matched.
+`${name}` and `$$`, compiled once into a function that expands it exactly as
+Go does (a group that does not exist inserts nothing), so a config written
+for Filebeat behaves the same. An empty replacement deletes what matched.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from forwarder.pipeline.client import Processor
@@ -32,21 +34,49 @@ REPLACE_SETTINGS = (
 
 _GO_TEMPLATE = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")
 
+# A compiled template: literal text, or the name (or number) of a group to insert.
+TemplatePart = tuple[bool, str | int]
 
-def go_template_to_python(template: str) -> str:
-    """`$1x` in Go is the group named `1x`; Python needs `\\g<...>`; backslashes are literal in Go."""
-    escaped = template.replace("\\", "\\\\")
 
-    def convert(match: re.Match[str]) -> str:
+def compile_go_template(template: str) -> Callable[[re.Match[str]], str]:
+    """Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}`, `$$`; a group that does not exist inserts nothing.
+
+    `$1x` names the group `1x` (the longest run of letters, digits and `_`), as in Go.
+    """
+    parts: list[TemplatePart] = []
+    position = 0
+    for match in _GO_TEMPLATE.finditer(template):
+        parts.append((True, template[position:match.start()]))
         name = match.group(1) or match.group(2)
-        return "$" if name is None else f"\\g<{name}>"
+        if name is None:
+            parts.append((True, "$"))
+        else:
+            parts.append((False, int(name) if name.isdigit() else name))
+        position = match.end()
+    parts.append((True, template[position:]))
 
-    return _GO_TEMPLATE.sub(convert, escaped)
+    def expand(found: re.Match[str]) -> str:
+        pieces = []
+        for literal, value in parts:
+            if literal:
+                pieces.append(str(value))
+                continue
+            try:
+                pieces.append(found.group(value) or "")
+            except IndexError:
+                continue
+        return "".join(pieces)
+
+    return expand
+
+
+
+Rule = tuple[FieldPath, re.Pattern[str], Callable[[re.Match[str]], str]]
 
 
 def build_replace(options: Section) -> Processor:
     values = read_settings(options, REPLACE_SETTINGS)
-    rules: list[tuple[FieldPath, re.Pattern[str], str]] = []
+    rules: list[Rule] = []
     if not values["fields"]:
         values.error("fields", "list at least one {field, pattern, replacement}")
     for index, item in enumerate(values["fields"]):
@@ -55,19 +85,16 @@ def build_replace(options: Section) -> Processor:
         except re.error as exc:
             values.error("fields", f"item {index}: invalid pattern {item['pattern']!r}: {exc}")
             continue
-        rules.append((FieldPath(item["field"] or ""), pattern, go_template_to_python(item["replacement"])))
+        rules.append((FieldPath(item["field"] or ""), pattern, compile_go_template(item["replacement"])))
     ignore_missing, fail_on_error = values["ignore_missing"], values["fail_on_error"]
 
-    def apply(event: Event, rule: tuple[FieldPath, re.Pattern[str], str], undo: UndoLog | None) -> None:
+    def apply(event: Event, rule: Rule, undo: UndoLog | None) -> None:
         path, pattern, replacement = rule
         value: Any = read_present(event, path)
         if not isinstance(value, str):
-            raise FieldError(f"{path.name} is not a string")
-        try:
-            changed = pattern.sub(replacement, value)
-        except (re.error, IndexError) as exc:
-            raise FieldError(f"replacement for {path.name} failed: {exc}") from None
-        put_field(event, path, changed, undo)
+            raise FieldError(f"key '{path.name}' expected type string, but got {type(value).__name__} with value "
+                             f"'{value}'")
+        put_field(event, path, pattern.sub(replacement, value), undo)
 
     def replace(event: Event) -> Event:
         return edit_each(event, rules, apply, ignore_missing, fail_on_error, "replace")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import FieldError
-from forwarder.processors.replace import go_template_to_python
 from tests.unit.test_processors import build, build_with_problems, run
 
 
@@ -24,8 +25,14 @@ processors:
     assert run(processors, {"file": {"path": "/usr/bin"}}).fields == {"file": {"path": "/usr/local/bin"}}
 
 
+def build_expanded(pattern: str, replacement: str, value: str) -> str:
+    processors = build("processors:\n  - replace: {fields: [" + json.dumps(
+        {"field": "v", "pattern": pattern, "replacement": replacement}) + "]}\n")
+    return run(processors, {"v": value}).fields["v"]
+
+
 def test_go_replacement_templates_insert_groups():
-    assert go_template_to_python("$1-${name}-$$-\\n") == "\\g<1>-\\g<name>-$-\\\\n"
+    assert build_expanded(r"(?P<name>b)(c)", "$2-${name}-$$-\\n-$9-$1x-$nope", "abcd") == "ac-b-$-\\n---d"
     processors = build(r"""
 processors:
   - replace:

@@ -20,7 +20,7 @@ from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import MISSING, FieldError, FieldPath, put_field
 from forwarder.pipeline.processor_settings import FIELD_NAMES
-from forwarder.processors.go_values import go_text
+from forwarder.processors.go_values import go_text, go_utc_time_text
 from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -59,7 +59,7 @@ def build_fingerprint(options: Section) -> Processor:
     def fingerprint(event: Event) -> Event:
         parts = []
         for path in paths:
-            value: Any = path.get(event)
+            value: Any = go_utc_time_text(event.timestamp) if path.is_timestamp else path.get(event)
             if value is MISSING:
                 if ignore_missing:
                     continue

@@ -45,6 +45,7 @@ class FakeDefenderApi:
         self.queries: list[dict[str, str]] = []
         self.denied = False
         self._throttled: list[str] = []  # Retry-After values of the next answers
+        self._scheduled_updates: dict[int, list[tuple[str, str]]] = {}  # request number → (id, new update time)
         self._alerts: dict[str, dict[str, Any]] = {}
         self._order: list[tuple[int, str]] = []  # (lastUpdateTime ticks, id), sorted
         self._lock = threading.Lock()
@@ -70,6 +71,11 @@ class FakeDefenderApi:
             updated = {**old, **changes, "lastUpdateTime": last_update_time}
             self._store(updated)
         return updated
+
+    def update_before_request(self, request_number: int, alert_id: str, last_update_time: str) -> None:
+        """Updates the alert just before the `request_number`-th alerts request (1-based) is answered: mid-paging."""
+        with self._lock:
+            self._scheduled_updates.setdefault(request_number, []).append((alert_id, last_update_time))
 
     def deny(self) -> None:
         """The app lacks Alert.Read.All: every request answers 403."""
@@ -98,6 +104,9 @@ class FakeDefenderApi:
             self.arrivals.append(time.monotonic())
             self.queries.append({name: values[0] for name, values in request.query.items()})
             retry_after = self._throttled.pop(0) if self._throttled else None
+            scheduled = self._scheduled_updates.pop(len(self.arrivals), [])
+        for alert_id, last_update_time in scheduled:
+            self.update(alert_id, last_update_time, status="InProgress")
         rejected = self.identity.authorize(request, self.audience)
         if rejected is not None:
             return rejected

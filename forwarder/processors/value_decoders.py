@@ -16,9 +16,8 @@ from urllib.parse import unquote_to_bytes
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import FieldError, FieldPath, UndoLog, put_field
-from forwarder.pipeline.processor_settings import FIELD_PAIRS
 from forwarder.processors.field_edits import edit_each, read_present
-from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings
+from forwarder.schema.declared import BOOLEAN, STRING, Setting, read_settings, section_list
 from forwarder.schema.section import Section
 
 _FAILURE_RULES = (
@@ -26,9 +25,14 @@ _FAILURE_RULES = (
     Setting("fail_on_error", BOOLEAN, True, "on a failure, undo this processor's changes and fail the event "
             "(`error.message`); `false`: skip only the failing field"),
 )
+URLDECODE_PAIR_SETTINGS = (
+    Setting("from", STRING, doc="the field holding URL-encoded text"),
+    Setting("to", STRING, "", "the field the decoded text goes to; `\"\"` = over `from`"),
+)
 URLDECODE_SETTINGS = (
-    Setting("fields", FIELD_PAIRS, doc="`{from: FIELD, to: FIELD}` pairs; the URL-encoded text of `from` is "
-            "decoded (`%XX` escapes and `+` as space) into `to` (written over when it exists)"),
+    Setting("fields", section_list("list of `{from, to}`", URLDECODE_PAIR_SETTINGS),
+            doc="`{from: FIELD, to: FIELD}` pairs; the URL-encoded text of `from` is decoded (`%XX` escapes and "
+            "`+` as space) into `to` (written over when it exists; no `to` = in place)"),
     *_FAILURE_RULES,
 )
 BASE64_FIELD_SETTINGS = (
@@ -50,7 +54,9 @@ def url_unescape(text: str) -> str:
 
 def build_urldecode(options: Section) -> Processor:
     values = read_settings(options, URLDECODE_SETTINGS)
-    pairs: list[tuple[FieldPath, FieldPath]] = values["fields"]
+    if not values["fields"]:
+        values.error("fields", "list at least one {from: FIELD, to: FIELD}")
+    pairs = [(FieldPath(item["from"] or ""), FieldPath(item["to"] or item["from"] or "")) for item in values["fields"]]
     ignore_missing, fail_on_error = values["ignore_missing"], values["fail_on_error"]
 
     def decode(event: Event, pair: tuple[FieldPath, FieldPath], undo: UndoLog | None) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import FieldError
-from tests.unit.test_processors import build, run
+from tests.unit.test_processors import build, build_with_problems, run
 
 
 def test_urldecode_documented_example_decodes_field1_into_field2():
@@ -70,3 +70,11 @@ def test_decode_base64_field_invalid_text_fails_and_missing_can_be_ignored():
     assert event.fields == {"f": "not base64!"}
     ignoring = build("processors:\n- decode_base64_field: {field: {from: f, to: g}, ignore_missing: true}\n")
     assert run(ignoring, {"x": 1}).fields == {"x": 1}
+
+
+def test_urldecode_without_to_decodes_in_place_and_needs_fields():
+    processors = build("processors:\n- urldecode: {fields: [{from: url.query}], when.has_fields: [url]}\n")
+    assert run(processors, {"url": {"query": "q=a%26b"}}).fields == {"url": {"query": "q=a&b"}}
+    assert run(processors, {"q": "%41"}).fields == {"q": "%41"}
+    _, problems = build_with_problems("processors:\n- urldecode: {ignore_missing: true}\n")
+    assert problems and "fields" in problems[0]

@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.defender_atp_client import AlertsClient, DefenderApiError
-from forwarder.inputs.defender_atp_config import DefenderAtpConfig, default_id, parse_config
+from forwarder.inputs.defender_atp_config import KNOWN_HOSTS, DefenderAtpConfig, default_id, parse_config
 from forwarder.inputs.graph import MAX_CHUNK, next_chunk
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
 from forwarder.net import shared_clients
@@ -77,6 +78,10 @@ class DefenderAtpInput:
 
     def run(self) -> None:
         stop = self.context.stop
+        host = urlsplit(self.config.api_url).hostname
+        if host not in KNOWN_HOSTS:
+            self.context.log.info("%s: api_host %s is not a Defender for Endpoint API host; using it as given "
+                                  "(a proxy or a test double)", self.context.input_id, host)
         try:
             alerts = connect_defender(self.config, stop, self.context.log)
         except CredentialError as error:

@@ -18,6 +18,9 @@ from forwarder.modules.entraid_ecs_values import millisecond_time, parse_time, t
 
 SEVERITIES = {"unspecified": 0, "informational": 1, "low": 2, "medium": 3, "high": 4}
 EMPTY_VALUES = frozenset({"", "-", "N/A"})
+# Evidence keys whose values are gathered, from every evidence, into related.*.
+RELATED_KEYS = (("ip", "ipAddress"), ("hash", "sha1"), ("hash", "sha256"), ("user", "accountName"),
+                ("user", "userPrincipalName"))
 # Alert keys whose value moved to an ECS field and is not repeated under microsoft.defender_atp.
 MOVED_KEYS = frozenset({"id", "title", "description", "severity", "alertCreationTime", "firstEventTime",
                         "lastEventTime", "lastUpdateTime", "computerDnsName", "aadTenantId", "machineId",
@@ -103,24 +106,24 @@ def _put_host_and_user(fields: dict[str, Any], alert: dict[str, Any]) -> None:
 
 
 def _put_evidence(fields: dict[str, Any], items: list[dict[str, Any]]) -> None:
-    ips: list[str] = []
-    hashes: list[str] = []
-    users: list[str] = []
+    related: dict[str, list[str]] = {}
     for item in items:
         if "file" not in fields:
             _put_file(fields, item)
         if "process" not in fields:
             _put_process(fields, item)
-        url = text(item.get("url"))
-        if url and "url" not in fields:
+        url = item.get("url")
+        if type(url) is str and url and "url" not in fields:
             fields["url"] = {"full": url}
-        sid = text(item.get("userSid"))
-        if sid and "id" not in fields.get("user", {}):
+        sid = item.get("userSid")
+        if type(sid) is str and sid and "id" not in fields.get("user", ()):
             fields.setdefault("user", {})["id"] = sid
-        _collect(ips, item.get("ipAddress"))
-        _collect(hashes, item.get("sha1"), item.get("sha256"))
-        _collect(users, item.get("accountName"), item.get("userPrincipalName"))
-    related = {name: values for name, values in (("ip", ips), ("hash", hashes), ("user", users)) if values}
+        for related_name, key in RELATED_KEYS:
+            value = item.get(key)
+            if type(value) is str and value not in EMPTY_VALUES:
+                values = related.setdefault(related_name, [])
+                if value not in values:
+                    values.append(value)
     if related:
         fields["related"] = related
 
@@ -163,12 +166,6 @@ def _put_process(fields: dict[str, Any], item: dict[str, Any]) -> None:
         if parent:
             process["parent"] = parent
         fields["process"] = process
-
-
-def _collect(target: list[str], *values: Any) -> None:
-    for value in values:
-        if type(value) is str and value not in EMPTY_VALUES and value not in target:
-            target.append(value)
 
 
 def _kept(alert: dict[str, Any]) -> dict[str, Any]:

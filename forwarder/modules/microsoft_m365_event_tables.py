@@ -4,6 +4,8 @@ The family is read from the table name as Elastic's pipeline dispatches it:
 `Alert*` → alert, `Device*` → device, `Email*` and `UrlClickEvents` → e-mail,
 `Identity*` and `CloudAppEvents` → identity. Each mapper adds to the generic
 fields (microsoft_m365_event_ecs) from the row's columns and writes no nulls.
+Most of it is column → ECS path tables (`COLUMNS`), copied by one loop: a
+device row has some seventy columns and the streams are busy.
 
 Device tables: `host.id`/`host.name` ← `DeviceId`/`DeviceName`, `event.action`
 ← `ActionType` (lower case), `process.*` ← the row's process (`ProcessId`,
@@ -13,8 +15,8 @@ Device tables: `host.id`/`host.name` ← `DeviceId`/`DeviceName`, `event.action`
 `source.*` ← `LocalIP`/`LocalPort` and `destination.*` ← `RemoteIP`/`RemotePort`
 (network tables; logons: `source.ip` ← `RemoteIP`), `registry.*` ←
 `RegistryKey`, `RegistryValueName`, `RegistryValueData`, `RegistryValueType`,
-`user.*` ← `AccountName`, `AccountDomain`, `AccountSid`, `event.category` per
-table.
+`user.*` ← `AccountName`, `AccountDomain`, `AccountObjectId`/`AccountSid`,
+`AccountUpn`, `event.category` per table.
 """
 
 from __future__ import annotations
@@ -24,8 +26,125 @@ from typing import Any
 
 from forwarder.modules.entraid_ecs_values import text
 
-FamilyMapper = Callable[[dict[str, Any], dict[str, Any], str], None]
+# (ECS fields to add to, row, table) → the columns it mapped onto ECS.
+FamilyMapper = Callable[[dict[str, Any], dict[str, Any], str], set[str]]
+Convert = Callable[[Any], Any]
 
+
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else text(value)
+
+
+def _number(value: Any) -> int | None:
+    """Process ids, ports and sizes: Microsoft writes numbers, sometimes as text."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isdigit():
+        return int(value)
+    return None
+
+
+def _lower(value: Any) -> str | None:
+    value = _text(value)
+    return value.lower() if value else None
+
+
+def _one(value: Any) -> list[str] | None:
+    value = _text(value)
+    return [value] if value else None
+
+
+Columns = tuple[tuple[str, tuple[str, ...], str, Convert | None], ...]
+
+
+def _columns(*rows: tuple[str, str, Convert]) -> Columns:
+    """(column, parent path, leaf, converter) rows from (column, dotted ECS path, converter); text passes as is."""
+    return tuple((column, tuple(path.split(".")[:-1]), path.rsplit(".", 1)[-1], None if convert is _text else convert)
+                 for column, path, convert in rows)
+
+
+def _copy(fields: dict[str, Any], row: dict[str, Any], columns: Columns, used: set[str]) -> None:
+    """Each present column's converted value at its path (a path already set is kept); adds the columns to `used`."""
+    for column, parents, leaf, convert in columns:
+        value = row.get(column)
+        if value is None or value == "":
+            continue
+        if convert is not None or type(value) is not str:
+            value = (convert or text)(value)
+            if value is None:
+                continue
+        target = fields
+        for name in parents:
+            inner = target.get(name)
+            if inner is None:
+                inner = target[name] = {}
+            target = inner
+        if leaf not in target:
+            target[leaf] = value
+            used.add(column)
+
+
+def _hashes(prefix: str, column_prefix: str = "") -> tuple[tuple[str, str, Convert], ...]:
+    return tuple((f"{column_prefix}{column}", f"{prefix}.hash.{name}", _text)
+                 for column, name in (("SHA1", "sha1"), ("SHA256", "sha256"), ("MD5", "md5")))
+
+
+_USER = (
+    ("AccountName", "user.name", _text), ("AccountDomain", "user.domain", _text),
+    ("AccountObjectId", "user.id", _text), ("AccountSid", "user.id", _text), ("AccountUpn", "user.email", _text),
+)
+_DEVICE = _columns(
+    ("DeviceId", "host.id", _text), ("DeviceName", "host.name", _text), ("ActionType", "event.action", _lower),
+    *_USER,
+    ("ProcessId", "process.pid", _number), ("ProcessCommandLine", "process.command_line", _text),
+    ("ProcessCreationTime", "process.start", _text),
+    ("InitiatingProcessFileName", "process.parent.name", _text),
+    ("InitiatingProcessFolderPath", "process.parent.executable", _text),
+    ("InitiatingProcessId", "process.parent.pid", _number),
+    ("InitiatingProcessCommandLine", "process.parent.command_line", _text),
+    ("InitiatingProcessCreationTime", "process.parent.start", _text),
+    *_hashes("process.parent", "InitiatingProcess"),
+)
+_PROCESS_IMAGE = _columns(
+    ("FileName", "process.name", _text), ("FolderPath", "process.executable", _text), *_hashes("process"),
+)
+_FILE = _columns(
+    ("FileName", "file.name", _text), ("FolderPath", "file.path", _text), ("FileSize", "file.size", _number),
+    *_hashes("file"),
+)
+_NETWORK = _columns(
+    ("LocalIP", "source.ip", _text), ("LocalPort", "source.port", _number),
+    ("RemoteIP", "destination.ip", _text), ("RemotePort", "destination.port", _number),
+    ("RemoteUrl", "destination.domain", _text), ("Protocol", "network.transport", _lower),
+)
+_LOGON_SOURCE = _columns(("RemoteIP", "source.ip", _text), ("RemotePort", "source.port", _number))
+_EMAIL = _columns(
+    ("ActionType", "event.action", _lower), ("DeliveryAction", "event.action", _lower),
+    ("InternetMessageId", "email.message_id", _text), ("Subject", "email.subject", _text),
+    ("EmailDirection", "email.direction", _text), ("SenderFromAddress", "email.from.address", _one),
+    ("SenderMailFromAddress", "email.sender.address", _text), ("RecipientEmailAddress", "email.to.address", _one),
+    ("Url", "url.original", _text), ("UrlDomain", "url.domain", _text),
+    ("SenderIPv4", "source.ip", _text), ("SenderIPv6", "source.ip", _text), ("IPAddress", "source.ip", _text),
+    ("AccountUpn", "user.email", _text), ("RecipientEmailAddress", "user.email", _text),
+)
+_ATTACHMENT = _columns(
+    ("FileName", "file.name", _text), ("FileType", "file.mime_type", _text), ("FileSize", "file.size", _number),
+    *_hashes("file"),
+)
+_IDENTITY = _columns(
+    ("ActionType", "event.action", _lower), *_USER,
+    ("IPAddress", "source.ip", _text), ("Port", "source.port", _number),
+    ("CountryCode", "source.geo.country_iso_code", _text), ("City", "source.geo.city_name", _text),
+    ("DestinationIPAddress", "destination.ip", _text), ("DestinationPort", "destination.port", _number),
+    ("DeviceName", "host.name", _text), ("UserAgent", "user_agent.original", _text),
+    ("Protocol", "network.protocol", _lower),
+)
+_ALERT = _columns(
+    ("AlertId", "event.id", _text), ("ServiceSource", "event.provider", _text), ("Title", "rule.name", _text),
+    ("Category", "threat.tactic.name", _one), ("DeviceId", "host.id", _text), ("DeviceName", "host.name", _text),
+    *_USER, ("FileName", "file.name", _text), ("FolderPath", "file.path", _text), *_hashes("file"),
+    ("RemoteUrl", "url.original", _text),
+)
 # Device table → ECS event.category, as Elastic's device pipeline sets it.
 _DEVICE_CATEGORIES = {
     "DeviceLogonEvents": ["authentication"],
@@ -36,7 +155,7 @@ _DEVICE_CATEGORIES = {
     "DeviceFileEvents": ["file"],
     "DeviceFileCertificateInfo": ["file"],
 }
-_HASHES = (("SHA1", "sha1"), ("SHA256", "sha256"), ("MD5", "md5"))
+_IDENTITY_CATEGORIES = {"IdentityLogonEvents": ["authentication"], "IdentityDirectoryEvents": ["iam"]}
 _SEVERITIES = {"informational": 1, "low": 2, "medium": 3, "high": 4}
 
 
@@ -53,188 +172,99 @@ def family_mapper(table: str) -> FamilyMapper:
     return _no_fields
 
 
-def _no_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
-    return None
+def _no_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> set[str]:
+    return set()
 
 
-def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    """Sets a dotted path when the value is present (not None, not empty text)."""
-    if value is None or value == "":
-        return
-    *parents, leaf = path.split(".")
-    for name in parents:
-        target = target.setdefault(name, {})
-    target[leaf] = value
+def _put_related(fields: dict[str, Any], hashes: tuple[str, ...] = ()) -> None:
+    """`related.ip`, `related.user`, `related.hosts`, `related.hash` from what the mapping placed."""
+    related: dict[str, list[Any]] = {}
+    ips = [ip for side in ("source", "destination") if (ip := fields.get(side, {}).get("ip")) is not None]
+    if ips:
+        related["ip"] = list(dict.fromkeys(ips))
+    user = fields.get("user", {}).get("name")
+    if user is not None:
+        related["user"] = [user]
+    host = fields.get("host", {}).get("name")
+    if host is not None:
+        related["hosts"] = [host]
+    if hashes:
+        related["hash"] = list(dict.fromkeys(hashes))
+    if related:
+        fields["related"] = related
 
 
-def _number(value: Any) -> int | None:
-    """Process ids and ports: Microsoft writes numbers, sometimes as text."""
-    if type(value) is int:
-        return value
-    if type(value) is str and value.isdigit():
-        return int(value)
-    return None
-
-
-def _add_related(fields: dict[str, Any], kind: str, value: Any) -> None:
-    if value is None or value == "":
-        return
-    values = fields.setdefault("related", {}).setdefault(kind, [])
-    if value not in values:
-        values.append(value)
-
-
-def _put_action(fields: dict[str, Any], row: dict[str, Any]) -> None:
-    action = text(row.get("ActionType"))
-    if action is not None:
-        fields["event"]["action"] = action.lower()
-
-
-def _put_user(fields: dict[str, Any], row: dict[str, Any]) -> None:
-    _put(fields, "user.name", text(row.get("AccountName")))
-    _put(fields, "user.domain", text(row.get("AccountDomain")))
-    _put(fields, "user.id", text(row.get("AccountObjectId")) or text(row.get("AccountSid")))
-    _put(fields, "user.email", text(row.get("AccountUpn")))
-    _add_related(fields, "user", fields.get("user", {}).get("name"))
-
-
-def _put_hashes(target: dict[str, Any], prefix: str, row: dict[str, Any], column_prefix: str = "") -> None:
-    for column, name in _HASHES:
-        value = text(row.get(column_prefix + column))
-        _put(target, f"{prefix}.hash.{name}", value)
-
-
-def device_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
-    _put(fields, "host.id", text(row.get("DeviceId")))
-    _put(fields, "host.name", text(row.get("DeviceName")))
-    _add_related(fields, "hosts", fields.get("host", {}).get("name"))
-    _put_action(fields, row)
+def device_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> set[str]:
+    used: set[str] = set()
     category = _DEVICE_CATEGORIES.get(table)
     if category is not None:
         fields["event"]["category"] = category
-    _put_user(fields, row)
-    _put(fields, "process.pid", _number(row.get("ProcessId")))
-    _put(fields, "process.command_line", text(row.get("ProcessCommandLine")))
-    _put(fields, "process.start", text(row.get("ProcessCreationTime")))
-    if table == "DeviceProcessEvents":
-        _put(fields, "process.name", text(row.get("FileName")))
-        _put(fields, "process.executable", text(row.get("FolderPath")))
-        _put_hashes(fields, "process", row)
-    else:
-        _put(fields, "file.name", text(row.get("FileName")))
-        _put(fields, "file.path", text(row.get("FolderPath")))
-        _put(fields, "file.size", _number(row.get("FileSize")))
-        _put_hashes(fields, "file", row)
-    _put(fields, "process.parent.name", text(row.get("InitiatingProcessFileName")))
-    _put(fields, "process.parent.executable", text(row.get("InitiatingProcessFolderPath")))
-    _put(fields, "process.parent.pid", _number(row.get("InitiatingProcessId")))
-    _put(fields, "process.parent.command_line", text(row.get("InitiatingProcessCommandLine")))
-    _put(fields, "process.parent.start", text(row.get("InitiatingProcessCreationTime")))
-    _put_hashes(fields, "process.parent", row, "InitiatingProcess")
-    _put_endpoints(fields, row, table)
-    _put_registry(fields, row)
-    for column, _ in _HASHES:
-        _add_related(fields, "hash", text(row.get(column)))
-
-
-def _put_endpoints(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
+    _copy(fields, row, _DEVICE, used)
+    _copy(fields, row, _PROCESS_IMAGE if table == "DeviceProcessEvents" else _FILE, used)
     if table == "DeviceLogonEvents":
-        _put(fields, "source.ip", text(row.get("RemoteIP")))
-        _put(fields, "source.port", _number(row.get("RemotePort")))
+        _copy(fields, row, _LOGON_SOURCE, used)
     elif "RemoteIP" in row or "LocalIP" in row:
-        _put(fields, "source.ip", text(row.get("LocalIP")))
-        _put(fields, "source.port", _number(row.get("LocalPort")))
-        _put(fields, "destination.ip", text(row.get("RemoteIP")))
-        _put(fields, "destination.port", _number(row.get("RemotePort")))
-        _put(fields, "destination.domain", text(row.get("RemoteUrl")))
-        protocol = text(row.get("Protocol"))
-        if protocol is not None:
-            fields.setdefault("network", {})["transport"] = protocol.lower()
-    for side in ("source", "destination"):
-        _add_related(fields, "ip", fields.get(side, {}).get("ip"))
+        _copy(fields, row, _NETWORK, used)
+    registry = _registry(row)
+    if registry is not None:
+        fields["registry"] = registry
+        used.update(("RegistryKey", "RegistryValueName", "RegistryValueData", "RegistryValueType"))
+    hashes = tuple(value for column in ("SHA1", "SHA256", "MD5") if type(value := row.get(column)) is str and value)
+    _put_related(fields, hashes)
+    return used
 
 
-def _put_registry(fields: dict[str, Any], row: dict[str, Any]) -> None:
-    key = text(row.get("RegistryKey"))
-    if key is None:
-        return
+def _registry(row: dict[str, Any]) -> dict[str, Any] | None:
+    key = _text(row.get("RegistryKey"))
+    if not key:
+        return None
     registry: dict[str, Any] = {"key": key}
     hive, _, rest = key.partition("\\")
     if rest:
         registry["hive"] = hive
-    value_name = text(row.get("RegistryValueName"))
-    if value_name is not None:
+    value_name = _text(row.get("RegistryValueName"))
+    registry["path"] = f"{key}\\{value_name}" if value_name else key
+    if value_name:
         registry["value"] = value_name
-        registry["path"] = f"{key}\\{value_name}"
-    else:
-        registry["path"] = key
-    data = text(row.get("RegistryValueData"))
-    if data is not None:
+    data = _text(row.get("RegistryValueData"))
+    if data:
         registry["data"] = {"strings": [data]}
-    data_type = text(row.get("RegistryValueType"))
-    if data_type is not None:
+    data_type = _text(row.get("RegistryValueType"))
+    if data_type:
         registry.setdefault("data", {})["type"] = data_type
-    fields["registry"] = registry
+    return registry
 
 
-def email_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
+def email_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> set[str]:
+    used: set[str] = set()
     fields["event"]["category"] = ["email"]
-    _put_action(fields, row)
-    if "action" not in fields["event"]:
-        _put(fields, "event.action", text(row.get("DeliveryAction")))
-    _put(fields, "email.message_id", text(row.get("InternetMessageId")))
-    _put(fields, "email.subject", text(row.get("Subject")))
-    _put(fields, "email.direction", text(row.get("EmailDirection")))
-    _put(fields, "email.from.address", [a] if (a := text(row.get("SenderFromAddress"))) else None)
-    _put(fields, "email.sender.address", text(row.get("SenderMailFromAddress")))
-    _put(fields, "email.to.address", [a] if (a := text(row.get("RecipientEmailAddress"))) else None)
-    name = text(row.get("FileName"))
-    if name is not None and table == "EmailAttachmentInfo":
-        attachment: dict[str, Any] = {"file": {"name": name}}
-        _put(attachment, "file.mime_type", text(row.get("FileType")))
-        _put(attachment, "file.size", _number(row.get("FileSize")))
-        _put_hashes(attachment, "file", row)
+    _copy(fields, row, _EMAIL, used)
+    if table == "EmailAttachmentInfo" and _text(row.get("FileName")):
+        attachment: dict[str, Any] = {}
+        _copy(attachment, row, _ATTACHMENT, used)
         fields.setdefault("email", {})["attachments"] = [attachment]
-    _put(fields, "url.original", text(row.get("Url")))
-    _put(fields, "url.domain", text(row.get("UrlDomain")))
-    _put(fields, "source.ip", text(row.get("SenderIPv4")) or text(row.get("SenderIPv6")) or text(row.get("IPAddress")))
-    _put(fields, "user.email", text(row.get("AccountUpn")) or text(row.get("RecipientEmailAddress")))
-    _add_related(fields, "ip", fields.get("source", {}).get("ip"))
+    _put_related(fields)
+    return used
 
 
-def identity_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
-    if table == "IdentityLogonEvents":
-        fields["event"]["category"] = ["authentication"]
-    elif table == "IdentityDirectoryEvents":
-        fields["event"]["category"] = ["iam"]
-    _put_action(fields, row)
-    _put_user(fields, row)
-    _put(fields, "source.ip", text(row.get("IPAddress")))
-    _put(fields, "source.port", _number(row.get("Port")))
-    _put(fields, "source.geo.country_iso_code", text(row.get("CountryCode")))
-    _put(fields, "source.geo.city_name", text(row.get("City")))
-    _put(fields, "destination.ip", text(row.get("DestinationIPAddress")))
-    _put(fields, "destination.port", _number(row.get("DestinationPort")))
-    _put(fields, "host.name", text(row.get("DeviceName")))
-    _put(fields, "user_agent.original", text(row.get("UserAgent")))
-    _put(fields, "network.protocol", (text(row.get("Protocol")) or "").lower() or None)
-    for side in ("source", "destination"):
-        _add_related(fields, "ip", fields.get(side, {}).get("ip"))
+def identity_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> set[str]:
+    used: set[str] = set()
+    category = _IDENTITY_CATEGORIES.get(table)
+    if category is not None:
+        fields["event"]["category"] = category
+    _copy(fields, row, _IDENTITY, used)
+    _put_related(fields)
+    return used
 
 
-def alert_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> None:
+def alert_fields(fields: dict[str, Any], row: dict[str, Any], table: str) -> set[str]:
+    used: set[str] = set()
     fields["event"]["kind"] = "alert"
-    _put(fields, "event.id", text(row.get("AlertId")))
-    _put(fields, "event.provider", text(row.get("ServiceSource")))
-    _put(fields, "rule.name", text(row.get("Title")))
-    severity = _SEVERITIES.get((text(row.get("Severity")) or "").lower())
-    _put(fields, "event.severity", severity)
-    _put(fields, "threat.tactic.name", [c] if (c := text(row.get("Category"))) else None)
-    _put(fields, "host.id", text(row.get("DeviceId")))
-    _put(fields, "host.name", text(row.get("DeviceName")))
-    _put_user(fields, row)
-    _put(fields, "file.name", text(row.get("FileName")))
-    _put(fields, "file.path", text(row.get("FolderPath")))
-    _put_hashes(fields, "file", row)
-    _put(fields, "url.original", text(row.get("RemoteUrl")))
-    _add_related(fields, "ip", text(row.get("RemoteIP")))
+    severity = _SEVERITIES.get((_text(row.get("Severity")) or "").lower())
+    if severity is not None:
+        fields["event"]["severity"] = severity
+    _copy(fields, row, _ALERT, used)
+    remote_ip = _text(row.get("RemoteIP"))
+    if remote_ip:
+        fields["related"] = {"ip": [remote_ip]}
+    return used

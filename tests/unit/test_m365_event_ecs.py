@@ -94,3 +94,13 @@ def test_odd_records_do_not_raise_and_write_no_nulls() -> None:
     nulls = normalize_advanced_hunting(record("DeviceFileEvents", {"FileName": None, "SHA1": "", "ProcessId": "x"}))
     assert "file" not in nulls.fields and "process" not in nulls.fields
     assert "file_name" not in nulls.fields["m365_defender"]["event"]
+
+
+def test_columns_mapped_onto_ecs_are_not_repeated_and_the_rest_are_kept() -> None:
+    fields = normalize_advanced_hunting(record("IdentityLogonEvents", {
+        "AccountObjectId": "u-1", "AccountSid": "S-1-5-21-1", "IPAddress": "192.0.2.1", "LogonType": "Interactive",
+        "Timestamp": "2024-05-14T09:02:17Z"})).fields
+    own = fields["m365_defender"]["event"]
+    assert fields["user"]["id"] == "u-1" and "account_object_id" not in own and "ip_address" not in own
+    assert own["account_sid"] == "S-1-5-21-1"  # user.id already came from the object id: kept here
+    assert own["logon_type"] == "Interactive" and own["timestamp"] == "2024-05-14T09:02:17Z"

@@ -70,7 +70,8 @@ say "files: wrapper, unit, config, docs"
 install -D -m 0755 "$ROOT/packaging/linux/forwarder.sh" "$STAGE/usr/bin/forwarder"
 install -D -m 0644 "$ROOT/packaging/systemd/forwarder.service" "$STAGE/usr/lib/systemd/system/forwarder.service"
 install -D -m 0640 "$ROOT/forwarder.yml" "$STAGE/etc/forwarder/forwarder.yml"
-install -d -m 0750 "$STAGE/etc/forwarder/modules.d" "$STAGE/usr/share/forwarder"
+install -d -m 0750 "$STAGE/etc/forwarder/modules.d"
+install -d -m 0755 "$STAGE/usr/share/forwarder"
 install -m 0640 "$ROOT"/modules.d/* "$STAGE/etc/forwarder/modules.d/"
 install -D -m 0644 "$ROOT/README.md" "$STAGE/usr/share/doc/forwarder/README.md"
 SETUP=$(cat "$ROOT/packaging/linux/setup-user-and-directories.sh")
@@ -97,7 +98,7 @@ awk -v setup="$SETUP" '{ if ($0 == "@SETUP@") print setup; else print }' \
     "$ROOT/packaging/linux/deb/postinst" >"$DEB/DEBIAN/postinst"
 cp "$ROOT/packaging/linux/deb/prerm" "$ROOT/packaging/linux/deb/postrm" "$DEB/DEBIAN/"
 chmod 0755 "$DEB/DEBIAN/postinst" "$DEB/DEBIAN/prerm" "$DEB/DEBIAN/postrm"
-dpkg-deb --root-owner-group -Zgzip -z6 --build "$DEB" "$OUT/forwarder_${VERSION}-${RELEASE}_amd64.deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip -z3 --build "$DEB" "$OUT/forwarder_${VERSION}-${RELEASE}_amd64.deb" >/dev/null
 say "deb built after $((SECONDS - started))s"
 
 if [ "$BUILD_RPM" = 1 ]; then

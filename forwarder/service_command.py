@@ -121,10 +121,11 @@ def run_service_command(action: str, options: CliOptions, platform: Platform | N
 
 
 def _make_directories(paths: InstalledPaths) -> None:
-    """The ProgramData directories, with the shipped config copied next to the executable's when none is there."""
+    """The ProgramData directories, with the config shipped in the PyInstaller build copied when none is there."""
     for directory in (paths.config, paths.data, paths.logs):
         Path(directory).mkdir(parents=True, exist_ok=True)
-    shipped = Path(sys.executable).parent
+    # PyInstaller 6 puts data files in the build's contents directory (sys._MEIPASS), not beside the exe.
+    shipped = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
     if not Path(paths.config, "forwarder.yml").exists() and (shipped / "forwarder.yml").exists():
         shutil.copy2(shipped / "forwarder.yml", Path(paths.config, "forwarder.yml"))
     if not Path(paths.config, "modules.d").exists() and (shipped / "modules.d").is_dir():

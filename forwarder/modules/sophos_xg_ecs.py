@@ -204,6 +204,7 @@ class XgMapping:
         event["type"] = types or ["info"]
 
     def _related(self, fields: dict[str, Any]) -> None:
+        """`related.ip`/`user`/`hosts`: every address, the user and the host of the record, for pivoting."""
         addresses = []
         for side in ("source", "destination"):
             part = fields.get(side)

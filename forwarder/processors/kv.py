@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from forwarder.pipeline.client import Processor
-from forwarder.pipeline.event import Event
+from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.schema.declared import BOOLEAN, STRING, STRINGS, Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -141,8 +141,12 @@ def build_kv(options: Section) -> Processor:
             if trim_value:
                 value = value.strip(trim_value)
             cleaned.append((prefix + key, value))
-        for key, value in parse_multi(cleaned).items():
-            event.put(f"{target}.{key}" if target else key, value)
+        found = {f"{target}.{key}" if target else key: value for key, value in parse_multi(cleaned).items()}
+        if "@timestamp" in found:
+            # Checked before anything is written, so a bad time fails the event unchanged.
+            parse_timestamp(found["@timestamp"])
+        for path, value in found.items():
+            event.put(path, value)
         return event
 
     return kv

@@ -100,6 +100,16 @@ def test_failures_raise_unless_ignored_and_leave_the_event_unchanged():
     assert lenient(Event({"message": "plain text"})).fields == {"message": "plain text"}
 
 
+def test_a_timestamp_key_sets_the_time_and_a_bad_one_changes_nothing():
+    kv = build("processors: [{kv: {}}]")
+    event = kv(Event({"message": "@timestamp=2024-05-01T10:00:00Z a=1"}, 0.0))
+    assert event.timestamp == 1_714_557_600.0 and event.fields["a"] == "1"
+    event = Event({"message": "a=1 @timestamp=yesterday"}, 0.0)
+    with pytest.raises(ValueError):
+        kv(event)
+    assert event.fields == {"message": "a=1 @timestamp=yesterday"} and event.timestamp == 0.0
+
+
 def test_bad_regular_expression_is_a_config_error_naming_the_key():
     problems = build('processors: [{kv: {field_split: "(unclosed"}}]', expect_problems=True)
     assert len(problems) == 1 and "processors.0.kv.field_split" in problems[0]

@@ -57,10 +57,10 @@ def start(home: Path, protocol: str, port: int) -> ForwarderProcess:
     return forwarder
 
 
-def send_file(port: int, protocol: str, path: Path, header: str) -> None:
+def send_file(port: int, protocol: str, path: Path, header: str, *extra: str) -> None:
     """One message per line of `path`, the way a relay or a script would use logger."""
     subprocess.run([LOGGER, "--server", "127.0.0.1", "--port", str(port), f"--{protocol}", f"--{header}",
-                    "--size", "16384", "-t", "sophos", "-p", "local0.info", "-f", str(path)],
+                    "--size", "16384", "-t", "sophos", "-p", "local0.info", *extra, "-f", str(path)],
                    check=True, timeout=120, capture_output=True)
 
 
@@ -70,15 +70,19 @@ def events_when(home: Path, count: int, timeout: float) -> list[dict]:
 
 
 @needs_logger
-@pytest.mark.parametrize(("protocol", "header"), [("udp", "rfc3164"), ("tcp", "rfc5424")])
-def test_every_corpus_line_becomes_one_mapped_event(tmp_path, protocol, header):
+@pytest.mark.parametrize(("protocol", "header", "extra"), [
+    ("udp", "rfc3164", ()),
+    ("tcp", "rfc5424", ()),
+    ("tcp", "rfc5424", ("--octet-count",)),
+])
+def test_every_corpus_line_becomes_one_mapped_event(tmp_path, protocol, header, extra):
     port = free_port(socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM)
     home = tmp_path / "home"
     forwarder = start(home, protocol, port)
     corpus = tmp_path / "corpus.log"
     corpus.write_text("\n".join(LINES) + "\n")
     try:
-        send_file(port, protocol, corpus, header)
+        send_file(port, protocol, corpus, header, *extra)
         events = events_when(home, len(LINES), 60)
         assert forwarder.alive()
     finally:

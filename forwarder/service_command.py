@@ -79,7 +79,7 @@ def control_command(action: str) -> list[str]:
 
 
 def host_run_arguments(options: CliOptions, paths: InstalledPaths) -> list[str]:
-    """`forwarder run` with the --path.* flags of the service's command line, the ProgramData ones where absent.
+    """`forwarder run` with the --path.*, -c and -E flags of the service's command line (ProgramData paths by default).
 
     The paths are on the service's command line (as in Filebeat's service), so
     an operator who moves the data directory edits them there.
@@ -90,6 +90,8 @@ def host_run_arguments(options: CliOptions, paths: InstalledPaths) -> list[str]:
     arguments = ["run"]
     for name in ("home", "config", "data", "logs"):
         arguments += [f"--path.{name}", str(given[name] or defaults[name])]
+    for config_file in options.config_files:
+        arguments += ["-c", config_file]
     for assignment in options.overrides:
         arguments += ["-E", assignment]
     return arguments

@@ -286,11 +286,13 @@ def test_service_control_commands_run_in_order_and_a_failure_is_exit_1():
 
 def test_service_host_runs_forwarder_run_with_the_paths_of_its_command_line():
     paths = windows(environ={}).installed_paths()
-    args = build_parser().parse_args(["service", "host", "--path.data", r"E:\forwarder\data", "-E", "name=x"])
+    args = build_parser().parse_args(["service", "host", "--path.data", r"E:\forwarder\data", "-E", "name=x",
+                                      "-c", "filebeat.yml"])
     assert args.action == "host"
     assert host_run_arguments(options_from(args), paths) == [
         "run", "--path.home", r"C:\ProgramData\forwarder", "--path.config", r"C:\ProgramData\forwarder\config",
-        "--path.data", r"E:\forwarder\data", "--path.logs", r"C:\ProgramData\forwarder\logs", "-E", "name=x"]
+        "--path.data", r"E:\forwarder\data", "--path.logs", r"C:\ProgramData\forwarder\logs",
+        "-c", "filebeat.yml", "-E", "name=x"]
 
 
 @pytest.mark.parametrize("action", ["install", "status"])

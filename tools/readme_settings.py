@@ -33,6 +33,7 @@ TABLES = {
     "duo": "forwarder.inputs.duo_config",
     "cisco-secure-endpoint": "forwarder.inputs.secure_endpoint_config",
     "cisco-secure-endpoint-stream": "forwarder.inputs.secure_endpoint_stream_config",
+    "defender-atp": "forwarder.inputs.defender_atp_config",
     "output.logstash": "forwarder.outputs.logstash.config",
     "output.file": "forwarder.outputs.file",
     "output.console": "forwarder.outputs.console",

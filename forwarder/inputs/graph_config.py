@@ -57,8 +57,8 @@ SETTINGS = (
             maximum=1000, doc_default="endpoint maximum (1000 for sign-ins, 999 or 500 elsewhere)"),
     Setting("sign_in_types", STRINGS, list(SIGN_IN_TYPES), f"{', '.join(f'`{name}`' for name in SIGN_IN_TYPES)} "
             "(signinlogs only)", doc_default="all four"),
-    Setting("requests_per_10s", INTEGER, 5, "request budget per input; Microsoft's reporting budget is 5 per 10 s "
-            "per app and tenant", minimum=1),
+    Setting("requests_per_10s", INTEGER, 5, "request budget per app and tenant, shared by every graph input of "
+            "that app (the lowest setting applies); Microsoft's reporting budget is 5 per 10 s", minimum=1),
     Setting("normalize", BOOLEAN, True, "map each record to ECS (`entraid_ecs`); `false` sends the raw record, and "
             "the module names Filebeat's ingest pipeline in `@metadata.pipeline`"),
     Setting("preserve_original_event", BOOLEAN, False, "also keep the raw record in `event.original`"),

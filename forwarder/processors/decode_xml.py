@@ -35,8 +35,8 @@ DECODE_XML_SETTINGS = (
     Setting("field", STRING, "message", "the field holding the XML text"),
     Setting("target_field", STRING, None, "where the decoded object goes: unset = in place of the text, `\"\"` = "
             "merged into the event root, otherwise that field", doc_default="— (in place)"),
-    Setting("overwrite_keys", BOOLEAN, True, "decoded keys replace existing ones; `false`: an existing target "
-            "fails the event, and at the root existing keys are kept"),
+    Setting("overwrite_keys", BOOLEAN, True, "with `target_field: \"\"`, decoded keys replace the event's; `false` "
+            "keeps the event's (a named target is always written)"),
     Setting("document_id", STRING, "", "a (dotted) key of the decoded object, e.g. `catalog.book.seq`, moved to "
             "`@metadata._id`"),
     Setting("to_lower", BOOLEAN, True, "lower-case the element and attribute names"),
@@ -127,10 +127,7 @@ def build_decode_xml(options: Section) -> Processor:
             if to_root:
                 deep_update(event.fields, decoded, overwrite=overwrite, copy=False)
             else:
-                destination = target or source
-                if target is not None and not overwrite and target.get(event) is not MISSING:
-                    raise FieldError(f"target field {target.name} already exists")
-                put_field(event, destination, decoded, undo)
+                put_field(event, target or source, decoded, undo)
             if isinstance(identifier, str) and identifier:
                 put_field(event, _DOCUMENT_ID, identifier, undo)
         except FieldError as exc:

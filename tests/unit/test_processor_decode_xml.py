@@ -94,3 +94,9 @@ def test_entity_expansion_is_refused_not_expanded():
 def test_the_wineventlog_schema_is_refused_rather_than_mapped_differently():
     _, problems = build_with_problems("processors:\n  - decode_xml: {field: event.original, schema: wineventlog}\n")
     assert len(problems) == 1 and "wineventlog" in problems[0] and "schema" in problems[0]
+
+
+def test_root_merge_without_overwrite_keeps_the_events_keys():
+    processors = build('processors:\n  - decode_xml: {field: message, target_field: "", overwrite_keys: false}\n')
+    event = run(processors, {"message": "<a><b>new</b><c>x</c></a>", "a": {"b": "old"}})
+    assert event.fields["a"] == {"b": "old", "c": "x"}

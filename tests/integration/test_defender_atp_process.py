@@ -175,14 +175,16 @@ def test_an_alert_updated_twice_is_delivered_three_times_each_once(site: Defende
 def test_alerts_updated_between_two_pages_do_not_push_others_past_the_skip(site: DefenderSite) -> None:
     now = time.time()
     for number in range(30):
-        site.api.add(alert(number, now - 3600 + number))
-    # Before the second and the third page, alerts listed early leave the window (updated now): every later
-    # alert moves forward by one place, under a plain $skip one would never be read.
+        site.api.add(alert(number, now - 1800 + number))
+    # One window (the lookback is shorter than a backfill chunk), read in pages of 10. Before its second and
+    # third page, alerts of the first page leave the window (updated later): every later alert moves forward
+    # by one place, and under a plain $skip one of them would never be read.
     site.api.update_before_request(2, "da6372910489_000001", graph_time(now + 3600))
     site.api.update_before_request(3, "da6372910489_000003", graph_time(now + 3600))
-    site.write_module(initial_lookback="2h")
+    site.write_module(initial_lookback="1h")
     site.forwarder.start()
     wait_until(lambda: len({event["event"]["id"] for event in site.events()}) >= 30, 60, "all 30 alerts")
+    assert [query.get("$skip") for query in site.api.queries[:4]] == [None, "9", "18", "27"]
     assert site.forwarder.terminate() == 0
     ids = Counter(event["@metadata"]["_id"] for event in site.events())
     assert max(ids.values()) == 1

@@ -11,7 +11,7 @@ sender. The forwarder (`python -m forwarder`) runs the sophos module with
   sophos      the module as shipped: the kv parse and the sophos_xg ECS mapping on every record
 
 Each prints lines/s from the first byte sent to the last event written
-(fsynced) by the file output, and the forwarder's CPU seconds per line;
+(fsynced) by the file output, and the forwarder's CPU per line (user and system);
 `sophos` also as a ratio of `reference`. Then the per-line CPU cost of each
 stage, timed alone on this thread: syslog header parse, kv parse, kv parse +
 ECS mapping, and the output's JSON encoding of a raw and of a mapped event.
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from entraid_graph import ForwarderRun, process_cpu_seconds, start_forwarder  # noqa: E402
+from entraid_graph import ForwarderRun, process_cpu_split, start_forwarder  # noqa: E402
 from sophos_kv import corpus  # noqa: E402
 
 from forwarder.inputs.syslog_parser import SyslogParser  # noqa: E402
@@ -100,13 +100,14 @@ def run(label: str, lines: list[str], total: int, normalize: bool, keep: bool) -
             if time.monotonic() > deadline:
                 raise SystemExit(f"the syslog input did not start; see {home}/stderr.log")
             time.sleep(0.05)
-        cpu_before = process_cpu_seconds(forwarder.process.pid)
+        user_before, system_before = process_cpu_split(forwarder.process.pid)
         started = time.time()
         sender = threading.Thread(target=send, args=(port, payload), daemon=True)
         sender.start()
         forwarder.sample_until(count, timeout=1800, input_id=INPUT_ID)
         elapsed = forwarder.last_write() - started
-        cpu = process_cpu_seconds(forwarder.process.pid) - cpu_before
+        user_after, system_after = process_cpu_split(forwarder.process.pid)
+        user, system = user_after - user_before, system_after - system_before
         failures = forwarder.stats()["inputs"].get(INPUT_ID, {}).get("mapping_failures", 0)
         forwarder.stop()
     finally:
@@ -115,8 +116,9 @@ def run(label: str, lines: list[str], total: int, normalize: bool, keep: bool) -
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
     rate = count / elapsed
-    print(f"{label:<10} {count:,} lines in {elapsed:.2f} s: {rate:>9,.0f} lines/s, "
-          f"{cpu / count * 1e6:.1f} µs forwarder CPU per line, mapping failures {failures}")
+    print(f"{label:<10} {count:,} lines in {elapsed:.2f} s: {rate:>9,.0f} lines/s, forwarder CPU per line "
+          f"{(user + system) / count * 1e6:.1f} µs (user {user / count * 1e6:.1f}, system "
+          f"{system / count * 1e6:.1f}), mapping failures {failures}")
     return rate
 
 

@@ -10,8 +10,10 @@ Retrieval Method "SCP Push". The server is ready when it sends its SSH banner.
 
 sshd refuses to start as root without its privilege-separation directory
 (/run/sshd, which the Debian service unit creates); as root the fixture
-creates it, as any other user sshd runs unprivileged and needs none. The
-tests are skipped when sshd is not installed (`.ci/run` installs it).
+creates it. As an ordinary user (one made by `useradd`, even with a locked
+password) sshd runs unprivileged and needs none; only a system account such
+as `nobody` is refused ("account is locked"). The tests are skipped when sshd
+is not installed (`.ci/run` installs it).
 
     pytest fixture `openssh_server`: an `OpenSshServer`
 """

@@ -16,9 +16,8 @@ pipeline's one error policy forwards it as read, tagged and counted.
 
 from __future__ import annotations
 
-from forwarder.inputs.ndjson_parser import PARSE_FAILURE_TAG
 from forwarder.modules.crowdstrike_falcon_ecs import map_falcon
-from forwarder.pipeline.client import Processor
+from forwarder.pipeline.client import PARSE_FAILURE_TAG, Processor
 from forwarder.pipeline.event import Event
 from forwarder.schema.declared import BOOLEAN, Setting, read_settings
 from forwarder.schema.section import Section

@@ -41,7 +41,7 @@ class FakeDefenderApi:
         # When set, a full page carries @odata.nextLink (with $skip) as Graph-style APIs do.
         self.next_links = next_links
         self.arrivals: list[float] = []
-        self.throttled_at: list[float] = []
+        self.throttled_requests: list[int] = []  # indexes into `arrivals` and `queries`
         self.queries: list[dict[str, str]] = []
         self.denied = False
         self._throttled: list[str] = []  # Retry-After values of the next answers
@@ -104,6 +104,8 @@ class FakeDefenderApi:
             self.arrivals.append(time.monotonic())
             self.queries.append({name: values[0] for name, values in request.query.items()})
             retry_after = self._throttled.pop(0) if self._throttled else None
+            if retry_after is not None:
+                self.throttled_requests.append(len(self.arrivals) - 1)
             scheduled = self._scheduled_updates.pop(len(self.arrivals), [])
         for alert_id, last_update_time in scheduled:
             self.update(alert_id, last_update_time, status="InProgress")
@@ -111,7 +113,6 @@ class FakeDefenderApi:
         if rejected is not None:
             return rejected
         if retry_after is not None:
-            self.throttled_at.append(time.monotonic())
             return _error(429, "TooManyRequests", "Rate limit is exceeded.", {"Retry-After": retry_after})
         if self.denied:
             return _error(403, "Forbidden", "The application does not have any of the required application "

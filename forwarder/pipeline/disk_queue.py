@@ -354,7 +354,13 @@ class DiskQueue:
     @property
     def full(self) -> bool:
         with self._lock:
-            return not self._has_room(0)
+            return (len(self._unwritten) >= self.settings.write_ahead
+                    or self._disk_bytes + self._unwritten_bytes >= self.settings.max_size)
+
+    @property
+    def unwritten_events(self) -> int:
+        """Events put but not yet durable: their inputs have not been acknowledged yet."""
+        return len(self._unwritten)
 
     @property
     def active_events(self) -> int:
@@ -376,6 +382,7 @@ class DiskQueue:
             return {
                 "type": "disk",
                 "events": len(self._unwritten) + self._backlog,
+                "unwritten_events": len(self._unwritten),
                 "bytes": self._disk_bytes + self._unwritten_bytes,
                 "segments": len(self._segments),
                 "oldest_event_age_s": None if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1),

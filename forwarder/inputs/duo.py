@@ -20,6 +20,7 @@ configured on its own (the module's inputs never get both).
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -129,13 +130,18 @@ class DuoInput:
         if stream.paging != "trust_monitor":
             params["sort"] = "ts:asc"
         offset_name = "offset" if stream.paging == "trust_monitor" else "next_offset"
+        page = PageRequest(api, stream.path, params)
         while True:
-            records, next_offset = _page(stream, api.get(stream.path, params))
+            records, next_offset = _page(stream, page.result())
+            following = None
+            if next_offset is not None and records:
+                params[offset_name] = next_offset
+                following = PageRequest(api, stream.path, params)
             if not self._deliver(stream, cursor, records, end):
                 return None
-            if next_offset is None or not records:
+            if following is None:
                 return True
-            params[offset_name] = next_offset
+            page = following
 
     def _read_v1_window(self, api: DuoAdminClient, stream: DuoStream, cursor: DuoCursor, end: int) -> bool | None:
         """v1 logs take only `mintime` (seconds) and answer up to 1000 records oldest first: page by mintime."""
@@ -168,17 +174,46 @@ class DuoInput:
             cursor.delivered(stream, key, when_ms)
             fresh.append(Event({"message": json_text(record)}, self._clock() if when is None else when,
                                {"_id": key}, record=record, record_kind=stream.name))
-        for position, event in enumerate(fresh):
-            last = position == len(fresh) - 1
-            if not self.context.client.publish(event, {stream.name: cursor.to_json()} if last else None):
-                return False
-        return True
+        return not fresh or self.context.client.publish_many(fresh, {stream.name: cursor.to_json()})
 
     def _show_progress(self, api: DuoAdminClient, name: str | None, cursor: DuoCursor | None) -> None:
         extra = self.context.stats.extra
         extra.update(api.stats.snapshot())
         if name is not None and cursor is not None:
             extra[f"{name}_read_until"] = _iso(cursor.since)
+
+
+class PageRequest:
+    """One page fetched on a thread of its own, so the next page is on its way while this one is delivered.
+
+    The request is `api.get` as it is without read-ahead: it waits out a 429 with the key's shared backoff,
+    retries failures, and stops when the forwarder stops; what it raises (DuoApiError, StopRequested)
+    is raised again by `result()` on the input's thread, which handles it as before. Only the request
+    runs ahead: the records are checked, deduplicated and published in order by the input's thread, so
+    the cursor moves exactly as without it. The thread is a daemon: a request still in flight when the
+    forwarder stops does not hold the process.
+    """
+
+    def __init__(self, api: DuoAdminClient, path: str, params: dict[str, str | list[str]]) -> None:
+        self._body: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._fetch, args=(api, path, dict(params)),
+                                        name=f"duo-page {path}", daemon=True)
+        self._thread.start()
+
+    def _fetch(self, api: DuoAdminClient, path: str, params: dict[str, str | list[str]]) -> None:
+        try:
+            self._body = api.get(path, params)
+        except BaseException as error:  # handed to the input's thread, which decides
+            self._error = error
+
+    def result(self) -> dict[str, Any]:
+        """The decoded answer; raises what the request raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._body is not None
+        return self._body
 
 
 def _page(stream: DuoStream, body: dict[str, Any]) -> tuple[list[Any], str | list[str] | None]:

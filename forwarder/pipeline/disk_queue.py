@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from forwarder.backoff import Backoff
@@ -51,7 +51,6 @@ class _Segment:
     size: int
     events: int = 0
     closed: bool = False
-    frames: list[FrameInfo] = field(default_factory=list)
 
 
 class DiskQueue:
@@ -93,7 +92,7 @@ class DiskQueue:
     def _load(self, recovered: Recovered) -> None:
         for segment_id, scan in recovered.segments:
             events = sum(frame.count for frame in scan.frames)
-            self._segments[segment_id] = _Segment(segment_id, scan.size, events, True, scan.frames)
+            self._segments[segment_id] = _Segment(segment_id, scan.size, events, closed=True)
         self._unread.extend(recovered.unread)
         self._backlog = sum(frame.count - skip for _, frame, skip in recovered.unread)
         self._disk_bytes = sum(segment.size for segment in self._segments.values())
@@ -269,7 +268,6 @@ class DiskQueue:
             raise
         with self._lock:
             info = FrameInfo(start, start + len(frame), count, int(time.time() * 1000), segment.events)
-            segment.frames.append(info)
             segment.size += len(frame)
             segment.events += count
         return segment, info

@@ -159,7 +159,9 @@ class SegmentFiles:
             write_all(fd, HEADER)
             os.fsync(fd)
         except OSError:
+            # A full disk may refuse even the header: leave no half-made file for the retry to trip over.
             os.close(fd)
+            path.unlink(missing_ok=True)
             raise
         fsync_directory(path.parent)
         return fd

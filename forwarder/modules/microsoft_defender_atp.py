@@ -2,7 +2,8 @@
 
 It renders the `defender-atp` input's settings from the fileset's `var.*`
 (module-wide `var.*` first, the fileset's over them) and maps the alerts with
-the `microsoft_defender_atp` processor. Filebeat's own variables load too:
+the `microsoft_defender_atp` processor (`var.normalize: false` sends the alert's JSON as it is, naming
+Filebeat's ingest pipeline in `@metadata.pipeline`). Filebeat's own variables load too:
 `var.oauth2.client.id`, `var.oauth2.client.secret` and `var.oauth2.token_url`
 (whose path names the tenant). `var.private_key` is the certificate's key.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from forwarder import __version__
 from forwarder.modules.base import FilesetInput, merge_vars, read_vars
 from forwarder.modules.microsoft_defender_atp_processor import defender_atp_processors
 from forwarder.schema.section import Section
@@ -20,8 +22,9 @@ INPUT_TYPE = "defender-atp"
 PLAIN_VARS = (
     "tenant_id", "client_id", "client_secret", "certificate", "private_key", "key", "key_passphrase", "api_host",
     "cloud", "proxy_url", "interval", "initial_lookback", "late_arrival_window", "page_size", "split_evidence",
-    "requests_per_minute", "requests_per_hour", "tags", "preserve_original_event",
+    "requests_per_minute", "requests_per_hour", "tags", "normalize", "preserve_original_event",
 )
+MAPPING_VARS = ("normalize", "preserve_original_event")
 NESTED_VARS = {"api": ("login_endpoint",), "ssl": ("certificate_authorities",)}
 DEFAULT_TAGS = ["defender-atp", "forwarded"]
 TOKEN_URL_TENANT = re.compile(r"^https://[^/]+/([^/]+)/oauth2/")
@@ -39,9 +42,9 @@ def expand_defender_atp(fileset: Section, module_vars: dict[str, Any]) -> list[F
         return []
     if "private_key" in settings:
         settings.setdefault("key", settings.pop("private_key"))
-    options = Section({"preserve_original_event": settings.pop("preserve_original_event")}
-                      if "preserve_original_event" in settings else {},
+    options = Section({key: settings.pop(key) for key in MAPPING_VARS if key in settings},
                       var_section.path, var_section.source, var_section.problems)
+    normalize = options.boolean("normalize", True)
     preserve_original_event = options.boolean("preserve_original_event", False)
     data: dict[str, Any] = {"type": INPUT_TYPE, **settings}
     data.setdefault("tags", list(DEFAULT_TAGS))
@@ -53,7 +56,8 @@ def expand_defender_atp(fileset: Section, module_vars: dict[str, Any]) -> list[F
             "fileset": {"name": "defender_atp"},
             "service": {"type": "microsoft"},
         },
-        processors=defender_atp_processors(preserve_original_event),
+        ingest_pipeline=None if normalize else f"filebeat-{__version__}-microsoft-defender_atp-pipeline",
+        processors=defender_atp_processors(normalize, preserve_original_event),
     )]
 
 

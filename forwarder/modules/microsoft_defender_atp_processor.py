@@ -15,6 +15,7 @@ from typing import Any
 from forwarder.modules.microsoft_defender_atp_ecs import map_alert
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.processors import build_copy_fields
 from forwarder.schema.declared import BOOLEAN, Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -45,9 +46,17 @@ def build_microsoft_defender_atp(options: Section) -> Processor:
     return microsoft_defender_atp
 
 
-def defender_atp_processors(preserve_original_event: bool) -> list[Processor]:
-    """The defender_atp fileset's processors: always the mapping (the module has no raw mode)."""
-    return [build_microsoft_defender_atp(_options({"preserve_original_event": preserve_original_event}))]
+def defender_atp_processors(normalize: bool, preserve_original_event: bool) -> list[Processor]:
+    """The defender_atp fileset's processors for its `normalize` and `preserve_original_event` settings.
+
+    Without normalizing, `message` is the alert's JSON (what Filebeat's ingest pipeline parses), and
+    `preserve_original_event` copies it to `event.original`, as Filebeat's `copy_fields` would.
+    """
+    if normalize:
+        return [build_microsoft_defender_atp(_options({"preserve_original_event": preserve_original_event}))]
+    if preserve_original_event:
+        return [build_copy_fields(_options({"fields": [{"from": "message", "to": "event.original"}]}))]
+    return []
 
 
 def _options(values: dict[str, Any]) -> Section:

@@ -128,3 +128,18 @@ def test_the_module_mapping_of_one_event_per_evidence(tmp_path: Path) -> None:
     assert first["event"]["severity"] == 0 and first["event"]["type"] == ["end"]
     assert first["event"]["original"].startswith('{"id":"da1"')
     assert mapped[0].timestamp == pytest.approx(1593530984.773)
+
+
+def test_normalize_false_sends_the_alert_json_for_filebeats_ingest_pipeline(tmp_path: Path) -> None:
+    settings = load(tmp_path, f"""
+        - module: microsoft
+          var.tenant_id: "{TENANT}"
+          var.client_id: "{CLIENT}"
+          var.client_secret: "s3cret"
+          defender_atp:
+            var.normalize: false
+        """)
+    (spec,) = settings.inputs
+    assert spec.client.ingest_pipeline.startswith("filebeat-")
+    assert spec.client.ingest_pipeline.endswith("-microsoft-defender_atp-pipeline")
+    assert spec.client.module_processors == []

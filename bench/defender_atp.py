@@ -5,7 +5,8 @@ with `--serve`, tests/fakes/defender_api.py holding `--alerts` alerts with two
 evidence each), this script, and `python -m forwarder` with the microsoft
 module's defender_atp fileset (pages of 1,000 alerts, the ECS mapping on,
 request budget lifted) writing to `output.file`. The figure is alerts/s from
-the fake's first alerts request to the last line the file output wrote.
+the fake's first alerts request to the last line the file output wrote, beside
+the fake's ceiling: alerts/s to a client here that only fetches and decodes.
 
 Usage (from the repository root, package installed with `pip install -e .`):
 
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +102,8 @@ def serve(alerts: int, step: float) -> None:
         api.add_many(bench_alerts(alerts, newest, step))
 
         def stats(request: Any, match: Any) -> Reply:
-            first = api.arrivals[0] if api.arrivals else None
+            since = int(request.param("since") or 0)
+            first = api.arrivals[since] if len(api.arrivals) > since else None
             wall = None if first is None else time.time() - (time.monotonic() - first)
             return Reply.json({"requests": len(api.arrivals), "first_request": wall})
 
@@ -109,6 +112,30 @@ def serve(alerts: int, step: float) -> None:
         sys.stdin.read()
         if server.handler_errors:
             print(json.dumps({"handler_errors": server.handler_errors}), flush=True)
+
+
+def fake_ceiling(info: dict[str, Any], secret: str, alerts: int) -> float:
+    """Alerts/s to a client that only fetches and decodes the pages (token once, $skip by whole pages)."""
+    session = requests.Session()
+    token = session.post(f"{info['url']}/{TENANT}/oauth2/v2.0/token", verify=info["ca"], timeout=10, data={
+        "grant_type": "client_credentials", "client_id": CLIENT, "client_secret": secret,
+        "scope": "https://api.securitycenter.microsoft.com/.default"}).json()["access_token"]
+    params = {"$expand": "evidence", "$top": str(PAGE_SIZE),
+              "$filter": f"lastUpdateTime gt {graph_time(info['oldest'] - 60)}"}
+    received = skip = 0
+    started = time.perf_counter()
+    while True:
+        response = session.get(f"{info['url']}/api/alerts", params={**params, "$skip": str(skip)}, verify=info["ca"],
+                               headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        response.raise_for_status()
+        page = orjson.loads(response.content)["value"]
+        received += len(page)
+        skip += PAGE_SIZE
+        if len(page) < PAGE_SIZE:
+            break
+    if received != alerts:
+        raise SystemExit(f"the ceiling client received {received} alerts, expected {alerts}")
+    return received / (time.perf_counter() - started)
 
 
 def write_config(home: Path, url: str, ca: str, oldest: float, split_evidence: bool) -> None:
@@ -170,11 +197,15 @@ def main() -> None:
         print(f"{args.alerts:,} alerts with 2 evidence each, pages of {PAGE_SIZE}, split_evidence "
               f"{args.split_evidence} ({events:,} events), {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} before")
+        ceiling = fake_ceiling(info, secret, args.alerts)
+        print(f"fake ceiling: {ceiling:,.0f} alerts/s (fetch and decode only)")
+        before = requests.get(f"{info['url']}/bench/stats", verify=info["ca"], timeout=10).json()["requests"]
         write_config(home, info["url"], info["ca"], info["oldest"], args.split_evidence)
         run = start_forwarder(home, secret, SECRET_VARIABLE)
         try:
             run.sample_until(events, timeout=max(600.0, args.alerts / 200), input_id=INPUT_ID)
-            served = requests.get(f"{info['url']}/bench/stats", verify=info["ca"], timeout=10).json()
+            served = requests.get(f"{info['url']}/bench/stats", params={"since": before}, verify=info["ca"],
+                                  timeout=10).json()
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
             fake_cpu = sum(process_cpu_split(fake.pid))
             published = run.stats()["inputs"][INPUT_ID]["published"]
@@ -182,10 +213,11 @@ def main() -> None:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode
         elapsed = run.last_write() - served["first_request"]
         print(f"forwarder: {args.alerts / elapsed:,.0f} alerts/s ({events / elapsed:,.0f} events/s; {args.alerts:,} "
-              f"alerts in {elapsed:.1f}s, {served['requests']:,} requests; forwarder CPU {user_cpu:.1f}s user + "
-              f"{system_cpu:.1f}s system = {(user_cpu + system_cpu) / args.alerts * 1e6:.0f} µs/alert, fake CPU "
-              f"{fake_cpu:.1f}s including its start); "
+              f"alerts in {elapsed:.1f}s, {served['requests'] - before:,} requests; forwarder CPU {user_cpu:.1f}s "
+              f"user + {system_cpu:.1f}s system = {(user_cpu + system_cpu) / args.alerts * 1e6:.0f} µs/alert, fake CPU "
+              f"{fake_cpu:.1f}s including its start and the ceiling run); "
               f"load average {os.getloadavg()[0]:.2f} after")
+        print(f"ratio forwarder / fake ceiling: {args.alerts / elapsed / ceiling:.2f}")
         if published != events or exit_code != 0:
             raise SystemExit(f"published {published} of {events} events; forwarder exit code {exit_code}")
     finally:

@@ -49,6 +49,10 @@ class InputType:
     # module would, as `processors:` items naming registered processors (`[{"entraid_ecs": {...}}]`), so
     # an input never imports a module and a standalone input still ships the module's events.
     standalone_processors: Callable[[Any], list[dict[str, Any]]] | None = None
+    # For a polling input whose source one poller should read once per process: (the source, e.g. API host +
+    # tenant + app, as a tuple; the streams it reads). Inputs with equal results are merged into one at load
+    # (config/shared_graph_pollers.py), inputs of one source that share some streams are reported.
+    polled_streams: Callable[[Any], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
 
 
 class PermanentInputError(Exception):

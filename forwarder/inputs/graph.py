@@ -236,4 +236,11 @@ def create(config: GraphConfig, context: InputContext) -> GraphInput:
     return GraphInput(config, context)
 
 
-INPUT_TYPE = InputType("graph", parse_config, create, default_id, standalone_processors)
+def polled_streams(config: GraphConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The app this input polls Graph as (login host, Graph host, tenant, client id) and the streams it reads."""
+    source = (config.login_endpoint.lower(), config.graph_endpoint.lower(), config.tenant_id.lower(),
+              config.client_id.lower())
+    return source, tuple(streams(config))
+
+
+INPUT_TYPE = InputType("graph", parse_config, create, default_id, standalone_processors, polled_streams)

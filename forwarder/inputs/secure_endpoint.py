@@ -99,9 +99,8 @@ class SecureEndpointInput:
             published = [event for event in fresh if event is not None]
             if not published:
                 self.context.client.commit(state)
-            for position, event in enumerate(published):
-                if not self.context.client.publish(event, state if position == len(published) - 1 else None):
-                    return False
+            elif not self.context.client.publish_many(published, state):
+                return False
             if next_url is None:
                 return True
             url, params = next_url, None

@@ -90,3 +90,25 @@ def test_the_readme_table_is_what_the_loads_say(answers):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split(TOOL.BEGIN, 1)[1].split(TOOL.END, 1)[0].strip()
     assert table == TOOL.render(list(answers.values())), "run python tools/filebeat_key_classes.py"
+
+
+def test_inline_filebeat_modules_run_like_module_files_and_take_module_overrides(tmp_path, monkeypatch):
+    monkeypatch.setenv("O365_CLIENT_SECRET", "o365-secret-value")
+    path = tmp_path / "filebeat.yml"
+    path.write_text("""\
+filebeat.modules:
+- module: o365
+  audit:
+    enabled: true
+    var.application_id: 00000000-0000-0000-0000-000000000001
+    var.tenants: [{id: 00000000-0000-0000-0000-000000000002, name: contoso.onmicrosoft.com}]
+    var.client_secret: ${O365_CLIENT_SECRET}
+output.logstash.hosts: ["127.0.0.1:5044"]
+""")
+    path.chmod(0o600)
+    settings = load_settings(CliOptions(config_files=[str(path)], path_home=str(tmp_path),
+                                        module_overrides=["o365.audit.var.api.poll_interval=1m"]))
+    assert [spec.client.input_type for spec in settings.inputs] == ["o365audit"]
+    assert settings.inputs[0].config.poll_interval == 60.0
+    assert "o365-secret-value" in settings.secrets
+    assert settings.warnings == []

@@ -179,13 +179,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2, help="mem / disk-lz4 / disk-none runs, interleaved")
-    parser.add_argument("--size-events", type=int, default=50_000)
+    parser.add_argument("--size-events", type=int, default=50_000, help="events per size measurement (0: skip)")
     args = parser.parse_args()
 
     factory = EventFactory()
     CycleCollector().start()
-    report_sizes("Entra ID sign-ins", lambda: [factory.event(n) for n in range(args.size_events)])
-    report_sizes("syslog lines", lambda: syslog_events(args.size_events))
+    if args.size_events:
+        report_sizes("Entra ID sign-ins", lambda: [factory.event(n) for n in range(args.size_events)])
+        report_sizes("syslog lines", lambda: syslog_events(args.size_events))
     receiver = Receiver()
     results: dict[str, list[dict[str, Any]]] = {"mem": [], "disk-lz4": [], "disk-none": []}
     try:
@@ -194,16 +195,21 @@ def main() -> None:
                 result = run_pipeline(receiver.port, factory, args.events, kind)
                 results[kind].append(result)
                 print(f"{kind:>9}: {result['rate']:>9,.0f} events/s ({args.events:,} events in "
-                      f"{result['elapsed']:.1f}s, forwarder CPU {result['cpu']:.1f}s)", flush=True)
+                      f"{result['elapsed']:.1f}s, forwarder CPU {result['cpu']:.1f}s = "
+                      f"{result['cpu'] / args.events * 1e6:.1f} µs/event)", flush=True)
     finally:
         final = receiver.stop()
     expected = args.rounds * len(results) * args.events
     if final.get("events") != expected or final.get("errors"):
         raise SystemExit(f"receiver counted {final}, expected {expected} events and no errors")
     memory = max(r["rate"] for r in results["mem"])
+    memory_cpu = min(r["cpu"] for r in results["mem"])
     for kind in ("disk-lz4", "disk-none"):
         best = max(r["rate"] for r in results[kind])
-        print(f"best {kind} / best mem: {best:,.0f} / {memory:,.0f} = {best / memory:.2f}× (target ≥ 0.7×)")
+        cpu = min(r["cpu"] for r in results[kind])
+        # On a shared machine the wall-clock rate follows the load; the CPU ratio is what bounds a GIL-bound run.
+        print(f"best {kind} / best mem: {best:,.0f} / {memory:,.0f} = {best / memory:.2f}× (target ≥ 0.7×); "
+              f"CPU per event mem / {kind}: {memory_cpu / cpu:.2f}×")
 
 
 if __name__ == "__main__":

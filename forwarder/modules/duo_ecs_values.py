@@ -45,8 +45,26 @@ def compact(value: Any) -> Any:
     return value
 
 
+def is_compact(value: Any) -> bool:
+    """True when `compact` would return an equal copy: no null, empty string or empty object or list anywhere."""
+    items = value.values() if type(value) is dict else value
+    for item in items:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if not item or not is_compact(item):
+                return False
+        elif item is None or item == "":
+            return False
+    return True
+
+
 def copy_values(target: dict[str, Any], source: dict[str, Any], skip: frozenset[str]) -> None:
-    """Copies each member of `source` not in `skip` as `put_value` would; one loop, for the per-record hot path."""
+    """Copies each member of `source` not in `skip` as `put_value` would; one loop, for the per-record hot path.
+
+    A nested object or list with nothing to drop is taken as it is rather than copied: each member lands
+    in one place of the result, so sharing it with the record (which nobody changes afterwards) is safe,
+    and it saves allocating and later freeing a few objects per record.
+    """
     for key, value in source.items():
         if key in skip:
             continue
@@ -55,9 +73,13 @@ def copy_values(target: dict[str, Any], source: dict[str, Any], skip: frozenset[
             if value:
                 target[key] = value
         elif kind is dict or kind is list:
-            value = compact(value)
-            if value:
-                target[key] = value
+            if not value:
+                continue
+            if not is_compact(value):
+                value = compact(value)
+                if not value:
+                    continue
+            target[key] = value
         elif value is not None:
             target[key] = value
 

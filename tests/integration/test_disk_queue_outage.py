@@ -195,7 +195,7 @@ def file_writer(path: Path) -> PacedSender:
 
 
 def kernel_udp_drops(port: int) -> int | None:
-    """The `drops` column of /proc/net/udp for the socket bound to 127.0.0.1:port (None if not readable)."""
+    """The `drops` column of /proc/net/udp for the socket bound to 127.0.0.1:port (None without /proc)."""
     try:
         rows = Path("/proc/net/udp").read_text().splitlines()[1:]
     except OSError:
@@ -205,7 +205,7 @@ def kernel_udp_drops(port: int) -> int | None:
         columns = row.split()
         if columns[1] == local:
             return int(columns[-1])
-    return None
+    raise AssertionError(f"no socket bound to 127.0.0.1:{port} in /proc/net/udp")
 
 
 class Soak:

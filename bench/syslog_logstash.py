@@ -1,0 +1,200 @@
+"""Syslog (RFC 5424 from syslog-ng's `loggen`) → the forwarder's syslog input → Logstash output → go-lumber (issue 16).
+
+The real forwarder (`python -m forwarder`) runs one syslog input
+(`format: rfc5424`) and output.logstash (bulk_max_size 2048, compression_level 3,
+pipelining 2) into Elastic's go-lumber v2 server (`ljserver`, built by
+../shared/peers/build-lumber.sh) on loopback. syslog-ng's `loggen` sends
+≈300-byte RFC 5424 messages:
+
+  tcp   `loggen -i -S -P -s 300 -n N -r RATE`: one connection, octet-counted frames,
+        as fast as the forwarder reads them (TCP back-pressure paces loggen);
+        msg/s from loggen's start until the server has acknowledged N events,
+        and drops = loggen's count - events acknowledged by the server.
+  udp   `loggen -i -D -P -F -s 300 -r RATE -I SECONDS` for each rate of `--udp-rates`:
+        datagrams at a fixed rate; drops counted by the kernel (/proc/net/udp
+        `drops` of the input's socket, also the input's `udp_kernel_drops`), by us
+        (/stats `dropped`), and loggen's count - events acknowledged by the server.
+
+Every figure is printed with the load average at the time. Usage (from the repository root):
+
+    python bench/syslog_logstash.py [--tcp-messages 500000] [--udp-rates 50000,40000,30000,20000]
+                                    [--udp-seconds 10] [--udp-read-buffer 16MiB] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from entraid_graph import ForwarderRun, start_forwarder  # noqa: E402
+from filestream_logstash import BATCH, PEERS, Receiver, load, resident_kib  # noqa: E402
+
+INPUT_ID = "syslog-bench"
+MESSAGE_SIZE = 300
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: str) -> ForwarderRun:
+    config = home / "forwarder.yml"
+    config.write_text(textwrap.dedent(f"""\
+        filebeat.inputs:
+          - type: syslog
+            id: {INPUT_ID}
+            format: rfc5424
+            timezone: UTC
+            protocol.{transport}:
+              host: "127.0.0.1:{port}"{f"{chr(10)}              read_buffer: {read_buffer}" if read_buffer else ""}
+        output.logstash:
+          hosts: ["127.0.0.1:{lumber_port}"]
+          bulk_max_size: {BATCH}
+          compression_level: 3
+          pipelining: 2
+        http.enabled: true
+        http.port: 0
+        logging.metrics.enabled: false
+        """))
+    config.chmod(0o600)
+    forwarder = start_forwarder(home, "unused")
+    deadline = time.monotonic() + 30
+    while f"listening on {transport}" not in (home / "stderr.log").read_text(errors="replace"):
+        if time.monotonic() > deadline or forwarder.process.poll() is not None:
+            raise SystemExit(f"the syslog input did not start; see {home}/stderr.log")
+        time.sleep(0.05)
+    return forwarder
+
+
+def loggen_count(output: str) -> int:
+    """The count of loggen's last line (the earlier ones are progress lines)."""
+    counts = re.findall(r"count=(\d+)", output)
+    if not counts:
+        raise SystemExit(f"loggen printed no count: {output}")
+    return int(counts[-1])
+
+
+def input_counters(forwarder: ForwarderRun) -> dict:
+    return forwarder.stats()["inputs"].get(INPUT_ID, {})
+
+
+def kernel_udp_drops(port: int) -> int:
+    """The `drops` column of /proc/net/udp for the socket bound to 127.0.0.1:port."""
+    local = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local:
+            return int(fields[-1])
+    return -1
+
+
+def settle(receiver: Receiver, target: int, seconds: float) -> None:
+    """Wait until the server has `target` events, or its count has not moved for `seconds`."""
+    last, since = -1, time.monotonic()
+    while receiver.events < target:
+        if receiver.events != last:
+            last, since = receiver.events, time.monotonic()
+        elif time.monotonic() - since > seconds:
+            return
+        time.sleep(0.1)
+
+
+def tcp_run(messages: int, keep: bool) -> None:
+    home = Path(tempfile.mkdtemp(prefix="bench-syslog-tcp-"))
+    port = free_port(socket.SOCK_STREAM)
+    receiver = Receiver(messages)
+    forwarder = start(home, "tcp", port, receiver.port, "")
+    try:
+        started = time.monotonic()
+        loggen = subprocess.Popen(["loggen", "-i", "-S", "-P", "-s", str(MESSAGE_SIZE), "-n", str(messages),
+                                   "-r", "10000000", "127.0.0.1", str(port)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rss = []
+        while loggen.poll() is None:
+            rss.append(resident_kib(forwarder.process.pid))
+            time.sleep(0.2)
+        sent = loggen_count(loggen.stdout.read())
+        settle(receiver, sent, 10.0)
+        done = receiver.acknowledged_at or time.monotonic()
+        counters = input_counters(forwarder)
+        received = receiver.events
+        print(f"tcp  {received:,} of {sent:,} messages acknowledged in {done - started:.2f} s: "
+              f"{received / (done - started):,.0f} msg/s; drops {sent - received} (loggen - server), "
+              f"/stats dropped {counters.get('dropped', 0)}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
+              f"({load()})", flush=True)
+    finally:
+        forwarder.stop()
+        receiver.stop()
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def udp_run(rate: int, seconds: int, read_buffer: str, keep: bool) -> bool:
+    """One fixed-rate UDP run; True when nothing was dropped anywhere."""
+    home = Path(tempfile.mkdtemp(prefix="bench-syslog-udp-"))
+    port = free_port(socket.SOCK_DGRAM)
+    receiver = Receiver(rate * seconds * 2)
+    forwarder = start(home, "udp", port, receiver.port, read_buffer)
+    try:
+        kernel_before = kernel_udp_drops(port)
+        loggen = subprocess.run(["loggen", "-i", "-D", "-P", "-F", "-s", str(MESSAGE_SIZE), "-r", str(rate),
+                                 "-I", str(seconds), "127.0.0.1", str(port)],
+                                check=False, capture_output=True, text=True, timeout=seconds + 60)
+        sent = loggen_count(loggen.stdout + loggen.stderr)
+        settle(receiver, sent, 5.0)
+        kernel = kernel_udp_drops(port) - kernel_before
+        counters = input_counters(forwarder)
+        received = receiver.events
+        ours = counters.get("dropped", 0)
+        buffer = f"read_buffer {read_buffer}" if read_buffer else "default read_buffer"
+        rate_found = re.findall(r"average rate = ([0-9.]+)", loggen.stdout + loggen.stderr)
+        sent_rate = float(rate_found[-1]) if rate_found else sent / seconds
+        print(f"udp  target {rate:,} msg/s for {seconds} s, {buffer}: "
+              f"loggen sent {sent:,} ({sent_rate:,.0f} msg/s), "
+              f"server acknowledged {received:,}; drops: kernel {kernel} (/proc/net/udp; input's "
+              f"udp_kernel_drops {counters.get('udp_kernel_drops', 'n/a')}), /stats dropped {ours}, "
+              f"loggen - server {sent - received} ({load()})", flush=True)
+        return kernel == 0 and ours == 0 and sent == received
+    finally:
+        forwarder.stop()
+        receiver.stop()
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments.add_argument("--tcp-messages", type=int, default=500_000)
+    arguments.add_argument("--udp-rates", default="50000,40000,30000,20000",
+                           help="msg/s to try in order; stops at the first one without drops")
+    arguments.add_argument("--udp-seconds", type=int, default=10)
+    arguments.add_argument("--udp-read-buffer", default="", help="protocol.udp.read_buffer, e.g. 16MiB")
+    arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
+    options = arguments.parse_args()
+    if shutil.which("loggen") is None:
+        raise SystemExit("loggen is missing: apt-get install -y syslog-ng-core")
+    if not (PEERS / "ljserver").exists():
+        raise SystemExit(f"{PEERS / 'ljserver'} is missing: run ../shared/peers/build-lumber.sh GO_LUMBER_SRC first")
+    if options.tcp_messages:
+        tcp_run(options.tcp_messages, options.keep)
+    for rate in (int(value) for value in options.udp_rates.split(",") if value):
+        if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.keep):
+            print(f"udp  {rate:,} msg/s: no drops")
+            break
+
+
+if __name__ == "__main__":
+    main()

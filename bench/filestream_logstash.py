@@ -97,12 +97,13 @@ def write_events(path: Path, count: int) -> int:
 class Receiver:
     """ljserver for one measurement; `acknowledged_at` is when its count reached the target."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, out: Path | None = None) -> None:
         self.target = target
         self.acknowledged_at: float | None = None
         self.events = 0
         self.process = subprocess.Popen(
-            [str(PEERS / "ljserver"), "-addr", "127.0.0.1:0", "-stats-every", "10ms", "-exit-after", str(target)],
+            [str(PEERS / "ljserver"), "-addr", "127.0.0.1:0", "-stats-every", "10ms", "-exit-after", str(target),
+             *(["-out", str(out)] if out else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.port = self._port()
         self._reader = threading.Thread(target=self._count, daemon=True)
@@ -186,9 +187,10 @@ def forwarder_config(home: Path, events: Path, port: int) -> Path:
     return config
 
 
-def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int, bool] | None) -> Measurement:
+def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int, bool] | None,
+                  out: Path | None = None) -> Measurement:
     home = Path(tempfile.mkdtemp(prefix="bench-filestream-"))
-    receiver = Receiver(count)
+    receiver = Receiver(count, out)
     config = forwarder_config(home, events, receiver.port)
     rss: list[int] = []
     with open(home / "stderr.log", "wb") as log:

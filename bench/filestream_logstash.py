@@ -22,7 +22,11 @@ default 15) and take the throughput figures from a run without it.
 
 Usage (from the repository root):
 
-    python bench/filestream_logstash.py [--events 200000] [--rounds 2] [--py-spy DIR] [--keep]
+    python bench/filestream_logstash.py [--events 200000] [--rounds 2] [--py-spy DIR] [--event-costs] [--keep]
+
+`--event-costs` also times, on this thread, decoding a line, encoding the event
+as the forwarder sends it, and pickling events, raw lines and encoded events
+(what handing work to a worker process would add), and freeing an event.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from profile_stages import report as profile_report  # noqa: E402
+
 FIXTURES = ROOT / "tests" / "fixtures" / "entraid"
 SAMPLES = ("signin_failed_password", "signin_interactive_success", "signin_managed_identity",
            "signin_no_location_device", "signin_noninteractive", "signin_service_principal")
@@ -239,6 +247,80 @@ def run_sender(command: list[str], count: int) -> Measurement:
     return Measurement(count / (done - started), load(), output.splitlines()[-1] if output else "")
 
 
+def received_event(events: Path) -> dict:
+    """One event as the forwarder sends it: 20 lines through the real process into ljserver -out."""
+    work = Path(tempfile.mkdtemp(prefix="bench-one-event-"))
+    try:
+        few = work / "few.ndjson"
+        with open(events) as source:
+            few.write_text("".join(next(source) for _ in range(20)))
+        run_forwarder(few, 20, keep=False, profile=None, out=work / "received.ndjson")
+        return json.loads((work / "received.ndjson").read_text().splitlines()[4])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def microseconds(work, items: list) -> float:
+    """CPU µs per item of `work` over `items` on this thread (the best of 3 passes)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for item in items:
+            work(item)
+        best = min(best, time.process_time() - started)
+    return best / len(items) * 1e6
+
+
+def event_costs(events: Path) -> None:
+    """What moving work to a worker process would add: pickling events, next to what they cost to make."""
+    import pickle
+
+    import orjson
+
+    from forwarder.outputs.codec import EventEncoder
+    from forwarder.pipeline.event import Event
+
+    document = received_event(events)
+    timestamp = time.time()
+    meta = document.pop("@metadata")
+    document.pop("@timestamp")
+    with open(events, "rb") as source:
+        lines = [next(source) for _ in range(BATCH)]
+    # The fields the forwarder adds (log, input, agent, ecs, host), as distinct objects in every event.
+    added = orjson.dumps({key: value for key, value in document.items() if key not in orjson.loads(lines[0])})
+    built = [Event({**orjson.loads(line), **orjson.loads(added)}, timestamp, {"_id": meta.get("_id", "x")})
+             for line in lines]
+    encoder = EventEncoder()
+    protocol = pickle.HIGHEST_PROTOCOL
+    one = pickle.dumps(built[0], protocol)
+    window = pickle.dumps(built, protocol)
+    raw = pickle.dumps(lines, protocol)
+    encoded = [encoder.encode(event) for event in built]
+    figures = {
+        "orjson.loads of a line": microseconds(orjson.loads, lines),
+        "EventEncoder.encode of the event": microseconds(encoder.encode, built),
+        "pickle.dumps of one Event": microseconds(lambda event: pickle.dumps(event, protocol), built),
+        "pickle.loads of one Event": microseconds(pickle.loads, [one] * BATCH),
+        f"pickle.dumps of {BATCH} Events, per event": microseconds(
+            lambda batch: pickle.dumps(batch, protocol), [built]) / BATCH,
+        f"pickle.loads of {BATCH} Events, per event": microseconds(pickle.loads, [window]) / BATCH,
+        f"pickle.dumps + loads of {BATCH} raw lines, per line": (microseconds(
+            lambda batch: pickle.loads(pickle.dumps(batch, protocol)), [lines]) / BATCH),
+        f"pickle.dumps + loads of {BATCH} encoded events, per event": (microseconds(
+            lambda batch: pickle.loads(pickle.dumps(batch, protocol)), [encoded]) / BATCH),
+    }
+    print(f"one event as sent: {len(encoded[0]):,} bytes of JSON, {len(document)} top-level keys; "
+          f"pickled Event {len(one):,} bytes, {len(window) / BATCH:,.0f} bytes an event in a {BATCH}-event "
+          f"pickle, raw lines {len(raw) / BATCH:,.0f} bytes")
+    for name, value in figures.items():
+        print(f"  {name:<55} {value:6.1f} µs")
+    copies = [pickle.loads(window) for _ in range(5)]
+    started = time.process_time()
+    copies.clear()
+    print(f"  {'freeing one Event (5 windows of ' + str(BATCH) + ')':<55} "
+          f"{(time.process_time() - started) / (5 * BATCH) * 1e6:6.1f} µs   ({load()})")
+
+
 def pylogbeat_available() -> bool:
     try:
         import pylogbeat  # noqa: F401
@@ -254,6 +336,8 @@ def main() -> None:
     arguments.add_argument("--py-spy", type=Path, metavar="DIR", help="record the first forwarder run with py-spy")
     arguments.add_argument("--py-spy-seconds", type=int, default=15, help="length of each py-spy recording")
     arguments.add_argument("--only", choices=("forwarder", "go-lumber", "pylogbeat"), action="append")
+    arguments.add_argument("--event-costs", action="store_true",
+                           help="also time decoding, encoding and pickling one event (for worker processes)")
     arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
     options = arguments.parse_args()
     for tool in ("ljserver", "ljsend"):
@@ -291,6 +375,12 @@ def main() -> None:
         for reference in ("go-lumber", "pylogbeat"):
             if forwarder and results.best(reference):
                 print(f"forwarder / {reference}: {forwarder / results.best(reference):.2f}")
+        if options.py_spy:
+            for name in ("gil.txt", "all.txt"):
+                if (options.py_spy / name).exists():
+                    print(profile_report(options.py_spy / name))
+        if options.event_costs:
+            event_costs(events)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

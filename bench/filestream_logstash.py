@@ -108,6 +108,7 @@ class Receiver:
     def __init__(self, target: int, out: Path | None = None) -> None:
         self.target = target
         self.acknowledged_at: float | None = None
+        self.first_at: float | None = None  # when the first window was acknowledged
         self.events = 0
         self.process = subprocess.Popen(
             [str(PEERS / "ljserver"), "-addr", "127.0.0.1:0", "-stats-every", "10ms", "-exit-after", str(target),
@@ -127,6 +128,8 @@ class Receiver:
         for line in self.process.stdout:
             if line.startswith("stats events="):
                 self.events = int(line.split()[1].split("=")[1])
+                if self.events and self.first_at is None:
+                    self.first_at = time.monotonic()
                 if self.events >= self.target and self.acknowledged_at is None:
                     self.acknowledged_at = time.monotonic()
 
@@ -217,7 +220,9 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
         receiver.stop()
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
-    note = f"VmRSS max {max(rss) / 1024:.0f} MiB, at the end {rss[-1] / 1024:.0f} MiB ({len(rss)} samples)"
+    first = receiver.first_at or done
+    note = (f"first window acknowledged after {first - started:.2f} s; VmRSS max {max(rss) / 1024:.0f} MiB, "
+            f"at the end {rss[-1] / 1024:.0f} MiB ({len(rss)} samples)")
     if profile:
         note += f"; py-spy {'--gil' if profile[2] else 'all samples'} → {profile[0]}"
     return Measurement(count / (done - started), load(), note)

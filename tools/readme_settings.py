@@ -76,6 +76,7 @@ TABLES = {
     "processor-decode_cef": "forwarder.processors.cef",
     "processor-decode_csv_fields": "forwarder.processors.csv_fields",
     "processor-crowdstrike_falcon": "forwarder.modules.crowdstrike_processor",
+    "processor-microsoft_defender_atp": "forwarder.modules.microsoft_defender_atp_processor",
     "processor-kv": "forwarder.processors.kv",
     "processor-syslog": "forwarder.processors.syslog_message",
     "processor-sophos_xg": "forwarder.modules.sophos_processor",

@@ -322,7 +322,9 @@ def test_sigkill_during_the_outage_loses_nothing_acknowledged_to_an_input(tmp_pa
             acked_at_kill[stream] = stats["inputs"][f"soak-{stream}"]["acked"]
             published = stats["inputs"][f"soak-{stream}"]["published"]
             assert published - acked_at_kill[stream] <= WRITE_AHEAD + 1000, stats["inputs"]
-        assert stats["inputs"]["soak-udp"]["dropped"] == 0
+        # No drop before the kill, so the first `acked` datagrams read are the first `acked` sent.
+        udp = stats["inputs"]["soak-udp"]
+        assert udp["dropped"] == 0 and udp.get("udp_kernel_drops", 0) == 0 == kernel_udp_drops(soak.udp_port), udp
         soak.forwarder.kill_hard()
         soak.start_forwarder()
         return True
@@ -335,7 +337,6 @@ def test_sigkill_during_the_outage_loses_nothing_acknowledged_to_an_input(tmp_pa
         sent = soak.stop_sending()
         wait_until(lambda: soak.drained({"file": sent["file"]}), 180,
                    f"every line of the file ({sent['file']}) at the receiver and the queue empty")
-        stats = soak.stats()
         assert soak.forwarder.terminate() == 0
     finally:
         soak.close()
@@ -345,5 +346,35 @@ def test_sigkill_during_the_outage_loses_nothing_acknowledged_to_an_input(tmp_pa
         assert acked_at_kill[stream] > 0
         missing = set(range(acked_at_kill[stream])) - soak.received.distinct(stream)
         assert not missing, f"{stream}: {len(missing)} message(s) acknowledged to the input lost, e.g. {min(missing)}"
-    assert stats["inputs"]["soak-udp"]["dropped"] == 0
+    # No `dropped == 0` after the restart: a datagram refused while the writer is over a write-ahead behind (a
+    # stalled fsync, a starved CPU) is counted and warned, and was never acknowledged to the input; the first test
+    # asserts the no-drop promise of an outage on its own.
     assert soak.peak_events > MEMORY_QUEUE_EVENTS / 2
+
+
+def test_a_clean_stop_during_the_outage_keeps_the_backlog_for_the_next_start(tmp_path):
+    """SIGTERM while the receiver is down: the queue's events and its position survive, nothing is read twice.
+
+    The receiver never took anything before the stop, so after the restart every line must arrive exactly
+    once: from the queue (the file's cursor committed once they were durable, so the file is not re-read).
+    """
+    lines = 20_000
+    soak = Soak(tmp_path)
+    with open(soak.file, "w") as handle:
+        handle.write("".join(f"file {n} {'c' * 240}\n" for n in range(lines)))
+    soak.server.stop_listening()
+    try:
+        soak.start_forwarder()
+        wait_until(lambda: (lambda s: s["inputs"]["soak-file"]["acked"] == lines and s["queue"]["events"] == lines)(
+            soak.stats()), 60, f"all {lines} lines durable in the queue")
+        assert soak.forwarder.terminate() == 0
+        soak.server.resume_listening()
+        soak.start_forwarder()
+        wait_until(lambda: soak.received.count("file") >= lines and soak.stats()["queue"]["events"] == 0, 60,
+                   "the backlog at the receiver after the restart")
+        stats = soak.stats()
+        assert soak.forwarder.terminate() == 0
+    finally:
+        soak.close()
+    assert sorted(soak.received.numbers["file"]) == list(range(lines)), "every line exactly once"
+    assert stats["inputs"]["soak-file"]["published"] == 0, "the file is not read again"

@@ -177,6 +177,12 @@ def resident_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def forwarder_config(home: Path, events: Path, port: int) -> Path:
     config = home / "forwarder.yml"
     config.write_text(textwrap.dedent(f"""\
@@ -212,6 +218,7 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
     try:
         done = receiver.wait(process, timeout=1800, on_tick=lambda: rss.append(resident_kib(process.pid)))
         rss.append(resident_kib(process.pid))
+        cpu = cpu_seconds(process.pid)
         if recorder:
             recorder.wait(profile[1] + 60)
     finally:
@@ -221,7 +228,8 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
     first = receiver.first_at or done
-    note = (f"first window acknowledged after {first - started:.2f} s; VmRSS max {max(rss) / 1024:.0f} MiB, "
+    note = (f"first window acknowledged after {first - started:.2f} s; CPU {cpu:.1f} s "
+            f"({cpu / count * 1e6:.0f} µs an event, start-up included); VmRSS max {max(rss) / 1024:.0f} MiB, "
             f"at the end {rss[-1] / 1024:.0f} MiB ({len(rss)} samples)")
     if profile:
         note += f"; py-spy {'--gil' if profile[2] else 'all samples'} → {profile[0]}"

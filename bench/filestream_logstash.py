@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,12 @@ class Receiver:
             time.sleep(0.2)
         return self.acknowledged_at
 
+    def cpu_per_event(self) -> str:
+        """The server's CPU per acknowledged event so far (it shares the machine's cores with the sender)."""
+        if self.process.poll() is not None or not self.events:
+            return "server CPU n/a"
+        return f"server CPU {cpu_seconds(self.process.pid) / self.events * 1e6:.1f} µs an event"
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -175,6 +182,12 @@ def resident_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this script's reaped children (the sender, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_seconds(pid: int) -> float:
@@ -219,6 +232,7 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
         done = receiver.wait(process, timeout=1800, on_tick=lambda: rss.append(resident_kib(process.pid)))
         rss.append(resident_kib(process.pid))
         cpu = cpu_seconds(process.pid)
+        server = receiver.cpu_per_event()
         if recorder:
             recorder.wait(profile[1] + 60)
     finally:
@@ -229,7 +243,7 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
             shutil.rmtree(home, ignore_errors=True)
     first = receiver.first_at or done
     note = (f"first window acknowledged after {first - started:.2f} s; CPU {cpu:.1f} s "
-            f"({cpu / count * 1e6:.0f} µs an event, start-up included); VmRSS max {max(rss) / 1024:.0f} MiB, "
+            f"({cpu / count * 1e6:.0f} µs an event, start-up included), {server}; VmRSS max {max(rss) / 1024:.0f} MiB, "
             f"at the end {rss[-1] / 1024:.0f} MiB ({len(rss)} samples)")
     if profile:
         note += f"; py-spy {'--gil' if profile[2] else 'all samples'} → {profile[0]}"
@@ -247,17 +261,21 @@ def start_recording(pid: int, directory: Path, seconds: int, gil: bool) -> subpr
 
 def run_sender(command: list[str], count: int) -> Measurement:
     receiver = Receiver(count)
+    children_before = children_cpu()
     started = time.monotonic()
     sender = subprocess.Popen([part.replace("{port}", str(receiver.port)) for part in command],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         done = receiver.wait(sender, timeout=1800)
+        server = receiver.cpu_per_event()
         output = sender.communicate(timeout=120)[0].strip()
+        sender_cpu = (children_cpu() - children_before) / count * 1e6
     finally:
         if sender.poll() is None:
             sender.kill()
         receiver.stop()
-    return Measurement(count / (done - started), load(), output.splitlines()[-1] if output else "")
+    last_line = output.splitlines()[-1] if output else ""
+    return Measurement(count / (done - started), load(), f"CPU {sender_cpu:.0f} µs an event, {server}; {last_line}")
 
 
 def received_event(events: Path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import trustme
 
 from tests.fakes.duo_admin_api import FakeDuoAdminApi
 from tests.fakes.https_server import FakeHttpsServer
+from tests.fakes.lumberjack_server import Behaviour, LumberjackServer
 from tests.integration.forwarder_process import ForwarderProcess, output_events, wait_until
 
 IKEY = "DIWJ8X6AEYOR5OMC6TQ1"
@@ -333,3 +335,37 @@ def test_the_duo_module_decides_the_mapping_alone_its_inputs_get_no_standalone_o
     for event in events:
         assert "cisco_duo" not in event and "user" not in event and "outcome" not in event["event"]
         assert event["event"]["dataset"] == "cisco_duo.auth"
+
+
+def test_the_next_page_is_requested_while_the_output_still_holds_the_current_one(tmp_path, duo):
+    """One page of read-ahead: with a queue smaller than a page and Logstash holding its ACKs, the input is stuck
+    publishing page 1, yet page 2 has already been asked for; released, every record arrives exactly once."""
+    keys = fill(duo, "auth", 2500, int(time.time() * 1000) - 3600_000, 5)
+    release = threading.Event()
+    with LumberjackServer(behaviour=Behaviour(hold=release)) as logstash:
+        home = tmp_path / "home"
+        forwarder = ForwarderProcess(home, f"""
+        forwarder.inputs:{input_yaml(duo.server, "auth")}
+        queue.mem:
+          events: 200
+          flush.min_events: 50
+          flush.timeout: 10ms
+        output.logstash:
+          hosts: ["{logstash.address}"]
+          bulk_max_size: 50
+          timeout: 120s
+        logging.metrics.enabled: false
+        """)
+        try:
+            forwarder.start()
+            wait_until(lambda: len(duo.requests_to("auth")) >= 2, 30, "the second page requested")
+            assert duo.requests_to("auth")[1].query.get("next_offset"), "the second request is not page 2"
+            assert logstash.event_count <= 200, "page 1 got past a full queue without any ACK"
+            release.set()
+            logstash.wait_for_events(len(keys), timeout=60)
+            assert forwarder.terminate() == 0
+        finally:
+            release.set()
+            forwarder.stop()
+        received = [record_key(event) for event in logstash.events]
+    assert sorted(received) == sorted(keys), "a record was lost or delivered twice"

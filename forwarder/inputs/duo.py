@@ -4,8 +4,10 @@ offline enrollment) polled with signed requests, each record forwarded once.
 One thread per input reads its streams in turn, each from its own cursor in the
 registry (forwarder/inputs/duo_cursor.py). A window runs from the cursor to two
 minutes before now, since Duo withholds its last two minutes; it is read page
-by page (`limit` 1000), and the cursor travels with the last new event of each
-page, so it commits only once the page is acknowledged. A window with nothing
+by page (`limit` 1000), the next page requested while the current one is
+published (one page of read-ahead, see PageRequest), and each page is published
+as one chunk whose last event carries the cursor, so it commits only once the
+page is acknowledged. A window with nothing
 new commits its end through `PipelineClient.commit`, after everything published
 before it. A restart resumes from the committed cursor exactly: records on the
 boundary come back from Duo and are skipped by the dedupe keys the cursor holds.

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from entraid_graph import ForwarderRun, start_forwarder  # noqa: E402
-from filestream_logstash import BATCH, PEERS, Receiver, load, resident_kib  # noqa: E402
+from filestream_logstash import BATCH, PEERS, Receiver, cpu_seconds, load, resident_kib  # noqa: E402
 
 INPUT_ID = "syslog-bench"
 MESSAGE_SIZE = 300
@@ -132,9 +132,11 @@ def tcp_run(messages: int, keep: bool) -> None:
         done = receiver.acknowledged_at or time.monotonic()
         counters = input_counters(forwarder)
         received = receiver.events
+        cpu = cpu_seconds(forwarder.process.pid) / max(received, 1) * 1e6
         print(f"tcp  {received:,} of {sent:,} messages acknowledged in {done - started:.2f} s: "
               f"{received / (done - started):,.0f} msg/s; drops {sent - received} (loggen - server), "
-              f"/stats dropped {counters.get('dropped', 0)}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
+              f"/stats dropped {counters.get('dropped', 0)}; forwarder CPU {cpu:.0f} µs a message "
+              f"(start-up included), {receiver.cpu_per_event()}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
               f"({load()})", flush=True)
     finally:
         forwarder.stop()

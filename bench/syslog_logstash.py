@@ -6,7 +6,8 @@ pipelining 2) into Elastic's go-lumber v2 server (`ljserver`, built by
 ../shared/peers/build-lumber.sh) on loopback. syslog-ng's `loggen` sends
 ≈300-byte RFC 5424 messages:
 
-  tcp   `loggen -i -S -P -s 300 -n N -r RATE`: one connection, octet-counted frames,
+  tcp   `loggen -i -S -P -s 300 -n N -r 10000000 -I 3600` (loggen stops after -I, 10 s by
+        default): one connection, octet-counted frames,
         as fast as the forwarder reads them (TCP back-pressure paces loggen);
         msg/s from loggen's start until the server has acknowledged N events,
         and drops = loggen's count - events acknowledged by the server.
@@ -121,7 +122,7 @@ def tcp_run(messages: int, keep: bool) -> None:
     try:
         started = time.monotonic()
         loggen = subprocess.Popen(["loggen", "-i", "-S", "-P", "-s", str(MESSAGE_SIZE), "-n", str(messages),
-                                   "-r", "10000000", "127.0.0.1", str(port)],
+                                   "-r", "10000000", "-I", "3600", "127.0.0.1", str(port)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         rss = []
         while loggen.poll() is None:

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             from forwarder.filebeat_registry.command import run_import
             return run_import(options, args)
         if command == "service":
-            return run_service_command(args.action, options)
+            return run_service_command(args.action, options, main)
         if command == "export":
             from forwarder.export.command import run_export
             return run_export(options, args)

@@ -97,8 +97,9 @@ def host_run_arguments(options: CliOptions, paths: InstalledPaths) -> list[str]:
     return arguments
 
 
-def run_service_command(action: str, options: CliOptions, platform: Platform | None = None,
-                        run: Runner | None = None) -> int:
+def run_service_command(action: str, options: CliOptions, forwarder_main: Callable[[list[str]], int],
+                        platform: Platform | None = None, run: Runner | None = None) -> int:
+    """`forwarder_main` is `forwarder.cli.main`, which the service host runs as `forwarder run …`."""
     host = platform or current_platform()
     if host.name != "windows":
         print(f"error: {LINUX_HINT}", file=sys.stderr)
@@ -107,7 +108,7 @@ def run_service_command(action: str, options: CliOptions, platform: Platform | N
     paths = host.installed_paths()
     if action == "host":
         from forwarder.platform.windows_service import host_service
-        return host_service(host_run_arguments(options, paths))
+        return host_service(host_run_arguments(options, paths), forwarder_main)
     if action == "install":
         _make_directories(paths)
         frozen = bool(getattr(sys, "frozen", False))

@@ -11,6 +11,7 @@ acknowledged and the registry is written before the service reports stopped.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import servicemanager
 import win32service
@@ -26,6 +27,8 @@ class ForwarderService(win32serviceutil.ServiceFramework):
     _svc_name_ = "forwarder"
     _svc_display_name_ = "forwarder (security log forwarder)"
     run_arguments: list[str] = []
+    # `forwarder.cli.main`, handed in so that the seam imports nothing above it.
+    run_forwarder: Callable[[list[str]], int]
 
     def SvcStop(self) -> None:
         self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING, waitHint=STOP_WAIT_HINT_MS)
@@ -35,9 +38,7 @@ class ForwarderService(win32serviceutil.ServiceFramework):
         self.SvcStop()
 
     def SvcDoRun(self) -> None:
-        from forwarder.cli import main
-
-        status = main(self.run_arguments)
+        status = type(self).run_forwarder(self.run_arguments)
         if status != 0:
             servicemanager.LogErrorMsg(
                 f"forwarder exited with status {status}: see the log files under --path.logs, or run "
@@ -46,9 +47,10 @@ class ForwarderService(win32serviceutil.ServiceFramework):
             os._exit(status)
 
 
-def host_service(run_arguments: list[str]) -> int:
+def host_service(run_arguments: list[str], run_forwarder: Callable[[list[str]], int]) -> int:
     """Hands this process to the service manager; returns when the service has stopped."""
     ForwarderService.run_arguments = run_arguments
+    ForwarderService.run_forwarder = run_forwarder
     servicemanager.Initialize()
     servicemanager.PrepareToHostSingle(ForwarderService)
     servicemanager.StartServiceCtrlDispatcher()

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from forwarder.cli import build_parser, options_from
+from forwarder.cli import build_parser, main, options_from
 from forwarder.platform import platform_named, request_stop, unregister_stop_event
 from forwarder.platform.windows import (
     MOVEFILE_REPLACE_EXISTING,
@@ -278,10 +278,10 @@ def test_service_control_commands_run_in_order_and_a_failure_is_exit_1():
     ran = []
     host = windows(environ={})
     options = options_from(build_parser().parse_args(["service", "stop"]))
-    assert run_service_command("stop", options, host, run=lambda command: ran.append(command) or 0) == 0
-    assert run_service_command("uninstall", options, host, run=lambda command: ran.append(command) or 0) == 0
+    assert run_service_command("stop", options, main, host, run=lambda command: ran.append(command) or 0) == 0
+    assert run_service_command("uninstall", options, main, host, run=lambda command: ran.append(command) or 0) == 0
     assert ran == [["sc.exe", "stop", "forwarder"], ["sc.exe", "stop", "forwarder"], ["sc.exe", "delete", "forwarder"]]
-    assert run_service_command("start", options, host, run=lambda command: 1060) == 1
+    assert run_service_command("start", options, main, host, run=lambda command: 1060) == 1
 
 
 def test_service_host_runs_forwarder_run_with_the_paths_of_its_command_line():

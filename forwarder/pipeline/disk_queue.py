@@ -374,9 +374,9 @@ class DiskQueue:
 
     def snapshot(self) -> dict[str, Any]:
         oldest = self._acks.oldest_written_ms()
-        if oldest is None and self._unread:
-            oldest = self._unread[0][1].written_ms
         with self._lock:
+            if oldest is None and self._unread:
+                oldest = self._unread[0][1].written_ms
             return {
                 "type": "disk",
                 "events": len(self._unwritten) + self._backlog,

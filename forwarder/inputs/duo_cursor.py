@@ -40,9 +40,12 @@ def _iso_time(field_name: str) -> Callable[[dict[str, Any]], float | None]:
     return read
 
 
+_read_isotimestamp = _iso_time("isotimestamp")
+
+
 def _isotimestamp(record: dict[str, Any]) -> float | None:
     """`isotimestamp` has the sub-second part; `timestamp` (seconds) is the fallback."""
-    return _iso_time("isotimestamp")(record) or _epoch(record.get("timestamp"), 1)
+    return _read_isotimestamp(record) or _epoch(record.get("timestamp"), 1)
 
 
 def _surfaced_time(record: dict[str, Any]) -> float | None:

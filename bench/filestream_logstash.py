@@ -223,14 +223,17 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
     receiver = Receiver(count, out)
     config = forwarder_config(home, events, receiver.port)
     rss: list[int] = []
+    progress: list[int] = []  # events acknowledged at each VmRSS sample
     with open(home / "stderr.log", "wb") as log:
         started = time.monotonic()
         process = subprocess.Popen([sys.executable, "-m", "forwarder", "-e", "-c", str(config),
                                     "--path.home", str(home)], cwd=home, stdout=log, stderr=log)
     recorder = start_recording(process.pid, *profile) if profile else None
     try:
-        done = receiver.wait(process, timeout=1800, on_tick=lambda: rss.append(resident_kib(process.pid)))
+        done = receiver.wait(process, timeout=1800, on_tick=lambda: (
+            rss.append(resident_kib(process.pid)), progress.append(receiver.events)))
         rss.append(resident_kib(process.pid))
+        progress.append(receiver.events)
         cpu = cpu_seconds(process.pid)
         server = receiver.cpu_per_event()
         if recorder:
@@ -244,10 +247,20 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
     first = receiver.first_at or done
     note = (f"first window acknowledged after {first - started:.2f} s; CPU {cpu:.1f} s "
             f"({cpu / count * 1e6:.0f} µs an event, start-up included), {server}; VmRSS max {max(rss) / 1024:.0f} MiB, "
-            f"at the end {rss[-1] / 1024:.0f} MiB ({len(rss)} samples)")
+            f"at the end {rss[-1] / 1024:.0f} MiB; {memory_series(rss, progress, count)}")
     if profile:
         note += f"; py-spy {'--gil' if profile[2] else 'all samples'} → {profile[0]}"
     return Measurement(count / (done - started), load(), note)
+
+
+def memory_series(rss: list[int], progress: list[int], count: int) -> str:
+    """VmRSS (MiB) at the first sample past each tenth of the events acknowledged."""
+    points = []
+    for tenth in range(1, 11):
+        sample = next((kib for kib, acked in zip(rss, progress, strict=True) if acked >= count * tenth / 10), None)
+        if sample is not None:
+            points.append(f"{sample / 1024:.0f}")
+    return "MiB at each 10 % acknowledged: " + " ".join(points)
 
 
 def start_recording(pid: int, directory: Path, seconds: int, gil: bool) -> subprocess.Popen:

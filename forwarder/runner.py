@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -23,12 +22,12 @@ import uuid
 from pathlib import Path
 
 from forwarder.config.settings import Settings
+from forwarder.data_lock import DataDirectoryLock, StartupError
 from forwarder.disk import (
     FILE_MODE,
     DiskError,
     OwnedDirectory,
     disk_problem,
-    make_private_directory,
     tighten_owned_modes,
     write_atomically,
 )
@@ -41,7 +40,6 @@ from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.pipeline import Pipeline
 from forwarder.pipeline.queue import EventQueue
-from forwarder.platform import current_platform
 from forwarder.registry import Registry
 from forwarder.stats import InputStats, OutputStats, StatsTable
 
@@ -50,10 +48,6 @@ log = logging.getLogger("forwarder")
 RESTART_BACKOFF_INIT = 1.0
 RESTART_BACKOFF_MAX = 60.0
 INPUT_JOIN_TIMEOUT = 5.0
-
-
-class StartupError(Exception):
-    """Something outside the config prevents starting (lock held, data path unwritable)."""
 
 
 class Forwarder:
@@ -221,37 +215,6 @@ class CycleCollector:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             gc.collect()
-
-
-class DataDirectoryLock:
-    """One forwarder per data path: two writing the same registry would corrupt each other's cursors."""
-
-    def __init__(self, data_path: Path) -> None:
-        self.path = Path(data_path) / "forwarder.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            make_private_directory(self.path.parent)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except OSError as exc:
-            raise StartupError(disk_problem(exc, self.path.parent, "path.data")) from None
-        if not current_platform().try_lock_exclusive(self._fd):
-            os.close(self._fd)
-            self._fd = None
-            raise StartupError(f"data path {self.path.parent} is in use by another forwarder "
-                               "(give each instance its own --path.data)") from None
-        try:
-            os.ftruncate(self._fd, 0)
-            os.write(self._fd, str(os.getpid()).encode())
-        except OSError as exc:
-            self.release()
-            raise StartupError(disk_problem(exc, self.path, "path.data")) from None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def open_queue(settings: Settings) -> EventQueue | DiskQueue:

@@ -21,10 +21,10 @@ def add_import_parser(commands: argparse._SubParsersAction, common: argparse.Arg
 
 def run_import(options: CliOptions, args: argparse.Namespace) -> int:
     # Imported here: `forwarder` without this sub-command does not load the file-input modules.
+    from forwarder.data_lock import DataDirectoryLock, StartupError
     from forwarder.filebeat_registry.memlog import MemlogError
     from forwarder.filebeat_registry.plan import marker, plan_import
     from forwarder.registry import Registry
-    from forwarder.runner import DataDirectoryLock, StartupError
 
     settings = load_settings(options)
     try:

@@ -66,11 +66,13 @@ def run_pipeline(port: int, factory: EventFactory, total: int, queue_kind: str) 
     with tempfile.TemporaryDirectory() as data:
         registry = Registry(Path(data) / "registry", flush_interval=1.0)
         registry.start()
+        encoder = EventEncoder()  # the output's: the disk queue stores what it will send
         if queue_kind == "mem":
             queue: EventQueue | DiskQueue = EventQueue(MEMORY_QUEUE_EVENTS, 256 << 20, flush_min_events=WINDOW,
                                                        flush_timeout=0.1)
         else:
-            queue = DiskQueue(disk_settings(Path(data) / "diskqueue", None if queue_kind == "disk-none" else 0))
+            queue = DiskQueue(disk_settings(Path(data) / "diskqueue", None if queue_kind == "disk-none" else 0),
+                              encoder.encode)
         pipeline = Pipeline(queue, registry, [], AgentInfo(name="bench-host"), StatsTable())
         client = pipeline.connect(ClientSettings(input_id="bench", input_type="azure-signins"))
         problems: list[Problem] = []
@@ -79,7 +81,7 @@ def run_pipeline(port: int, factory: EventFactory, total: int, queue_kind: str) 
         config = OUTPUT_TYPE.parse_config(Section(settings, "output.logstash", "bench", problems))
         assert not problems, problems
         output_stats = OutputStats("logstash")
-        output = LogstashOutput(config, EventEncoder(OUTPUT_TYPE.index(config)), output_stats)
+        output = LogstashOutput(config, encoder, output_stats)
         output.start(queue)
 
         def publish() -> None:
@@ -144,10 +146,10 @@ def bytes_on_disk(events: list[Event], level: int | None) -> dict[str, float]:
     directory = Path(tempfile.mkdtemp(prefix="diskqueue-bench-"))
     try:
         registry = Registry(directory / "registry", flush_interval=1.0)
-        queue = DiskQueue(disk_settings(directory / "q", level))
+        encoder = EventEncoder()
+        queue = DiskQueue(disk_settings(directory / "q", level), encoder.encode)
         pipeline = Pipeline(queue, registry, [], AgentInfo(name="bench-host"), StatsTable())
         client = pipeline.connect(ClientSettings(input_id="bench", input_type="bench"))
-        encoder = EventEncoder()
         encoded = 0
         for number, event in enumerate(events):
             client.publish(event, cursor={"n": number})

@@ -69,13 +69,13 @@ class Forwarder:
         try:
             # Bound before anything starts: a port in use is one line at start, not a failure with inputs running.
             monitoring = self._bind_monitoring() if settings.http_enabled else None
-            queue = open_queue(settings)
+            encoder = EventEncoder(settings.output_type.index(settings.output_config))
+            queue = open_queue(settings, encoder)
             registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
                                 settings.registry_permissions)
             import_on_first_start(registry, settings.registry_path, settings.inputs)
             registry.start()
             output_stats = OutputStats(settings.output_type.name)
-            encoder = EventEncoder(settings.output_type.index(settings.output_config))
             output = settings.output_type.create(settings.output_config, encoder, output_stats)
             agent = AgentInfo(name=settings.name, id=persistent_agent_id(settings.paths.data))
             pipeline = Pipeline(queue, registry, settings.processors, agent, self.stats)
@@ -217,13 +217,13 @@ class CycleCollector:
             gc.collect()
 
 
-def open_queue(settings: Settings) -> EventQueue | DiskQueue:
+def open_queue(settings: Settings, encoder: EventEncoder) -> EventQueue | DiskQueue:
     disk = settings.disk_queue
     if disk is None:
         return EventQueue(settings.queue_events, settings.queue_bytes, settings.flush_min_events,
                           settings.flush_timeout)
     try:
-        return DiskQueue(disk)
+        return DiskQueue(disk, encoder.encode)
     except OSError as exc:
         raise StartupError(disk_problem(exc, disk.path, "queue.disk.path")) from None
 

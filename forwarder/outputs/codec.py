@@ -24,6 +24,8 @@ class EventEncoder:
         return document
 
     def encode(self, event: Event) -> bytes:
+        if event.encoded is not None:
+            return event.encoded
         # Rarely orjson refuses (a non-string key from a YAML `fields` map, an integer beyond 64 bits):
         # json_bytes falls back to slower encoders instead of failing the batch.
         return json_bytes(self.document(event), _fallback)

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,11 @@ class DiskQueue:
     # The output takes what is ready: read-ahead already batches, and waiting for more would only add latency.
     flush_min_events = 1
 
-    def __init__(self, settings: DiskQueueSettings, files: SegmentFiles | None = None) -> None:
+    def __init__(self, settings: DiskQueueSettings, encode: Callable[[Event], bytes],
+                 files: SegmentFiles | None = None) -> None:
+        """`encode` is the output's encoder: the queue stores what the output will send, encoded once."""
         self.settings = settings
+        self._encode = encode
         self._files = files or SegmentFiles()
         self._directory = settings.path
         make_private_directory(self._directory)
@@ -212,7 +216,7 @@ class DiskQueue:
 
     def _write(self, events: list[Event], backoff: Backoff) -> bool:
         """Writes and fsyncs one frame; False when the queue closed while the disk kept failing."""
-        frame, raw_size = encode_frame(events, self.settings.compression_level)
+        frame, raw_size = encode_frame(events, self._encode, self.settings.compression_level)
         failing = False
         while True:
             try:

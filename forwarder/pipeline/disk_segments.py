@@ -6,12 +6,14 @@ similar events rather than one at a time:
 
     u32 payload length | u32 CRC-32 of the payload | payload
     payload = u8 codec (0 plain, 1 lz4 frame) | u32 event count | u64 write time (ms) | body
-    body    = per event: u8 encoding (o: orjson, j: the standard library) | u32 length | JSON
+    body    = per event: u32 length | the event's output document (JSON)
 
 The length and CRC make a torn write (power cut, SIGKILL mid-write, a full
 disk) detectable: `scan_segment` keeps the frames before the first bad one
-and reports the bytes after it. An event is written with `@timestamp` and
-`@metadata` beside its fields, so it comes back exactly as it went in.
+and reports the bytes after it. What is stored is the document the output
+sends (`@timestamp`, `@metadata` and every field, from the output's own
+encoder): an event is encoded once, by the queue's writer, and read back as
+those bytes with nothing to parse.
 
 `SegmentFiles` is every file operation the queue makes, in one object, so a
 test can make any of them fail (or "crash") at a chosen call.
@@ -19,17 +21,15 @@ test can make any of them fail (or "crash") at a chosen call.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lz4.frame
-import orjson
 
 from forwarder.disk import FILE_MODE, fsync_directory, write_all
 from forwarder.pipeline.event import Event
@@ -37,9 +37,8 @@ from forwarder.pipeline.event import Event
 HEADER = b"FWDQSEG1"
 FRAME_HEAD = struct.Struct("<II")
 PAYLOAD_HEAD = struct.Struct("<BIQ")
-EVENT_HEAD = struct.Struct("<cI")
+EVENT_HEAD = struct.Struct("<I")
 PLAIN, LZ4 = 0, 1
-ORJSON, STDLIB = b"o", b"j"
 # A frame longer than this is not one we wrote: the length field itself is damaged.
 MAX_FRAME = 1 << 30
 
@@ -56,19 +55,15 @@ def segment_ids(directory: Path) -> list[int]:
     return sorted(ids)
 
 
-def encode_event(event: Event) -> bytes:
-    document = {"t": event.timestamp, "f": event.fields, "m": event.meta}
-    try:
-        body, kind = orjson.dumps(document, default=_as_text), ORJSON
-    except orjson.JSONEncodeError:
-        # Integers beyond 64 bits (which orjson would read back as floats) or non-string keys.
-        body, kind = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=_as_text).encode(), STDLIB
-    return EVENT_HEAD.pack(kind, len(body)) + body
-
-
-def encode_frame(events: list[Event], compression_level: int | None) -> tuple[bytes, int]:
-    """(the frame's bytes, the size of its events before compression)."""
-    body = b"".join([encode_event(event) for event in events])
+def encode_frame(events: list[Event], encode: Callable[[Event], bytes],
+                 compression_level: int | None) -> tuple[bytes, int]:
+    """(the frame's bytes, the size of its documents before compression); sets each event's `encoded`."""
+    parts = []
+    for event in events:
+        document = event.encoded = encode(event)
+        parts.append(EVENT_HEAD.pack(len(document)))
+        parts.append(document)
+    body = b"".join(parts)
     raw_size = len(body)
     codec = PLAIN
     if compression_level is not None:
@@ -78,7 +73,7 @@ def encode_frame(events: list[Event], compression_level: int | None) -> tuple[by
 
 
 def decode_payload(payload: bytes) -> tuple[list[Event], int]:
-    """(the events of a frame, its write time in ms)."""
+    """(the events of a frame, as their documents; its write time in ms)."""
     codec, count, written_ms = PAYLOAD_HEAD.unpack_from(payload)
     body = payload[PAYLOAD_HEAD.size:]
     if codec == LZ4:
@@ -86,12 +81,10 @@ def decode_payload(payload: bytes) -> tuple[list[Event], int]:
     events = []
     position = 0
     for _ in range(count):
-        kind, length = EVENT_HEAD.unpack_from(body, position)
+        (length,) = EVENT_HEAD.unpack_from(body, position)
         position += EVENT_HEAD.size
-        text = body[position:position + length]
+        events.append(Event.from_encoded(body[position:position + length]))
         position += length
-        document = orjson.loads(text) if kind == ORJSON else json.loads(text)
-        events.append(Event(document["f"], document["t"], document["m"]))
     return events, written_ms
 
 
@@ -197,11 +190,3 @@ class SegmentFiles:
 def read_frame(files: SegmentFiles, path: Path, frame: FrameInfo) -> list[Event]:
     data = files.read(path, frame.offset + FRAME_HEAD.size, frame.end)
     return decode_payload(data)[0]
-
-
-def _as_text(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)

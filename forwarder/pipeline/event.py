@@ -17,7 +17,7 @@ METADATA_PREFIX = "@metadata."
 
 
 class Event:
-    __slots__ = ("timestamp", "fields", "meta", "record", "record_kind", "ack_token", "size")
+    __slots__ = ("timestamp", "fields", "meta", "record", "record_kind", "ack_token", "size", "encoded")
 
     def __init__(
         self,
@@ -39,6 +39,17 @@ class Event:
         self.ack_token: tuple[Any, int] | None = None
         # Approximate encoded size in bytes, set by the pipeline client.
         self.size = 0
+        # The output's JSON document, when it was made before the output got the event (the disk queue
+        # stores and sends exactly that); outputs then send these bytes as they are.
+        self.encoded: bytes | None = None
+
+    @classmethod
+    def from_encoded(cls, document: bytes) -> Event:
+        """An event that is only its output document: what the disk queue reads back."""
+        event = cls({}, 0.0)
+        event.encoded = document
+        event.size = len(document)
+        return event
 
     def get(self, path: str, default: Any = None) -> Any:
         value = self.lookup(path)

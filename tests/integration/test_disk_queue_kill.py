@@ -14,6 +14,7 @@ events must come out in the order they were put.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ import textwrap
 import threading
 import time
 
+from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
 
@@ -31,8 +33,9 @@ LIVES = 5
 LIFE_RANGE = 10_000_000
 
 CHILD = textwrap.dedent("""
-    import sys, threading
+    import json, sys, threading
     from pathlib import Path
+    from forwarder.outputs.codec import EventEncoder
     from forwarder.pipeline.acker import InputAcker
     from forwarder.pipeline.disk_queue import DiskQueue
     from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
@@ -50,15 +53,16 @@ CHILD = textwrap.dedent("""
         say("C %d" % updates["kill::n"])
 
     acker = InputAcker(committed, "kill::")
+    encode = EventEncoder().encode
     queue = DiskQueue(DiskQueueSettings(path=directory, max_size=16 << 20, segment_size=1 << 20, write_ahead=512,
-                                        read_ahead=256))
+                                        read_ahead=256), encode)
 
     def consume():
         while True:
             batch = queue.get_batch(200, wait=0.5)
             if batch is None:
                 continue
-            say("\\n".join("R %d" % event.fields["n"] for event in batch.events))
+            say("\\n".join("R %d" % json.loads(encode(event))["n"] for event in batch.events))
             batch.ack_all()
 
     threading.Thread(target=consume, daemon=True).start()
@@ -142,14 +146,15 @@ def test_sigkill_at_random_moments_loses_no_event_its_input_was_told_is_safe(tmp
         last_committed.append((first, output.commits[-1]))
         printed |= output.printed
 
-    queue = DiskQueue(DiskQueueSettings(path=directory, max_size=16 << 20, segment_size=1 << 20))
+    encode = EventEncoder().encode
+    queue = DiskQueue(DiskQueueSettings(path=directory, max_size=16 << 20, segment_size=1 << 20), encode)
     try:
         drained: list[int] = []
         while True:
             batch = queue.get_batch(1000, wait=0.5)
             if batch is None:
                 break
-            drained.extend(event.fields["n"] for event in batch.events)
+            drained.extend(json.loads(encode(event))["n"] for event in batch.events)
             batch.ack_all()
     finally:
         queue.finish()

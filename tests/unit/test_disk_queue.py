@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.acker import InputAcker
 from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
@@ -36,6 +38,22 @@ def tracked_events(acker: InputAcker, numbers: range, size: int = 200) -> list[E
         event.ack_token = (acker, acker.track({"n": n}))
         events.append(event)
     return events
+
+
+ENCODER = EventEncoder()
+
+
+def document(event: Event) -> dict:
+    """What the output sends for the event: the disk queue hands back exactly that."""
+    return json.loads(ENCODER.encode(event))
+
+
+def numbers(events: list[Event]) -> list[int]:
+    return [document(event)["n"] for event in events]
+
+
+def open_queue(directory: Path, files: SegmentFiles | None = None, **overrides) -> DiskQueue:
+    return DiskQueue(settings(directory, **overrides), ENCODER.encode, files)
 
 
 def settings(path: Path, **overrides) -> DiskQueueSettings:
@@ -68,21 +86,22 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 def test_events_come_back_whole_and_in_order_and_inputs_are_acknowledged_once_written(tmp_path):
     committed = Committed()
     acker = InputAcker(committed, "t::")
-    queue = DiskQueue(settings(tmp_path / "q"))
+    queue = open_queue(tmp_path / "q")
     events = tracked_events(acker, range(5000))
     events[7].fields["big"] = 123456789012345678901234567890
     queue.put_many(events)
     wait_for(lambda: committed.last == 4999)
     got = drain(queue, 5000)
-    assert [e.fields["n"] for e in got] == list(range(5000))
-    assert got[7].fields["big"] == 123456789012345678901234567890
-    assert got[3].meta == {"_id": "id-3"} and got[3].timestamp == 1_700_000_003.5
+    assert numbers(got) == list(range(5000))
+    assert document(got[7])["big"] == 123456789012345678901234567890
+    third = document(got[3])
+    assert third["@metadata"]["_id"] == "id-3" and third["@timestamp"] == "2023-11-14T22:13:23.500Z"
     queue.finish()
 
 
 def test_a_restart_sends_again_exactly_what_the_output_did_not_acknowledge(tmp_path):
     acker = InputAcker(Committed(), "t::")
-    queue = DiskQueue(settings(tmp_path / "q"))
+    queue = open_queue(tmp_path / "q")
     queue.put_many(tracked_events(acker, range(1000)))
     got = drain(queue, 1000, ack=False)
     assert len(got) == 1000
@@ -91,16 +110,16 @@ def test_a_restart_sends_again_exactly_what_the_output_did_not_acknowledge(tmp_p
     for event in batch_events[300:600] + batch_events[:300]:
         event.ack_token[0].done_many([event.ack_token[1]])
     queue.finish()
-    reopened = DiskQueue(settings(tmp_path / "q"))
+    reopened = open_queue(tmp_path / "q")
     again = drain(reopened, 1000, timeout=2)
-    assert [e.fields["n"] for e in again] == list(range(600, 1000))
+    assert numbers(again) == list(range(600, 1000))
     reopened.finish()
 
 
 def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
     acker = InputAcker(Committed(), "t::")
     directory = tmp_path / "q"
-    queue = DiskQueue(settings(directory, segment_size=1 << 20, compression_level=None, write_ahead=256))
+    queue = open_queue(directory, segment_size=1 << 20, compression_level=None, write_ahead=256)
     payload = "x" * 2000
     for start in range(0, 3000, 100):
         chunk = tracked_events(acker, range(start, start + 100))
@@ -110,7 +129,7 @@ def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
     wait_for(lambda: queue.active_events == 3000 and not queue.unwritten_events)
     assert len(segment_ids(directory)) >= 5
     got = drain(queue, 3000)
-    assert [e.fields["n"] for e in got] == list(range(3000))
+    assert numbers(got) == list(range(3000))
     wait_for(lambda: len(segment_ids(directory)) <= 1)
     assert queue.snapshot()["events"] == 0
     queue.finish()
@@ -119,7 +138,7 @@ def test_segments_roll_over_and_are_deleted_once_acknowledged(tmp_path):
 def test_a_torn_tail_is_cut_with_a_warning_and_the_frames_before_it_are_kept(tmp_path, caplog):
     acker = InputAcker(Committed(), "t::")
     directory = tmp_path / "q"
-    queue = DiskQueue(settings(directory))
+    queue = open_queue(directory)
     queue.put_many(tracked_events(acker, range(100)))
     wait_for(lambda: not queue.unwritten_events)
     queue.put_many(tracked_events(acker, range(100, 150)))
@@ -131,19 +150,19 @@ def test_a_torn_tail_is_cut_with_a_warning_and_the_frames_before_it_are_kept(tmp
     last_frame = scan_segment(path).frames[-1]
     path.write_bytes(whole[:last_frame.offset + (last_frame.end - last_frame.offset) // 2])
     with caplog.at_level(logging.WARNING, logger="forwarder.diskqueue"):
-        reopened = DiskQueue(settings(directory))
+        reopened = open_queue(directory)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cut" in warnings[0] and str(path) in warnings[0]
     got = drain(reopened, 150, timeout=2)
-    assert [e.fields["n"] for e in got] == list(range(last_frame.first_index))
+    assert numbers(got) == list(range(last_frame.first_index))
     reopened.finish()
 
 
 def test_a_full_queue_blocks_put_and_refuses_try_put_until_the_output_frees_a_segment(tmp_path):
     acker = InputAcker(Committed(), "t::")
     directory = tmp_path / "q"
-    queue = DiskQueue(settings(directory, max_size=10 << 20, segment_size=1 << 20, compression_level=None,
-                               write_ahead=64))
+    queue = open_queue(directory, max_size=10 << 20, segment_size=1 << 20, compression_level=None,
+                               write_ahead=64)
     filler = "y" * 4000
     published = 0
     while True:
@@ -194,7 +213,7 @@ def test_a_full_disk_holds_events_back_and_leaves_no_damaged_frame(tmp_path, cap
     acker = InputAcker(committed, "t::")
     disk = FailingDisk()
     directory = tmp_path / "q"
-    queue = DiskQueue(settings(directory), files=disk)
+    queue = open_queue(directory, disk)
     queue.put_many(tracked_events(acker, range(100)))
     wait_for(lambda: committed.last == 99)
     disk.full.set()
@@ -207,7 +226,7 @@ def test_a_full_disk_holds_events_back_and_leaves_no_damaged_frame(tmp_path, cap
     wait_for(lambda: committed.last == 199)
     assert queue.snapshot()["write_errors"] >= 3
     got = drain(queue, 200)
-    assert [e.fields["n"] for e in got] == list(range(200))
+    assert numbers(got) == list(range(200))
     queue.finish()
     (segment,) = segment_ids(directory)
     assert scan_segment(directory / segment_name(segment)).damage is None
@@ -216,13 +235,13 @@ def test_a_full_disk_holds_events_back_and_leaves_no_damaged_frame(tmp_path, cap
 def test_put_after_close_raises_and_what_was_put_before_is_still_written(tmp_path):
     committed = Committed()
     acker = InputAcker(committed, "t::")
-    queue = DiskQueue(settings(tmp_path / "q"))
+    queue = open_queue(tmp_path / "q")
     queue.put_many(tracked_events(acker, range(50)))
     queue.close()
     with pytest.raises(QueueClosed):
         queue.put_many(tracked_events(acker, range(50, 51)))
     queue.finish()
     assert committed.last == 49
-    reopened = DiskQueue(settings(tmp_path / "q"))
-    assert [e.fields["n"] for e in drain(reopened, 50, timeout=2)] == list(range(50))
+    reopened = open_queue(tmp_path / "q")
+    assert numbers(drain(reopened, 50, timeout=2)) == list(range(50))
     reopened.finish()

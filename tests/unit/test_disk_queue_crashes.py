@@ -12,11 +12,13 @@ the second life must deliver in order.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 from pathlib import Path
 
+from forwarder.outputs.codec import EventEncoder
 from forwarder.pipeline.acker import InputAcker
 from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
@@ -95,6 +97,13 @@ class CrashingDisk(SegmentFiles):
         super().delete(path)
 
 
+ENCODER = EventEncoder()
+
+
+def number(event: Event) -> int:
+    return json.loads(ENCODER.encode(event))["n"]
+
+
 class Committed:
     def __init__(self) -> None:
         self.last = -1
@@ -114,7 +123,7 @@ def first_life(directory: Path, chooser: random.Random) -> tuple[int, set[int]]:
     committed = Committed()
     acker = InputAcker(committed, "t::")
     disk = CrashingDisk(chooser.randint(1, 120), chooser)
-    queue = DiskQueue(settings(directory), files=disk)
+    queue = DiskQueue(settings(directory), ENCODER.encode, disk)
     delivered: set[int] = set()
 
     def produce() -> None:
@@ -136,14 +145,14 @@ def first_life(directory: Path, chooser: random.Random) -> tuple[int, set[int]]:
     try:
         while not disk.crashed.is_set() and len(delivered) < EVENTS:
             if unfinished is not None:
-                delivered.update(event.fields["n"] for event in unfinished.pending)
+                delivered.update(number(event) for event in unfinished.pending)
                 unfinished.ack_all()
                 unfinished = None
             batch = queue.get_batch(50, wait=0.05)
             if batch is None:
                 continue
             taken = len(batch) if chooser.random() < 0.7 else chooser.randint(0, len(batch))
-            delivered.update(event.fields["n"] for event in batch.events[:taken])
+            delivered.update(number(event) for event in batch.events[:taken])
             batch.ack_through(taken)
             if taken < len(batch):
                 unfinished = batch
@@ -165,13 +174,13 @@ def test_a_crash_at_any_file_operation_loses_no_event_acknowledged_to_its_input(
     for iteration in range(ITERATIONS):
         directory = tmp_path / f"q{iteration}"
         acknowledged, delivered = first_life(directory, chooser)
-        second = DiskQueue(settings(directory))
+        second = DiskQueue(settings(directory), ENCODER.encode)
         replayed: list[int] = []
         deadline = time.monotonic() + 10
         while second.active_events and time.monotonic() < deadline:
             batch = second.get_batch(500, wait=0.05)
             if batch is not None:
-                replayed.extend(event.fields["n"] for event in batch.events)
+                replayed.extend(number(event) for event in batch.events)
                 batch.ack_all()
         assert not second.active_events, f"seed {seed}, iteration {iteration}: the second life did not drain"
         second.finish()

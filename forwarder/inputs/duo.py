@@ -5,7 +5,7 @@ One thread per input reads its streams in turn, each from its own cursor in the
 registry (forwarder/inputs/duo_cursor.py). A window runs from the cursor to two
 minutes before now, since Duo withholds its last two minutes; it is read page
 by page (`limit` 1000), the next page requested while the current one is
-published (one page of read-ahead, see PageRequest), and each page is published
+published (one page of read-ahead: forwarder/net/read_ahead.py), and each page is published
 as one chunk whose last event carries the cursor, so it commits only once the
 page is acknowledged. A window with nothing
 new commits its end through `PipelineClient.commit`, after everything published
@@ -22,9 +22,9 @@ configured on its own (the module's inputs never get both).
 from __future__ import annotations
 
 import datetime
-import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
@@ -32,6 +32,7 @@ from forwarder.inputs.duo_config import MAX_LOOKBACK, DuoConfig, default_id, par
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, DuoStream, dedupe_key, time_ms
 from forwarder.net.duo_client_api import DuoAdminClient, DuoApiError, DuoBackoff, DuoCredentials
 from forwarder.net.http_client import StopRequested
+from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.json_text import json_text
 
@@ -132,13 +133,13 @@ class DuoInput:
         if stream.paging != "trust_monitor":
             params["sort"] = "ts:asc"
         offset_name = "offset" if stream.paging == "trust_monitor" else "next_offset"
-        page = PageRequest(api, stream.path, params)
+        page = _request_page(api, stream, params)
         while True:
             records, next_offset = _page(stream, page.result())
             following = None
             if next_offset is not None and records:
                 params[offset_name] = next_offset
-                following = PageRequest(api, stream.path, params)
+                following = _request_page(api, stream, params)
             if not self._deliver(stream, cursor, records, end):
                 return None
             if following is None:
@@ -185,37 +186,10 @@ class DuoInput:
             extra[f"{name}_read_until"] = _iso(cursor.since)
 
 
-class PageRequest:
-    """One page fetched on a thread of its own, so the next page is on its way while this one is delivered.
-
-    The request is `api.get` as it is without read-ahead: it waits out a 429 with the key's shared backoff,
-    retries failures, and stops when the forwarder stops; what it raises (DuoApiError, StopRequested)
-    is raised again by `result()` on the input's thread, which handles it as before. Only the request
-    runs ahead: the records are checked, deduplicated and published in order by the input's thread, so
-    the cursor moves exactly as without it. The thread is a daemon: a request still in flight when the
-    forwarder stops does not hold the process.
-    """
-
-    def __init__(self, api: DuoAdminClient, path: str, params: dict[str, str | list[str]]) -> None:
-        self._body: dict[str, Any] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._fetch, args=(api, path, dict(params)),
-                                        name=f"duo-page {path}", daemon=True)
-        self._thread.start()
-
-    def _fetch(self, api: DuoAdminClient, path: str, params: dict[str, str | list[str]]) -> None:
-        try:
-            self._body = api.get(path, params)
-        except BaseException as error:  # handed to the input's thread, which decides
-            self._error = error
-
-    def result(self) -> dict[str, Any]:
-        """The decoded answer; raises what the request raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._body is not None
-        return self._body
+def _request_page(api: DuoAdminClient, stream: DuoStream, params: dict[str, str | list[str]]
+                  ) -> ReadAhead[dict[str, Any]]:
+    """The page's GET started now on its own thread (api.get: 429 backoff, retries, stop, refusals as always)."""
+    return ReadAhead(partial(api.get, stream.path, dict(params)), f"duo-{stream.name}-page")
 
 
 def _page(stream: DuoStream, body: dict[str, Any]) -> tuple[list[Any], str | list[str] | None]:

@@ -1,12 +1,14 @@
 """The `cisco-secure-endpoint` input: Cisco Secure Endpoint (AMP for Endpoints) events from `GET /v1/events`.
 
 One thread per input polls every `interval`: a run reads all pages from the
-cursor's inclusive `start_date` through `metadata.links.next`, publishes each
-event not delivered yet, and moves the cursor (forwarder/inputs/secure_endpoint_cursor.py)
-only with the events that carry it, so it is committed once they are
-acknowledged. Events on the boundary second come back from Cisco and are
-skipped by their id (or Elastic's fingerprint); an event seen twice within one
-run (new events shift Cisco's offsets while we page) is published once.
+cursor's inclusive `start_date` through `metadata.links.next` (the next page
+requested while the current one is published: forwarder/net/read_ahead.py),
+publishes each page's events not delivered yet as one chunk, and moves the
+cursor (forwarder/inputs/secure_endpoint_cursor.py) only with the events that
+carry it, so it is committed once they are acknowledged. Events on the
+boundary second come back from Cisco and are skipped by their id (or Elastic's
+fingerprint); an event seen twice within one run (new events shift Cisco's
+offsets while we page) is published once.
 
 The hourly request quota, 429s and retries are the client's
 (forwarder/inputs/secure_endpoint_client.py). A refusal only the user can fix
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +35,7 @@ from forwarder.inputs.secure_endpoint_cursor import (
     start_date_text,
 )
 from forwarder.net.http_client import StopRequested
+from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.json_text import json_text
 
@@ -88,9 +92,12 @@ class SecureEndpointInput:
         url: str = run.next_url or self.config.events_url
         params = None if run.next_url else self._first_page_params(cursor)
         delivered: set[str] = set()
+        page = ReadAhead(partial(client.get, url, params), "secure-endpoint-page")
         while True:
-            body = client.get(url, params)
-            events, next_url = self._page(body)
+            events, next_url = self._page(page.result())
+            following = None
+            if next_url is not None:
+                following = ReadAhead(partial(client.get, next_url), "secure-endpoint-page")
             fresh = [self._event(record, cursor, run, delivered) for record in events]
             run.next_url = next_url
             if next_url is None:
@@ -101,9 +108,9 @@ class SecureEndpointInput:
                 self.context.client.commit(state)
             elif not self.context.client.publish_many(published, state):
                 return False
-            if next_url is None:
+            if following is None:
                 return True
-            url, params = next_url, None
+            page = following
 
     def _first_page_params(self, cursor: SecureEndpointCursor) -> list[tuple[str, str]]:
         params = [("start_date", start_date_text(cursor.start)), ("limit", str(self.config.limit))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import trustme
 
 from tests.fakes.https_server import FakeHttpsServer
+from tests.fakes.lumberjack_server import Behaviour, LumberjackServer
 from tests.fakes.secure_endpoint_api import FakeSecureEndpointApi, iso, make_event
 from tests.integration.forwarder_process import ForwarderProcess, output_events, wait_until
 
@@ -237,3 +239,44 @@ def test_a_kill_mid_poll_resumes_at_the_next_page_and_loses_nothing(tmp_path, mo
     resumed = api.event_requests()[killed_after]
     assert int(resumed.param("offset") or 0) >= 700, "the restart read the poll again from its first page"
     assert len(ids) - len(set(ids)) <= 300, "more repeated than the pages in flight at the kill"
+
+
+def test_the_next_page_is_requested_while_the_output_still_holds_the_current_one(tmp_path, api):
+    """One page of read-ahead: with a queue smaller than a page and Logstash holding its ACKs, the input is stuck
+    publishing page 1, yet page 2 has already been asked for; released, every event arrives exactly once."""
+    ids = fill(api, 1200, time.time() - 3600, 1)
+    release = threading.Event()
+    with LumberjackServer(behaviour=Behaviour(hold=release)) as logstash:
+        home = tmp_path / "home"
+        forwarder = ForwarderProcess(home, f"""
+        forwarder.inputs:
+          - type: cisco-secure-endpoint
+            id: amp
+            url: "{api.server.url}"
+            client_id: "{CLIENT_ID}"
+            api_key: "${{AMP_API_KEY}}"
+            limit: 500
+            ssl.certificate_authorities: ["{api.server.ca_path}"]
+        queue.mem:
+          events: 200
+          flush.min_events: 50
+          flush.timeout: 10ms
+        output.logstash:
+          hosts: ["{logstash.address}"]
+          bulk_max_size: 50
+          timeout: 120s
+        logging.metrics.enabled: false
+        """)
+        try:
+            forwarder.start()
+            wait_until(lambda: len(api.event_requests()) >= 2, 30, "the second page requested")
+            assert api.event_requests()[1].param("offset") == "500", "the second request is not page 2"
+            assert logstash.event_count <= 200, "page 1 got past a full queue without any ACK"
+            release.set()
+            logstash.wait_for_events(len(ids), timeout=60)
+            assert forwarder.terminate() == 0
+        finally:
+            release.set()
+            forwarder.stop()
+        received = [json.loads(event["message"])["id"] for event in logstash.events]
+    assert sorted(received) == sorted(ids), "an event was lost or delivered twice"

@@ -156,9 +156,9 @@ class FileOutput:
             if number == keep - 1:
                 older.unlink(missing_ok=True)
             elif older.exists():
-                older.rename(self._config.path / f"{name}.{number + 1}.ndjson")
+                older.replace(self._config.path / f"{name}.{number + 1}.ndjson")
         if self._current.exists():
-            self._current.rename(self._config.path / f"{name}.1.ndjson")
+            self._current.replace(self._config.path / f"{name}.1.ndjson")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.platform import current_platform
 from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, Setting, ignored, read_settings
 from forwarder.schema.section import Section
 
@@ -113,14 +114,9 @@ def _windows_os_fields() -> dict[str, Any]:
     release, version, _, _ = platform.win32_ver()
     name = f"Windows {release}".strip()
     build = version.split(".", 2)[2] if version.count(".") >= 2 else ""
-    try:
-        import winreg
-
-        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Windows NT\CurrentVersion") as key:
-            name = winreg.QueryValueEx(key, "ProductName")[0]
-            build = f"{winreg.QueryValueEx(key, 'CurrentBuild')[0]}.{winreg.QueryValueEx(key, 'UBR')[0]}"
-    except (ImportError, OSError):
-        pass
+    product = current_platform().windows_product()
+    if product is not None:
+        name, build = product
     fields: dict[str, Any] = {
         "type": "windows",
         "family": "windows",

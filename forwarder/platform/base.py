@@ -116,3 +116,7 @@ class Platform(ABC):
     def kernel_drops(self, ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
         """The kernel's drop counter from a `recvmsg` ancillary list, when it is there."""
         return None
+
+    def windows_product(self) -> tuple[str, str] | None:
+        """(ProductName, build) of Windows, read from its registry; None on any other system."""
+        return None

@@ -33,8 +33,9 @@ class WindowsCalls:
 
     def __init__(self, msvcrt: Any = None, kernel32: Any = None, last_error: Callable[[], int] | None = None,
                  set_signal_handler: Callable[[int, Any], Any] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, winreg: Any = None) -> None:
         self._msvcrt = msvcrt
+        self._winreg = winreg
         self._kernel32 = kernel32
         self._last_error = last_error
         self.set_signal_handler = set_signal_handler or signal.signal
@@ -56,6 +57,18 @@ class WindowsCalls:
         if not kernel32.MoveFileExW(str(source), str(target), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH):
             code = (self._last_error or ctypes.get_last_error)()  # type: ignore[attr-defined]
             raise OSError(0, f"MoveFileExW failed (Windows error {code})", str(source), code, str(target))
+
+
+    def product_name_and_build(self) -> tuple[str, str] | None:
+        """ProductName and CurrentBuild.UBR from HKLM's CurrentVersion key; None when they cannot be read."""
+        try:
+            winreg = self._winreg or importlib.import_module("winreg")
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Windows NT\CurrentVersion") as key:
+                name = winreg.QueryValueEx(key, "ProductName")[0]
+                build = f"{winreg.QueryValueEx(key, 'CurrentBuild')[0]}.{winreg.QueryValueEx(key, 'UBR')[0]}"
+        except (ImportError, OSError):
+            return None
+        return name, build
 
 
 class WindowsPlatform(Platform):
@@ -98,3 +111,6 @@ class WindowsPlatform(Platform):
     def installed_paths(self) -> InstalledPaths:
         base = PureWindowsPath(self.calls.environ.get("PROGRAMDATA") or DEFAULT_PROGRAM_DATA) / "forwarder"
         return InstalledPaths(home=base, config=base / "config", data=base / "data", logs=base / "logs")
+
+    def windows_product(self) -> tuple[str, str] | None:
+        return self.calls.product_name_and_build()

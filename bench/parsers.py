@@ -248,7 +248,17 @@ def best_seconds(prepare: Callable[[], Any], work: Callable[[Any], None]) -> flo
     return max(best, 1e-9)
 
 
+def check(fmt: Format) -> None:
+    """Each distinct text once, untimed: a row whose processor reports an error would measure the error path."""
+    prepared = fmt.prepare(fmt.texts)
+    fmt.work(prepared)
+    failed = [event.fields["error"] for event in prepared if isinstance(event, Event) and "error" in event.fields]
+    if failed:
+        raise SystemExit(f"{fmt.name}: {len(failed)} of {len(fmt.texts)} texts fail: {failed[0]}")
+
+
 def measure(fmt: Format, count: int) -> None:
+    check(fmt)
     texts = repeated(fmt.texts, count)
     reference = count / best_seconds(lambda: texts, fmt.reference)
     rate = count / best_seconds(lambda: fmt.prepare(texts), fmt.work)

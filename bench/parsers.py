@@ -15,7 +15,7 @@ machines; the absolute rates move with the load.
   syslog_5424      RFC 5424 lines with structured data through the same processor
   cisco_esa        every line of tests/fixtures/cisco_esa, log type from the file name as the filestream input sets it
   json_objects     the CrowdStrike fixtures pretty-printed, varied, through the filestream `json_objects` parser;
-                   rate in objects/s (about 30-60 lines each)
+                   rate in objects/s (27 lines each on average)
   crowdstrike      the same, then the `crowdstrike_falcon` mapping on each decoded object
 
 The garbage collector is off while a figure is measured, as the forwarder's runner

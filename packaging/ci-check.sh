@@ -47,7 +47,7 @@ need /usr/bin/python3.11 python3.11
 need setpriv util-linux
 need cpio cpio
 
-if dpkg-query -W -f='${Status}' forwarder 2>/dev/null | grep -q "installed"; then
+if dpkg-query -W -f='${Status}' forwarder 2>/dev/null | grep "installed" >/dev/null; then
     fail "a forwarder package is already installed on this machine; remove it first (dpkg -P forwarder)"
 fi
 
@@ -66,17 +66,17 @@ for path in /usr/bin/forwarder /usr/lib/systemd/system/forwarder.service /etc/fo
     /etc/forwarder/modules.d/cisco.yml.disabled /opt/forwarder/venv/bin/python /var/lib/forwarder /var/log/forwarder; do
     grep -q " $path\( \|$\)" "$OUT/rpm-files" || fail ".rpm lacks $path"
 done
-grep -E " /var/lib/forwarder$" "$OUT/rpm-files" | grep -q "^drwxr-x--- .* forwarde[r]* *forwarde[r]* " \
+grep -E " /var/lib/forwarder$" "$OUT/rpm-files" | grep "^drwxr-x--- .* forwarde[r]* *forwarde[r]* " >/dev/null \
     || fail ".rpm: /var/lib/forwarder must be drwxr-x--- forwarder:forwarder"
-rpm -qcp "$RPM1" | grep -qx /etc/forwarder/forwarder.yml || fail ".rpm: forwarder.yml is not a config file"
+rpm -qcp "$RPM1" | grep -x /etc/forwarder/forwarder.yml >/dev/null || fail ".rpm: forwarder.yml is not a config file"
 rpm -qp --scripts "$RPM1" >"$OUT/rpm-scripts"
 cat "$OUT/rpm-scripts"
 for scriptlet in preinstall postinstall preuninstall postuninstall; do
     grep -q "^$scriptlet scriptlet" "$OUT/rpm-scripts" || fail ".rpm has no $scriptlet scriptlet"
 done
 grep -q "useradd --system" "$OUT/rpm-scripts" || fail ".rpm scripts do not create the forwarder user"
-rpm -qp --requires "$RPM1" | grep -qx "python3.11" || fail ".rpm does not require python3.11"
-rpm2cpio "$RPM1" | cpio --quiet -it | grep -qx "./usr/lib/systemd/system/forwarder.service" \
+rpm -qp --requires "$RPM1" | grep -x "python3.11" >/dev/null || fail ".rpm does not require python3.11"
+rpm2cpio "$RPM1" | cpio --quiet -it | grep -x "./usr/lib/systemd/system/forwarder.service" >/dev/null \
     || fail ".rpm payload unreadable or without the unit"
 
 step "dpkg -i ${VERSION}-1"
@@ -86,7 +86,7 @@ id forwarder
 expect "/var/lib/forwarder" "$(stat -c %a:%U:%G /var/lib/forwarder)" "750:forwarder:forwarder"
 expect "/var/log/forwarder" "$(stat -c %a:%U:%G /var/log/forwarder)" "750:forwarder:forwarder"
 expect "/etc/forwarder/forwarder.yml" "$(stat -c %a:%U:%G /etc/forwarder/forwarder.yml)" "640:root:forwarder"
-dpkg-query -W -f='${Conffiles}\n' forwarder | grep -q "/etc/forwarder/forwarder.yml" || fail "forwarder.yml is no conffile"
+dpkg-query -W -f='${Conffiles}\n' forwarder | grep "/etc/forwarder/forwarder.yml" >/dev/null || fail "forwarder.yml is no conffile"
 /usr/bin/forwarder version
 
 step "systemd-analyze verify and security (offline)"

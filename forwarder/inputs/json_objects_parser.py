@@ -118,7 +118,11 @@ class JsonObjectsParser:
 
     def feed(self, message: Message, now: float) -> list[Message]:
         out: list[Message] = []
-        self._take(message, out)
+        # What is left of a line after an object goes back on this stack, not into a recursive call: one
+        # line may hold thousands of objects (`{}{}{}…`), which would exhaust Python's recursion limit.
+        pending = [message]
+        while pending:
+            pending.extend(reversed(self._take(pending.pop(), out)))
         return out
 
     def expire(self, now: float) -> list[Message]:
@@ -133,33 +137,33 @@ class JsonObjectsParser:
     def deadline(self) -> float | None:
         return None
 
-    def _take(self, message: Message, out: list[Message]) -> None:
+    def _take(self, message: Message, out: list[Message]) -> list[Message]:
+        """Takes one line (or the rest of one); returns, in order, the parts of it still to be taken."""
         text = message.content
         if self._first is None:
             if not text.strip():
-                return
+                return []
             if not text.lstrip().startswith("{"):
                 glued = self._split_glued(message)
                 out.append(self._garbage(glued[0] if glued else message))
-                if glued:
-                    self._take(glued[1], out)
-                return
+                return [glued[1]] if glued else []
         elif self._starts_new_object(text):
             out.extend(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
         elif self._oversized:
             self._last = message
-            return
+            return []
         elif (glued := self._split_glued(message)) is not None:
             self._add(glued[0])
+            rest: list[Message] = []
             if not self._open and not self._oversized:
-                self._decode(out)
+                rest = self._decode(out)
             else:
                 out.extend(self._fail(self._oversized_reason() if self._oversized else TRUNCATED_REASON))
-            self._take(glued[1], out)
-            return
+            return [*rest, glued[1]]
         self._add(message)
         if not self._oversized and not self._open:
-            self._decode(out)
+            return self._decode(out)
+        return []
 
     def _starts_new_object(self, text: str) -> bool:
         """A `{` opening a line that JSON does not allow there: the object before was cut off.
@@ -242,8 +246,8 @@ class JsonObjectsParser:
         if stripped:
             self._last_char = stripped[-1]
 
-    def _decode(self, out: list[Message]) -> None:
-        """The depth is back to zero: decode the object and pass on what follows it on its last line."""
+    def _decode(self, out: list[Message]) -> list[Message]:
+        """The depth is back to zero: decode the object; returns what follows it on its last line, if anything."""
         first, last = self._first, self._last
         assert first is not None and last is not None
         text = "".join(self._parts)
@@ -251,7 +255,7 @@ class JsonObjectsParser:
             value, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
         except json.JSONDecodeError as exc:
             out.extend(self._fail(f"Error decoding JSON: {exc}"))
-            return
+            return []
         rest = text[end:].lstrip()
         if rest:
             # Something follows the object on its last line (`}{…` or `} junk`): this object ends mid-line.
@@ -259,16 +263,16 @@ class JsonObjectsParser:
             rest_start = _byte_length(last, last_line_chars)
             if rest_start is None or last_line_chars < 0 or "\n" in rest:
                 out.extend(self._fail("Error decoding JSON: unexpected text after the object"))
-                return
+                return []
             record = self._record(text[:end], last.offset + rest_start, False)
             tail = Message(rest, last.offset + rest_start, last.end, last.size - rest_start, last.skip_to_newline)
             self._reset()
             out.append(self._decoded(record, value))
-            self._take(tail, out)
-            return
+            return [tail]
         record = self._record(text, last.end, last.skip_to_newline)
         self._reset()
         out.append(self._decoded(record, value))
+        return []
 
     def _record(self, text: str, end: int, skip_to_newline: bool) -> Message:
         first = self._first

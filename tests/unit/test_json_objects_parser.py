@@ -227,3 +227,12 @@ def test_config_errors_name_the_key():
                           problems))
     text = "\n".join(map(str, problems))
     assert "max_bytes" in text and "targte" in text
+
+
+def test_thousands_of_objects_on_one_line_come_out_one_by_one(tmp_path):
+    path = tmp_path / "output"
+    path.write_bytes(b"{}" * 5000 + b"\n")
+    records = Follower(path, chain_for()).read()
+    assert len(records) == 5000
+    assert not [r for r in records if PARSE_FAILURE_TAG in r.tags]
+    assert [r.end for r in records[:3]] == [2, 4, 6] and records[-1].end == 10001

@@ -50,8 +50,9 @@ class ConsoleOutput:
 
     def _write(self, batch: Batch) -> None:
         if self._config.pretty:
-            lines = [orjson.dumps(self._encoder.document(e), option=orjson.OPT_INDENT_2, default=str)
-                     for e in batch.pending]
+            # An event from the disk queue is only its encoded document: indent that.
+            lines = [orjson.dumps(orjson.loads(e.encoded) if e.encoded is not None else self._encoder.document(e),
+                                  option=orjson.OPT_INDENT_2, default=str) for e in batch.pending]
         else:
             lines = [self._encoder.encode(e) for e in batch.pending]
         data = b"\n".join(lines) + b"\n"

@@ -70,6 +70,8 @@ class DiskQueue:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._work = threading.Condition(self._lock)
+        # The reader's own: an output taking a batch must not cut the writer's linger short (more, smaller fsyncs).
+        self._refill = threading.Condition(self._lock)
         self._items = threading.Condition(self._lock)
         self._unwritten: list[Event] = []
         self._unwritten_bytes = 0
@@ -86,6 +88,9 @@ class DiskQueue:
         self._raw_bytes = 0
         self._stored_bytes = 0
         self.write_errors = 0
+        # Events that could not be read back (a frame damaged after it was written), or cut at start from a
+        # segment that was not the one being written when the forwarder stopped.
+        self.lost_events = 0
         self._load(recovered)
         self._acks = ReadAcks(recovered.position, self._advanced)
         self._writer = threading.Thread(target=self._write_loop, name="diskqueue-writer", daemon=True)
@@ -147,7 +152,7 @@ class DiskQueue:
                     return None
                 self._items.wait(remaining)
             events = [self._ready.popleft() for _ in range(min(max_size, len(self._ready)))]
-            self._work.notify_all()
+            self._refill.notify_all()
         return Batch(events, self)
 
     def release(self, events: list[Event]) -> None:
@@ -180,6 +185,7 @@ class DiskQueue:
             self._closed = True
             self._space.notify_all()
             self._work.notify_all()
+            self._refill.notify_all()
             self._items.notify_all()
 
     def finish(self) -> None:
@@ -187,7 +193,8 @@ class DiskQueue:
         self.close()
         self._writer.join(10.0)
         self._reader.join(2.0)
-        self._save_position(force=True)
+        if not self._writer.is_alive():  # else the writer may be saving it right now: it saved at most 1 s ago
+            self._save_position(force=True)
 
     # -- the writer thread -----------------------------------------------------------------------------------
 
@@ -248,10 +255,10 @@ class DiskQueue:
             self._backlog += len(events)
             self._space.notify_all()
             if not self._unread and len(self._ready) + len(events) <= max(self.settings.read_ahead, len(events)):
-                self._hand_over(events, segment.id, info)
+                self._hand_over(events, segment.id, info.first_index, info.written_ms)
             else:
                 self._unread.append((segment.id, info, 0))
-                self._work.notify_all()
+                self._refill.notify_all()
         return True
 
     def _append(self, frame: bytes, count: int) -> tuple[_Segment, FrameInfo]:
@@ -304,9 +311,9 @@ class DiskQueue:
         if position.segment == segment.id and position.index >= segment.events:
             self._advanced(position, 0)
 
-    def _hand_over(self, events: list[Event], segment_id: int, info: FrameInfo) -> None:
-        """Under the lock: the frame's events go to the output as they are, with read-side ack tokens."""
-        first = self._acks.add_frame(len(events), segment_id, info.first_index, info.written_ms)
+    def _hand_over(self, events: list[Event], segment_id: int, first_index: int, written_ms: int) -> None:
+        """Under the lock: a frame's events go to the output, with read-side ack tokens."""
+        first = self._acks.add_frame(len(events), segment_id, first_index, written_ms)
         for offset, event in enumerate(events):
             event.ack_token = (self._acks, first + offset)
         self._ready.extend(events)
@@ -320,22 +327,28 @@ class DiskQueue:
                 while not (self._unread and len(self._ready) < self.settings.read_ahead):
                     if self._closed and self._writer_done:
                         return
-                    self._work.wait(0.5)
+                    self._refill.wait(0.5)
                 segment_id, info, skip = self._unread[0]
             try:
                 events = read_frame(self._files, self._directory / segment_name(segment_id), info)[skip:]
             except Exception as error:  # a frame that passed its CRC at start cannot be decoded: keep the rest flowing
-                log.error("disk queue: cannot read back a frame of %s at byte %d (%s); its %d event(s) are skipped",
-                          segment_name(segment_id), info.offset, error, info.count - skip)
-                events = []
+                log.error("disk queue: cannot read back a frame of %s at byte %d (%s); its %d event(s) are lost "
+                          "(counted in /stats queue.lost_events)", segment_name(segment_id), info.offset, error,
+                          info.count - skip)
+                self._skip_frame(segment_id, info, skip)
+                continue
             with self._lock:
                 self._unread.popleft()
-                if events:
-                    first = self._acks.add_frame(len(events), segment_id, info.first_index + skip, info.written_ms)
-                    for offset, event in enumerate(events):
-                        event.ack_token = (self._acks, first + offset)
-                    self._ready.extend(events)
-                    self._items.notify_all()
+                self._hand_over(events, segment_id, info.first_index + skip, info.written_ms)
+
+    def _skip_frame(self, segment_id: int, info: FrameInfo, skip: int) -> None:
+        """An unreadable frame's events count as lost and as acknowledged, so the position moves past them."""
+        count = info.count - skip
+        with self._lock:
+            self._unread.popleft()
+            self.lost_events += count
+            first = self._acks.add_frame(count, segment_id, info.first_index + skip, info.written_ms)
+        self._acks.done_many(range(first, first + count))
 
     # -- state and statistics --------------------------------------------------------------------------------
 
@@ -390,4 +403,5 @@ class DiskQueue:
                 "oldest_event_age_s": None if oldest is None else round(max(0.0, time.time() - oldest / 1000), 1),
                 "compression_ratio": round(self._raw_bytes / self._stored_bytes, 2) if self._stored_bytes else None,
                 "write_errors": self.write_errors,
+                "lost_events": self.lost_events,
             }

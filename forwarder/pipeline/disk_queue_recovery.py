@@ -41,10 +41,17 @@ def recover(directory: Path, files: SegmentFiles, log: logging.Logger) -> Recove
     for segment_id in ids:
         path = directory / segment_name(segment_id)
         scan = scan_segment(path)
-        if scan.damage:
+        if scan.damage and segment_id == ids[-1]:
             log.warning("disk queue: %s: %s; cut %d byte(s) after byte %d. They hold only events that were never "
                         "acknowledged to their inputs: file and API inputs send them again, syslog messages among "
                         "them are lost", path, scan.damage, scan.torn_bytes, scan.valid_end)
+        elif scan.damage:
+            # Not the segment being written when the forwarder stopped: this is damage after the fact (a bad
+            # sector, a copied or edited file), and its events may already be acknowledged to their inputs.
+            log.error("disk queue: %s: %s; cut %d byte(s) after byte %d of a segment that was complete: the "
+                      "events in them are lost, and their inputs may have been told they were safe", path,
+                      scan.damage, scan.torn_bytes, scan.valid_end)
+        if scan.damage:
             if scan.valid_end == 0:
                 files.delete(path)
                 continue

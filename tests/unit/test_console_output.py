@@ -54,3 +54,16 @@ def test_settings_are_checked_with_their_key_path():
         "f.yml: output.console.prety: unknown setting (did you mean 'output.console.pretty'?)",
     ]
     assert (config.pretty, config.index) == (False, "filebeat")
+
+
+def test_pretty_output_of_an_event_that_is_only_its_document(harness, capfdbinary):
+    config = parse_config(Section({"pretty": True}, "output.console", "test", []))
+    output = ConsoleOutput(config, EventEncoder(), OutputStats("console"))
+    output.start(harness.queue)
+    read_back = Event.from_encoded(EventEncoder().encode(Event({"message": "from disk"}, 1_700_000_000.0)))
+    harness.queue.put(read_back)
+    deadline = time.monotonic() + 10
+    while "from disk" not in (text := capfdbinary.readouterr().out.decode()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    output.stop(2)
+    assert '\n  "message": "from disk"' in text and '"@timestamp": "2023-11-14T22:13:20.000Z"' in text

@@ -245,3 +245,54 @@ def test_put_after_close_raises_and_what_was_put_before_is_still_written(tmp_pat
     reopened = open_queue(tmp_path / "q")
     assert numbers(drain(reopened, 50, timeout=2)) == list(range(50))
     reopened.finish()
+
+
+class UnreadableFirstFrame(SegmentFiles):
+    """A disk whose first frame, read back, is garbage (damaged after it was written and checked)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, path: Path, offset: int, end: int) -> bytes:
+        self.reads += 1
+        data = super().read(path, offset, end)
+        return b"\x01" + b"\xff" * (len(data) - 1) if self.reads == 1 else data
+
+
+def test_a_frame_that_cannot_be_read_back_is_counted_lost_and_the_rest_flows(tmp_path, caplog):
+    acker = InputAcker(Committed(), "t::")
+    directory = tmp_path / "q"
+    queue = open_queue(directory)
+    queue.put_many(tracked_events(acker, range(100)))
+    wait_for(lambda: not queue.unwritten_events)
+    queue.put_many(tracked_events(acker, range(100, 150)))
+    wait_for(lambda: not queue.unwritten_events)
+    queue.finish()
+    with caplog.at_level(logging.ERROR, logger="forwarder.diskqueue"):
+        reopened = open_queue(directory, UnreadableFirstFrame())
+        got = drain(reopened, 50, timeout=5)
+    assert numbers(got) == list(range(100, 150))
+    assert reopened.snapshot()["lost_events"] == 100
+    assert sum("lost" in r.getMessage() for r in caplog.records) == 1
+    wait_for(lambda: reopened.active_events == 0)
+    reopened.finish()
+
+
+def test_damage_in_an_older_complete_segment_is_an_error_not_a_torn_write(tmp_path, caplog):
+    acker = InputAcker(Committed(), "t::")
+    directory = tmp_path / "q"
+    queue = open_queue(directory, segment_size=1 << 20, compression_level=None, write_ahead=64)
+    for start in range(0, 1000, 50):
+        chunk = tracked_events(acker, range(start, start + 50))
+        for event in chunk:
+            event.fields["payload"] = "p" * 4000
+        queue.put_many(chunk)
+        wait_for(lambda: not queue.unwritten_events)
+    queue.finish()
+    oldest, *_ = segment_ids(directory)
+    path = directory / segment_name(oldest)
+    path.write_bytes(path.read_bytes()[:-10])
+    with caplog.at_level(logging.WARNING, logger="forwarder.diskqueue"):
+        open_queue(directory).finish()
+    (record,) = [r for r in caplog.records if str(path) in r.getMessage()]
+    assert record.levelno == logging.ERROR and "may have been told they were safe" in record.getMessage()

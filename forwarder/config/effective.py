@@ -11,6 +11,7 @@ another value (a URL that embeds a password).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -29,6 +30,9 @@ def effective_config_text(options: CliOptions) -> str:
     return yaml.safe_dump(masked, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@")
+
+
 def _mask_secret_settings(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _mask_secret_settings(v, str(k)) for k, v in value.items()}
@@ -36,4 +40,7 @@ def _mask_secret_settings(value: Any, key: str = "") -> Any:
         return [_mask_secret_settings(item, key) for item in value]
     if value not in (None, "") and is_secret_key(key):
         return REDACTED
+    if isinstance(value, str) and "@" in value:
+        # `scheme://user:password@host` (a proxy_url, a host): the password goes, the rest stays readable.
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
     return value

@@ -43,7 +43,9 @@ def parse_module_flags(names: list[str], assignments: list[str], problems: list[
         key, sep, raw = text.partition("=")
         module, dot, rest = key.strip().partition(".")
         if not sep or not dot or not module or not rest:
-            problems.append(Problem("-M", text, "expected MODULE.FILESET.var.NAME=VALUE (or MODULE.var.NAME=VALUE)"))
+            # The key only: the value may be a secret (`-M o365client_secret=…`).
+            problems.append(Problem("-M", key.strip(),
+                                    "expected MODULE.FILESET.var.NAME=VALUE (or MODULE.var.NAME=VALUE)"))
             continue
         try:
             value = load_yaml_text(raw) if raw.strip() else ""

@@ -37,7 +37,7 @@ SETTINGS = (
     Setting("client_secret", STRING, None, "the secret's *value*; keep it in the keystore or the environment "
             "(`${ENTRA_CLIENT_SECRET}`)", secret=True),
     Setting("certificate", STRING, None, "certificate credentials instead of a secret: a PEM file (or inline PEM)"),
-    Setting("key", STRING, None, "the certificate's private key, PEM (RSA keys only)"),
+    Setting("key", STRING, None, "the certificate's private key, PEM (RSA keys only)", secret=True),
     Setting("key_passphrase", STRING, None, "passphrase of an encrypted `key`", secret=True),
     Setting("cloud", STRING, "global", "`usgov` is GCC High; sets the login host, the Graph host and the token scope",
             choices=tuple(CLOUDS)),

@@ -72,7 +72,7 @@ SETTINGS = (
             "(`${O365_CLIENT_SECRET}`)", secret=True),
     Setting("certificate", STRING, None, "certificate credentials instead of a secret (PEM file); give one kind, "
             "not both"),
-    Setting("key", STRING, None, "the certificate's private key (PEM file)"),
+    Setting("key", STRING, None, "the certificate's private key (PEM file)", secret=True),
     Setting("key_passphrase", STRING, None, "passphrase of an encrypted `key`", secret=True),
     Setting("content_type", STRINGS, list(CONTENT_TYPES), f"{', '.join(f'`{name}`' for name in CONTENT_TYPES)} "
             "(a string or a list)", doc_default="all five"),

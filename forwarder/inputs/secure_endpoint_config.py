@@ -101,6 +101,10 @@ def _base_url(values: SettingValues) -> str:
     if text.upper() in REGION_URLS:
         return REGION_URLS[text.upper()]
     parts = urlsplit(text)
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: the API key would reach the log, /stats and a parked input's message.
+        values.error("url", "must not hold credentials: give them as client_id and api_key")
+        return REGION_URLS["NA"]
     if parts.scheme != "https" or not parts.hostname:
         values.error("url", f"must be an https:// URL such as {REGION_URLS['NA']} or a region name "
                             f"({', '.join(REGION_URLS)}) (got {text!r})")

@@ -28,9 +28,14 @@ SECRET_KEY_WORDS = (
 )
 
 
+# Whole setting names that are secrets but too short to look for inside other names: `key` (a private key,
+# PEM), `auth` (`cloud.auth: user:password`).
+SECRET_KEY_NAMES = ("key", "auth")
+
+
 def is_secret_key(key: str) -> bool:
     lowered = key.lower()
-    return any(word in lowered for word in SECRET_KEY_WORDS)
+    return any(word in lowered for word in SECRET_KEY_WORDS) or lowered.rsplit(".", 1)[-1] in SECRET_KEY_NAMES
 
 
 @dataclass(frozen=True)

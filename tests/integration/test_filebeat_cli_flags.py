@@ -129,3 +129,32 @@ def test_export_config_of_a_broken_config_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "${MISSING_HOST} is not set" in result.stderr
+
+
+def test_export_config_masks_passwords_written_in_urls_and_cloud_auth(tmp_path):
+    write(tmp_path / "filebeat.yml", """\
+filebeat.inputs:
+- type: filestream
+  id: app
+  paths: ["/var/log/app/*.log"]
+output.logstash:
+  hosts: ["logstash.example.com:5044"]
+  proxy_url: "http://proxy-user:literal-Pr0xy@proxy.example.com:3128"
+cloud.auth: "elastic:cl0ud-Pass"
+""")
+    result = forwarder("-c", "filebeat.yml", "--path.home", str(tmp_path), "export", "config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "literal-Pr0xy" not in result.stdout and "cl0ud-Pass" not in result.stdout
+    config = yaml.safe_load(result.stdout)
+    assert config["output"]["logstash"]["proxy_url"] == "http://proxy-user:[REDACTED]@proxy.example.com:3128"
+    assert config["cloud"]["auth"] == "[REDACTED]"
+
+
+def test_a_malformed_override_names_its_key_never_its_value(tmp_path):
+    write(tmp_path / "forwarder.yml", "output.console: {}\nforwarder.inputs: [{type: syslog, "
+                                      "protocol.udp.host: '127.0.0.1:0'}]\n")
+    result = forwarder("test", "config", "--path.home", str(tmp_path), "-M", "o365client_secret=S3cret-Value",
+                       cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "config error: -M: o365client_secret: expected MODULE.FILESET.var.NAME=VALUE (or MODULE.var.NAME=VALUE)"]

@@ -47,7 +47,7 @@ need /usr/bin/python3.11 python3.11
 need setpriv util-linux
 need cpio cpio
 
-if dpkg-query -W -f='${Status}' forwarder 2>/dev/null | grep "installed" >/dev/null; then
+if dpkg-query -W -f='${Status}' forwarder 2>/dev/null | grep " installed$" >/dev/null; then
     fail "a forwarder package is already installed on this machine; remove it first (dpkg -P forwarder)"
 fi
 
@@ -59,7 +59,7 @@ DEB1="$OUT/forwarder_${VERSION}-1_amd64.deb"
 RPM1="$OUT/forwarder-${VERSION}-1.x86_64.rpm"
 
 step "inspect the .rpm"
-rpm -qp --info "$RPM1" | head -n 4
+rpm -qp --info "$RPM1" | sed -n 1,4p
 rpm -qlvp "$RPM1" | grep -v "/opt/forwarder/venv/lib/" >"$OUT/rpm-files"
 cat "$OUT/rpm-files"
 for path in /usr/bin/forwarder /usr/lib/systemd/system/forwarder.service /etc/forwarder/forwarder.yml \

@@ -121,6 +121,9 @@ def build_decode_xml(options: Section) -> Processor:
         except ValueError as exc:
             fail(str(exc))
             return event
+        except RecursionError:
+            fail("XML nested too deeply")
+            return event
         identifier = _take(decoded, document_id) if document_id else None
         undo: UndoLog = []
         try:

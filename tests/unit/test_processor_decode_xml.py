@@ -100,3 +100,10 @@ def test_root_merge_without_overwrite_keeps_the_events_keys():
     processors = build('processors:\n  - decode_xml: {field: message, target_field: "", overwrite_keys: false}\n')
     event = run(processors, {"message": "<a><b>new</b><c>x</c></a>", "a": {"b": "old"}})
     assert event.fields["a"] == {"b": "old", "c": "x"}
+
+
+def test_xml_nested_too_deeply_is_a_failure_naming_it():
+    deep = "<a>" * 50_000 + "x" + "</a>" * 50_000
+    strict = build("processors:\n  - decode_xml: {field: message, target_field: xml}\n")
+    with pytest.raises(FieldError, match="nested too deeply"):
+        strict[0](Event({"message": deep}))

@@ -30,6 +30,8 @@ PARSE_FAILURE_TAG = "_parse_failure"
 log = logging.getLogger("forwarder.pipeline")
 
 Processor = Callable[[Event], "Event | None"]
+# Turns one raw payload an input read (a line, a row, a record's bytes) into its event(s); see `publish_raw`.
+Builder = Callable[[Any, Any, InputStats], "Event | list[Event] | None"]
 
 
 @dataclass
@@ -101,6 +103,30 @@ class PipelineClient:
             if bind_input is not None:
                 bind_input(settings.input_id, stats)
         self._failures_logged: set[tuple[str, str]] = set()
+        # Set by the pipeline when `forwarder.workers` runs event building in worker processes.
+        self.workers: Any = None
+
+    def publish_raw(self, build: Builder, context: Any, payloads: list[Any],
+                    cursor: dict[str, Any] | None = None) -> bool:
+        """`publish_many` for what an input read but has not turned into events yet.
+
+        `build(context, payload, stats)` makes each payload's event(s) (None: nothing to send). With
+        `forwarder.workers` above 1 the payloads go to a worker process that builds, maps and encodes them
+        while this input reads on, which is why `build` must be a module-level function, `context` and
+        the payloads cheap to pickle (text, bytes, tuples), and `build` may touch nothing of the input but
+        its arguments (counters in `stats.extra` and `stats.filtered` are summed back). Returns when the
+        chunk is handed over; False when the forwarder is stopping.
+        """
+        if self.workers is not None:
+            return self.workers.submit(self, build, context, payloads, cursor)
+        return self.publish_many(build_events(build, context, payloads, self.stats), cursor)
+
+    def try_publish_raw(self, build: Builder, context: Any, payloads: list[Any]) -> bool:
+        """`publish_raw` for sources that cannot wait (UDP syslog): what finds no room is dropped and counted
+        in `dropped`, never waited for. False when the forwarder is stopping."""
+        if self.workers is not None:
+            return self.workers.submit(self, build, context, payloads, None, wait=False)
+        return all(self.try_publish(event) is not None for event in build_events(build, context, payloads, self.stats))
 
     def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:
         """Queues `event`; `cursor` ({source: value}) is committed once it and all before it are acked.
@@ -286,6 +312,19 @@ class PipelineClient:
             log.warning("%s: processor %s failed on an event (%s: %s); it is forwarded as it was before that "
                         "processor, and further failures of this kind are only counted (%s in /stats)",
                         self.settings.input_id, name, kind, error, counter)
+
+
+def build_events(build: Builder, context: Any, payloads: list[Any], stats: InputStats) -> list[Event]:
+    events: list[Event] = []
+    for payload in payloads:
+        built = build(context, payload, stats)
+        if built is None:
+            continue
+        if isinstance(built, Event):
+            events.append(built)
+        else:
+            events.extend(built)
+    return events
 
 
 def _copy(value: Any) -> Any:

@@ -1,32 +1,33 @@
-"""The `syslog` input: UDP, TCP and TLS listeners that turn syslog messages into events."""
+"""The `syslog` input: UDP, TCP and TLS listeners that turn syslog messages into events.
+
+The listeners hand over raw messages in chunks (a TCP read's frames, what a UDP socket holds) with the
+builder that parses them (syslog_events.py), so parsing and building run wherever the pipeline builds
+events: in this process, or in its worker processes (`forwarder.workers`).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.syslog_config import SyslogConfig, parse_config
+from forwarder.inputs.syslog_events import Datagram, SyslogChunk, build_datagram_event, build_stream_event
 from forwarder.inputs.syslog_listeners import (
     POLL_SECONDS,
     Listener,
     ListenerContext,
-    Message,
     SyslogCounters,
     UdpListener,
     address_text,
 )
-from forwarder.inputs.syslog_parser import SyslogParser
 from forwarder.inputs.syslog_tcp import TcpListener
-from forwarder.pipeline.event import Event
 
 
 class SyslogInput:
     def __init__(self, config: SyslogConfig, context: InputContext) -> None:
         self.config = config
         self.context = context
-        self.parser = SyslogParser(config.format, config.timezone)
         # Set once every listener is bound; `addresses` then maps "udp"/"tcp" to the bound (host, port).
         self.listening = threading.Event()
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -64,32 +65,13 @@ class SyslogInput:
                                          "(counted as dropped)", self.context.input_id,
                                          self._counters.lost_at_shutdown)
 
-    def _publish(self, message: Message) -> bool:
-        return self.context.client.publish(self.event(message))
+    def _publish(self, frames: list[bytes], source: str, truncated: bool) -> bool:
+        chunk = SyslogChunk(self.config.format, self.config.timezone, time.time(), source, truncated)
+        return self.context.client.publish_raw(build_stream_event, chunk, frames)
 
-    def _try_publish(self, message: Message) -> bool | None:
-        return self.context.client.try_publish(self.event(message))
-
-    def event(self, message: Message) -> Event:
-        parsed = self.parser.parse(message.payload)
-        log: dict[str, Any] = {"source": {"address": address_text(message.peer)}}
-        fields: dict[str, Any] = {"message": parsed.message, "log": log}
-        meta: dict[str, Any] = {}
-        tags = []
-        if parsed.syslog:
-            log["syslog"] = parsed.syslog
-        if parsed.error:
-            fields["error"] = {"message": parsed.error}
-            tags.append("_parse_failure")
-        if message.truncated:
-            meta["truncated"] = True
-            tags.append("_truncated")
-        if parsed.invalid_utf8:
-            # The bytes that were not UTF-8 became U+FFFD; the tag lets the original be looked for at the source.
-            tags.append("_invalid_utf8")
-        if tags:
-            fields["tags"] = tags
-        return Event(fields, parsed.timestamp, meta)
+    def _try_publish(self, datagrams: list[Datagram]) -> bool:
+        chunk = SyslogChunk(self.config.format, self.config.timezone, time.time())
+        return self.context.client.try_publish_raw(build_datagram_event, chunk, datagrams)
 
 
 def create(config: SyslogConfig, context: InputContext) -> SyslogInput:

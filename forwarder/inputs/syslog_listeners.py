@@ -13,31 +13,27 @@ story. TCP (syslog_tcp.py) can push back instead.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from forwarder.inputs.base import PermanentInputError
 from forwarder.inputs.syslog_config import UdpConfig
+from forwarder.inputs.syslog_events import Datagram
 from forwarder.platform import current_platform
 from forwarder.stats import InputStats
 
 # How often blocked socket calls wake up to notice shutdown.
 POLL_SECONDS = 0.25
 _DROP_WARNING_INTERVAL = 60.0
-
-
-class Message(NamedTuple):
-    """One received syslog message, before parsing."""
-
-    payload: bytes
-    peer: Any
-    # Cut at max_message_size, or cut off because its connection ended in the middle of it.
-    truncated: bool = False
+# Most datagrams one UDP publish carries: a few hundred keep a chunk's pickling and building worth shipping
+# to a worker without holding the socket unread for long.
+DATAGRAMS_PER_CHUNK = 256
 
 
 class SyslogCounters:
@@ -72,10 +68,11 @@ class SyslogCounters:
 @dataclass(frozen=True)
 class ListenerContext:
     input_id: str
-    # Blocks while the queue is full; False when the forwarder is stopping.
-    publish: Callable[[Message], bool]
-    # Never blocks: False when the queue was full (dropped and counted), None when stopping.
-    try_publish: Callable[[Message], bool | None]
+    # publish(frames, source, truncated): the frames of one TCP read (or of a connection's end), from the
+    # peer `source`, all cut or none. Blocks while the queue is full; False when the forwarder is stopping.
+    publish: Callable[[list[bytes], str, bool], bool]
+    # try_publish(datagrams): never blocks; what finds no room is dropped and counted. False when stopping.
+    try_publish: Callable[[list[Datagram]], bool]
     stop: threading.Event
     counters: SyslogCounters
     log: logging.Logger
@@ -139,12 +136,18 @@ class Listener(ABC):
 
 
 class UdpListener(Listener):
-    """One thread reading datagrams: one message each, cut at max_message_size."""
+    """One thread reading datagrams: one message each, cut at max_message_size.
+
+    It waits for the socket to become readable, then takes what the socket holds without waiting (at most
+    `DATAGRAMS_PER_CHUNK`) and publishes that as one chunk: at a high rate one publish carries hundreds
+    of datagrams, at a low rate each goes alone, at once.
+    """
 
     def __init__(self, context: ListenerContext, config: UdpConfig) -> None:
         super().__init__(context, "udp", config.host, config.port)
         self.config = config
         self._counters = context.counters
+        self._sock.setblocking(False)
         if config.read_buffer:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.read_buffer)
         # Only Linux counts the datagrams its kernel dropped (SO_RXQ_OVFL); elsewhere they stay uncounted.
@@ -153,22 +156,38 @@ class UdpListener(Listener):
             self._counters.set("udp_kernel_drops", 0)
         self._reported_drops = 0
         self._last_warning = -_DROP_WARNING_INTERVAL
+        # The last sender and its address text: a busy sender's datagrams share one string.
+        self._last_peer: Any = None
+        self._last_source = ""
 
     def _loop(self) -> None:
-        ancillary_size = socket.CMSG_SPACE(4)
         while not self.context.stop.is_set():
-            try:
-                data, ancillary, flags, peer = self._sock.recvmsg(self.config.max_message_size, ancillary_size)
-            except TimeoutError:
-                self._warn_about_drops()
-                continue
-            kernel_drops = self._platform.kernel_drops(ancillary)
-            if kernel_drops is not None:
-                self._counters.set("udp_kernel_drops", kernel_drops)
-            if self.context.try_publish(Message(data, peer, bool(flags & socket.MSG_TRUNC))) is None:
-                self._counters.lose_at_shutdown(1)
+            datagrams = self._receive()
+            if not datagrams:
+                select.select([self._sock], [], [], POLL_SECONDS)
+            elif not self.context.try_publish(datagrams):
+                self._counters.lose_at_shutdown(len(datagrams))
                 return
             self._warn_about_drops()
+
+    def _receive(self) -> list[Datagram]:
+        """The datagrams the socket holds now, up to DATAGRAMS_PER_CHUNK; [] when it holds none."""
+        datagrams: list[Datagram] = []
+        ancillary_size = socket.CMSG_SPACE(4)
+        kernel_drops = None
+        while len(datagrams) < DATAGRAMS_PER_CHUNK:
+            try:
+                data, ancillary, flags, peer = self._sock.recvmsg(self.config.max_message_size, ancillary_size)
+            except BlockingIOError:
+                break
+            if ancillary:  # Linux attaches its drop counter once there were drops
+                kernel_drops = self._platform.kernel_drops(ancillary)
+            if peer != self._last_peer:
+                self._last_peer, self._last_source = peer, address_text(peer)
+            datagrams.append((data, self._last_source, bool(flags & socket.MSG_TRUNC)))
+        if kernel_drops is not None:
+            self._counters.set("udp_kernel_drops", kernel_drops)
+        return datagrams
 
     def _warn_about_drops(self) -> None:
         """At most one warning a minute while messages are being lost, with the counts."""

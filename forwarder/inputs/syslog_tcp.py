@@ -19,12 +19,13 @@ import socket
 import threading
 import time
 from enum import Enum
+from itertools import groupby
 from typing import Any
 
 from forwarder.inputs.syslog_buffer_budget import BufferBudget
 from forwarder.inputs.syslog_config import TcpConfig
 from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
-from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, Message, address_text
+from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, address_text
 from forwarder.inputs.syslog_tls import TlsServerStream
 from forwarder.log_throttle import ThrottledLog
 
@@ -127,12 +128,13 @@ class TcpListener(Listener):
 
     def _handle(self, conn: socket.socket, peer: Any) -> None:
         stream: socket.socket | TlsServerStream | None = conn
+        source = address_text(peer)
         try:
             conn.settimeout(POLL_SECONDS)
             if self.config.tls is not None:
-                stream = self._handshake(conn, address_text(peer))
+                stream = self._handshake(conn, source)
             if stream is not None:
-                self._read(stream, peer)
+                self._read(stream, source)
         finally:
             conn.close()
             with self._lock:
@@ -153,26 +155,26 @@ class TcpListener(Listener):
             return None
         return stream
 
-    def _read(self, conn: socket.socket | TlsServerStream, peer: Any) -> None:
+    def _read(self, conn: socket.socket | TlsServerStream, source: str) -> None:
         """Reads frames until the connection ends, then forwards the frame it was in the middle of."""
         splitter = SyslogFrameSplitter(self.config.max_message_size, self.config.line_delimiter)
         key = self._budget.join()
         end = _End.FAILED
         try:
-            end = self._read_frames(conn, peer, splitter, key)
+            end = self._read_frames(conn, source, splitter, key)
         except OSError as exc:
             self._counters.add("tcp_read_errors")
             self._error_warnings.report("syslog tcp connection from %s failed: %s; whatever the sender had sent that "
-                                      "was not read yet is lost", address_text(peer), exc)
+                                      "was not read yet is lost", source, exc)
         finally:
             if end is _End.IDLE:
-                self._log.debug("syslog tcp connection from %s idle for %.0fs: closing", address_text(peer),
+                self._log.debug("syslog tcp connection from %s idle for %.0fs: closing", source,
                                 self.config.timeout)
             self._budget.leave(key)
             self._counters.set("tcp_buffered_bytes", self._budget.total)
-            self._forward_rest(splitter.finish(), end, peer)
+            self._forward_rest(splitter.finish(), end, source)
 
-    def _read_frames(self, conn: socket.socket | TlsServerStream, peer: Any, splitter: SyslogFrameSplitter,
+    def _read_frames(self, conn: socket.socket | TlsServerStream, source: str, splitter: SyslogFrameSplitter,
                      key: int) -> _End:
         idle_since = time.monotonic()
         while not self._stop.is_set():
@@ -192,7 +194,7 @@ class TcpListener(Listener):
                 self._reset_warnings.report(
                     "syslog tcp connection from %s was reset by the sender: whatever it sent that was not read yet "
                     "was discarded by the network stack (a sender must close cleanly; a TLS sender must not close "
-                    "with unread data)", address_text(peer))
+                    "with unread data)", source)
                 return _End.RESET
             if not data:
                 return _End.CLOSED
@@ -200,16 +202,26 @@ class TcpListener(Listener):
             ignored_before = splitter.ignored_counts
             frames = splitter.feed(data)
             if splitter.ignored_counts > ignored_before:
-                self._note_ignored_counts(splitter, peer, splitter.ignored_counts - ignored_before)
+                self._note_ignored_counts(splitter, source, splitter.ignored_counts - ignored_before)
             self._budget.hold(key, splitter.buffered_bytes)
             self._counters.set("tcp_buffered_bytes", self._budget.total)
-            for position, frame in enumerate(frames):
-                if not self.context.publish(Message(frame.payload, peer, frame.truncated)):
-                    self._counters.lose_at_shutdown(len(frames) - position)
-                    return _End.PIPELINE_STOPPED
+            if frames and not self._publish(frames, source, cut=False):
+                return _End.PIPELINE_STOPPED
         return _End.STOPPING
 
-    def _forward_rest(self, frames: list[Frame], end: _End, peer: Any) -> None:
+    def _publish(self, frames: list[Frame], source: str, cut: bool) -> bool:
+        """Publishes frames in order, one chunk per run of frames that are (or are not) truncated; `cut`
+        marks them all truncated. False when the pipeline stopped taking them: the rest is counted as lost."""
+        published = 0
+        for truncated, run in groupby(frames, key=lambda frame: cut or frame.truncated):
+            payloads = [frame.payload for frame in run]
+            if not self.context.publish(payloads, source, truncated):
+                self._counters.lose_at_shutdown(len(frames) - published)
+                return False
+            published += len(payloads)
+        return True
+
+    def _forward_rest(self, frames: list[Frame], end: _End, source: str) -> None:
         """Forwards what `finish()` returned; unless the sender closed cleanly, it was cut off: counted and logged.
 
         When the pipeline no longer takes events, the frames are counted as lost at shutdown instead.
@@ -217,21 +229,18 @@ class TcpListener(Listener):
         cut = [frame for frame in frames if frame.truncated or end is not _End.CLOSED]
         if cut:
             self._counters.add("tcp_frames_cut", len(cut))
-        for position, frame in enumerate(frames):
-            truncated = frame.truncated or end is not _End.CLOSED
-            if not self.context.publish(Message(frame.payload, peer, truncated)):
-                self._counters.lose_at_shutdown(len(frames) - position)
-                return
+        if not self._publish(frames, source, cut=end is not _End.CLOSED):
+            return
         if cut:
             self._cut_warnings.report("syslog tcp connection from %s ended (%s) in the middle of a message: "
                                     "forwarded the %d byte(s) received, tagged _truncated",
-                                    address_text(peer), end.value, sum(len(frame.payload) for frame in cut))
+                                    source, end.value, sum(len(frame.payload) for frame in cut))
 
-    def _note_ignored_counts(self, splitter: SyslogFrameSplitter, peer: Any, count: int) -> None:
+    def _note_ignored_counts(self, splitter: SyslogFrameSplitter, source: str, count: int) -> None:
         self._counters.add("tcp_octet_counts_ignored", count)
         self._count_warnings.report(
             "syslog tcp connection from %s: octet count %d is larger than protocol.tcp.max_message_size (%d); "
-            "not octet counting, the data is read as newline-framed messages", address_text(peer),
+            "not octet counting, the data is read as newline-framed messages", source,
             splitter.last_ignored_count, self.config.max_message_size)
 
     def _note_pause(self) -> None:

@@ -36,8 +36,8 @@ def parse(config: dict, source: str = "inputs.yml"):
 class RunningInput:
     """An input running in its own thread, as the supervisor runs it."""
 
-    def __init__(self, harness, config: dict) -> None:
-        self.client = harness.connect("syslog", input_id="syslog-test")
+    def __init__(self, harness, config: dict, **client_settings) -> None:
+        self.client = harness.connect("syslog", input_id="syslog-test", **client_settings)
         self.stop = threading.Event()
         context = InputContext("syslog-test", self.client, self.stop, logging.getLogger("forwarder.input.syslog"),
                                self.client.stats, harness.data_path)
@@ -371,6 +371,56 @@ def test_udp_drops_are_counted_when_the_queue_is_full(harness, start, caplog):
         sender.sendto(b"<13>room again", ("127.0.0.1", running.port("udp")))
     [event] = harness.take(1)
     assert event.fields["message"] == "room again"
+
+
+def test_a_chunk_of_udp_datagrams_meeting_a_full_queue_is_counted_to_the_last(harness, caplog):
+    """The datagrams the socket held go as one chunk: those that find room are queued in order, the rest counted."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_the_first(event: Event) -> Event:
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return event
+
+    running = RunningInput(harness, {"protocol": {"udp": {"host": "127.0.0.1:0"}}}, processors=[hold_the_first])
+    try:
+        filler = harness.connect("filler", input_id="filler")
+        while filler.try_publish(Event({"message": "fill"})):
+            pass
+        room = 40
+        queued = harness.queue.active_events
+        assert len(harness.take(room + 1)) == room + 1  # room for the held datagram and `room` more
+        target = ("127.0.0.1", running.port("udp"))
+        datagrams = 200
+        with caplog.at_level(logging.WARNING, logger="forwarder.input.syslog"), \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"<13>held", target)
+            assert entered.wait(10)
+            for index in range(datagrams):  # they wait in the socket while the listener is held
+                sender.sendto(b"<13>burst %d" % index, target)
+            release.set()
+            stats = running.client.stats
+            wait_for(lambda: stats.published + stats.dropped + stats.extra.get("udp_kernel_drops", 0)
+                     >= datagrams + 1)
+        assert stats.extra.get("udp_kernel_drops", 0) == 0
+        assert (stats.published, stats.dropped) == (room + 1, datagrams - room)
+        ours = [e.fields["message"] for e in harness.take(queued) if e.fields["message"] != "fill"]
+        assert ours == ["held"] + [f"burst {index}" for index in range(room)]
+        assert len([r for r in caplog.records if "because the queue was full" in r.getMessage()]) == 1
+    finally:
+        release.set()
+        running.stop.set()
+        running.thread.join(5)
+
+
+def test_a_frame_cut_between_whole_ones_in_one_read_keeps_its_place_and_only_it_is_marked(harness, start):
+    running = start(protocol={"tcp": {"host": "127.0.0.1:0", "max_message_size": 64}})
+    with socket.create_connection(("127.0.0.1", running.port("tcp"))) as conn:
+        conn.sendall(b"<13>before\n<13>" + b"x" * 200 + b"\n<13>after one\n<13>after two\n")
+        events = harness.take(4)
+    assert [(e.fields["message"], e.meta) for e in events] == [
+        ("before", {}), ("x" * 60, {"truncated": True}), ("after one", {}), ("after two", {})]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RXQ_OVFL is Linux-only")

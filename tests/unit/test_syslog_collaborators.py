@@ -9,7 +9,7 @@ import forwarder.inputs
 
 INPUTS = Path(forwarder.inputs.__file__).parent
 LISTENER_MODULES = ("syslog_listeners", "syslog_tcp", "syslog_tls", "syslog_buffer_budget",
-                    "syslog_framing", "syslog_parser", "syslog_config")
+                    "syslog_framing", "syslog_parser", "syslog_config", "syslog_events")
 
 
 def imported_modules(name: str) -> set[str]:

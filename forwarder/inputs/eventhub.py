@@ -5,7 +5,8 @@ a blob checkpoint store) the balancing of partitions between every forwarder
 sharing a container; it calls `on_event_batch` from one receiving thread that
 serves the partitions in turn, so a `publish` blocked on a full queue holds
 back every partition: that is the backpressure.
-Each message is split into records, each record becomes one event, and the
+Each message's body goes to the pipeline raw (`publish_raw`), to be split into
+records, one event each, where events are built (eventhub_messages); the
 message's position rides on the last of them as the cursor `partition-<id>`.
 The acker commits that cursor to the registry only once the whole message and
 everything before it are acknowledged; the blob checkpoint is written from
@@ -40,6 +41,8 @@ BOOKKEEPING_INTERVAL = 1.0
 FINAL_FLUSH_WAIT = 3.0
 # At stop, how long the SDK gets to close its links and release its partitions.
 CLOSE_WAIT = 2.0
+# The messages read, and what `build_message_events` counts wherever it runs: in /stats from the start.
+MESSAGE_COUNTERS = ("messages", "records", "parse_failures", "empty_bodies", "sanitized_messages")
 
 
 class EventHubInput:
@@ -77,6 +80,8 @@ class EventHubInput:
         receiving = threading.Thread(target=self._receive, args=(consumer,), daemon=True,
                                      name=f"{self.context.input_id}-receive")
         stop_listening = self.context.client.on_commit(self._progress.on_commit)
+        for counter in MESSAGE_COUNTERS:
+            self.context.stats.extra.setdefault(counter, 0)
         try:
             receiving.start()
             self.context.stats.state = "running"
@@ -227,23 +232,18 @@ class EventHubInput:
         if self._checkpoints is not None:
             self._checkpoints.flush(self._progress, reading)
         with self._readers_lock:
-            readers = list(self._readers.values())
+            read_partitions = set(self._readers)
         acknowledged = self._progress.acknowledged()
         lags = self._progress.lag_seconds()
         extra = self.context.stats.extra
         extra.update({
-            "messages": sum(reader.messages for reader in readers),
-            "records": sum(reader.records for reader in readers),
-            "parse_failures": sum(reader.parse_failures for reader in readers),
-            "empty_bodies": sum(reader.empty_bodies for reader in readers),
-            "sanitized_messages": sum(reader.sanitized for reader in readers),
             "partitions": {
                 partition_id: {
                     "lag_s": lags.get(partition_id),
                     "acked_sequence_number": acknowledged.get(partition_id, {}).get("sequence_number"),
                     "reading": partition_id in reading,
                 }
-                for partition_id in sorted(set(acknowledged) | set(self._readers), key=_partition_order)
+                for partition_id in sorted(set(acknowledged) | read_partitions, key=_partition_order)
             },
         })
         if self._checkpoints is not None:

@@ -13,9 +13,12 @@ of them per interruption.
 
 pika's connection is not thread-safe: the acker thread's listener only
 records the newest committed delivery and wakes the connection's own thread
-(`add_callback_threadsafe`), which sends the acknowledgement. The consumer
-thread never blocks in `publish` while the queue is full; it keeps serving
-the connection (heartbeats, acknowledgements) and publishes once there is room.
+(`add_callback_threadsafe`), which sends the acknowledgement. That thread only
+serves the connection (deliveries, heartbeats, acknowledgements), so it never
+waits for a full queue; a publishing thread hands what arrived, as one chunk
+of message bodies, to `client.publish_raw` with `build_stream_event` (the
+event is built there, or in a worker process with `forwarder.workers`), the
+chunk's last delivery as its cursor, and waits for room when it must.
 """
 
 from __future__ import annotations
@@ -38,14 +41,13 @@ from forwarder.inputs.secure_endpoint_stream_config import (
     parse_config,
     standalone_processors,
 )
-from forwarder.inputs.secure_endpoint_stream_events import PARSE_FAILURE_TAG, stream_message_event
+from forwarder.inputs.secure_endpoint_stream_events import build_stream_event
 
 DELIVERY = "delivery"
 # pika narrates every connection step at INFO and logs each failed attempt at ERROR with its internals;
 # this input reports connections and failures itself, one line each.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
-IDLE_WAIT = 0.5  # longest wait for broker traffic before the stop flag is looked at again
-SATURATED_WAIT = 0.05  # how often a full queue is looked at again while the connection is served
+IDLE_WAIT = 0.5  # longest wait for broker traffic, or for deliveries to publish, before the stop flag is seen
 STOP_DRAIN = 3.0  # at stop, how long acknowledgements of published events are still passed on (< input join timeout)
 
 
@@ -56,12 +58,29 @@ class StreamSession:
         self.number = number
         self.connection = connection
         self.channel = channel
+        # (delivery tag, body, redelivered): appended on the connection's thread, taken by the publishing thread.
         self.received: collections.deque[tuple[int, bytes, bool]] = collections.deque()
+        self.arrived = threading.Event()
+        self.closing = threading.Event()
+        self.publish_failure: BaseException | None = None
         self.published_tag = 0
         self.acked_tag = 0
         self.committed_tag = 0
         self.ack_scheduled = False
         self.cancelled_by_broker = False
+
+    def receive(self, delivery_tag: int, body: bytes, redelivered: bool) -> None:
+        """The consumer callback (connection's thread)."""
+        self.received.append((delivery_tag, body, redelivered))
+        self.arrived.set()
+
+    def take_received(self) -> list[tuple[int, bytes, bool]]:
+        """Everything received so far, in delivery order (at most the prefetch); [] after `closing`."""
+        self.arrived.clear()
+        if self.closing.is_set():
+            return []
+        received = self.received
+        return [received.popleft() for _ in range(len(received))]
 
     @property
     def unacknowledged(self) -> int:
@@ -126,8 +145,8 @@ class SecureEndpointStreamInput:
             channel.basic_qos(prefetch_count=config.prefetch)
             session = StreamSession(next(self._sessions), connection, channel)
             channel.add_on_cancel_callback(lambda _frame: setattr(session, "cancelled_by_broker", True))
-            channel.basic_consume(config.queue, lambda _channel, method, _properties, body: session.received.append(
-                (method.delivery_tag, body, method.redelivered)))
+            channel.basic_consume(config.queue, lambda _channel, method, _properties, body: session.receive(
+                method.delivery_tag, body, method.redelivered))
             with self._lock:
                 self._session = session
             self._consumed = True
@@ -180,28 +199,46 @@ class SecureEndpointStreamInput:
             raise
 
     def _serve(self, session: StreamSession) -> None:
-        """Publishes received messages in delivery order while serving the connection, until stop."""
+        """Serves the connection while the publishing thread hands its deliveries over, until stop."""
+        publisher = threading.Thread(target=self._publish_received, args=(session,), daemon=True,
+                                     name=f"{self.context.input_id}-publish")
+        publisher.start()
+        try:
+            while not self.context.stop.is_set() and publisher.is_alive():
+                if session.cancelled_by_broker:
+                    # The queue was deleted (or the stream removed): reconnecting finds out which and says so.
+                    raise pika.exceptions.AMQPChannelError(
+                        f"the broker cancelled the consumer of queue {self.config.queue}")
+                session.connection.process_data_events(time_limit=IDLE_WAIT)
+        finally:
+            # Deliveries not handed over yet are left to the broker, which delivers them again; a chunk being
+            # handed over (waiting for room in the queue) is finished first, so chunks never overlap.
+            session.closing.set()
+            session.arrived.set()
+            publisher.join()
+        if session.publish_failure is not None:
+            raise session.publish_failure
+
+    def _publish_received(self, session: StreamSession) -> None:
+        """The publishing thread: hands what arrived to the pipeline, one chunk per wake-up, in delivery order."""
         client = self.context.client
-        connection = session.connection
-        while not self.context.stop.is_set():
-            if session.cancelled_by_broker:
-                # The queue was deleted (or the stream removed): reconnecting finds out which and says so.
-                raise pika.exceptions.AMQPChannelError(
-                    f"the broker cancelled the consumer of queue {self.config.queue}")
-            if session.received and not client.saturated():
-                tag, body, redelivered = session.received.popleft()
-                event = stream_message_event(body)
-                if not client.publish(event, {DELIVERY: [session.number, tag]}):
+        try:
+            while not session.closing.is_set():
+                deliveries = session.take_received()
+                if not deliveries:
+                    session.arrived.wait(IDLE_WAIT)
+                    continue
+                last_tag = deliveries[-1][0]
+                bodies = [body for _tag, body, _redelivered in deliveries]
+                if not client.publish_raw(build_stream_event, None, bodies, {DELIVERY: [session.number, last_tag]}):
                     return
-                session.published_tag = tag
-                self._count("messages")
+                session.published_tag = last_tag
+                self._count("messages", len(deliveries))
+                redelivered = sum(1 for _tag, _body, again in deliveries if again)
                 if redelivered:
-                    self._count("redelivered")
-                if PARSE_FAILURE_TAG in event.fields.get("tags", ()):
-                    self._count("parse_failures")
-                connection.process_data_events(time_limit=0)
-            else:
-                connection.process_data_events(time_limit=SATURATED_WAIT if session.received else IDLE_WAIT)
+                    self._count("redelivered", redelivered)
+        except BaseException as error:  # handed to the connection's thread, which ends the session with it
+            session.publish_failure = error
 
     def _drain(self, session: StreamSession) -> None:
         """At stop: passes on the acknowledgements the output still gives, for a short while."""

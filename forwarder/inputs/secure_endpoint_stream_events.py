@@ -17,9 +17,19 @@ from typing import Any
 
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
+from forwarder.stats import InputStats
 
 RECORD_KIND = "secure_endpoint"
 PARSE_FAILURE_TAG = "_parse_failure"
+
+
+def build_stream_event(_context: None, body: bytes, stats: InputStats) -> Event:
+    """`client.publish_raw`'s builder: the event of one message body, a body that is not an event counted in
+    `parse_failures`. Runs in a worker process with `forwarder.workers`: it touches only its arguments."""
+    event = stream_message_event(body)
+    if event.record is None:
+        stats.extra["parse_failures"] = stats.extra.get("parse_failures", 0) + 1
+    return event
 
 
 def stream_message_event(body: bytes) -> Event:

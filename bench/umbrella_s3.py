@@ -11,8 +11,10 @@ Umbrella writes them). Figures, all from the same moto:
   ceiling     download + gunzip + csv alone: boto3 get_object, zlib, csv.reader, with as many
               threads as the input's number_of_workers; what reading costs with nothing else.
   stages      per-row cost on one thread of each piece the forwarder runs per row: the aws-s3
-              ObjectReader (download, gunzip, lines, event), the cisco_umbrella processor and
-              the output's JSON encoder.
+              ObjectReader (download, gunzip, lines: what stays in the input's process),
+              build_event (line to event), the cisco_umbrella processor and the output's JSON
+              encoder (what a worker process runs with `forwarder.workers` above 1), and the
+              pickle round trip of the reader's chunks (what shipping them to a worker adds).
   forwarder   rows/s from the forwarder's /stats endpoint answering (the input starts right
               after) to the last row written (fsynced) by the file output.
 
@@ -21,7 +23,7 @@ so the report shows whether memory stays flat as the rows go through.
 
 Usage (from the repository root, package installed with `pip install -e '.[test]'`):
 
-    python bench/umbrella_s3.py [--objects 100] [--rows-per-object 10000] [--workers 5] [--keep]
+    python bench/umbrella_s3.py [--objects 100] [--rows-per-object 10000] [--workers 5] [--forwarder-workers N] [--keep]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -62,10 +65,12 @@ from entraid_graph import (  # noqa: E402
 )
 
 from forwarder.inputs.aws_s3_config import parse_config  # noqa: E402
+from forwarder.inputs.aws_s3_events import build_event  # noqa: E402
 from forwarder.inputs.aws_s3_objects import Bucket, ObjectReader  # noqa: E402
 from forwarder.modules.cisco import render_umbrella_input  # noqa: E402
 from forwarder.modules.cisco_umbrella_processor import umbrella_processors  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
+from forwarder.pipeline.client import build_events  # noqa: E402
 from forwarder.schema.section import Section  # noqa: E402
 from forwarder.stats import InputStats  # noqa: E402
 from tests.fakes.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY  # noqa: E402
@@ -233,16 +238,24 @@ def _stage_costs(moto: Moto, keys: list[str], rows_per_object: int) -> dict[str,
     data, log_types, _ = rendered
     config = parse_config(Section(data, "input", "bench", problems))
     assert not problems, problems
-    reader = ObjectReader(moto.client(), Bucket.from_config(config), logging.getLogger("bench"),
-                          InputStats("bench", "aws-s3"), "bench")
+    stats = InputStats("bench", "aws-s3")
+    reader = ObjectReader(moto.client(), Bucket.from_config(config), logging.getLogger("bench"), stats, "bench")
     (process,) = umbrella_processors(log_types)
     encoder = EventEncoder()
-    events: list[Any] = []
+    chunks: list[Any] = []
     sample = keys[: max(1, min(len(keys), 100_000 // rows_per_object))]
     started = time.perf_counter()
     for key in sample:
-        reader.read(key, config.reader_options(key), 0, lambda chunk, end: events.extend(chunk) or True)
+        reader.read(key, config.reader_options(key), 0,
+                    lambda context, payloads, end: chunks.append((context, payloads)) or True)
     read = time.perf_counter() - started
+    started = time.perf_counter()
+    pickled = [pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL) for chunk in chunks]
+    chunks = [pickle.loads(data) for data in pickled]
+    shipped = time.perf_counter() - started
+    started = time.perf_counter()
+    events = [event for context, payloads in chunks for event in build_events(build_event, context, payloads, stats)]
+    built = time.perf_counter() - started
     started = time.perf_counter()
     mapped = [process(event) for event in events]
     processed = time.perf_counter() - started
@@ -251,11 +264,11 @@ def _stage_costs(moto: Moto, keys: list[str], rows_per_object: int) -> dict[str,
         encoder.encode(event)
     encoded = time.perf_counter() - started
     count = len(events)
-    return {"rows": count, "reader": read / count * 1e6, "processor": processed / count * 1e6,
-            "encoder": encoded / count * 1e6}
+    return {"rows": count, "reader": read / count * 1e6, "pickle": shipped / count * 1e6,
+            "builder": built / count * 1e6, "processor": processed / count * 1e6, "encoder": encoded / count * 1e6}
 
 
-def write_config(home: Path, endpoint: str, workers: int) -> None:
+def write_config(home: Path, endpoint: str, workers: int, forwarder_workers: str | None) -> None:
     (home / "modules.d").mkdir(parents=True)
     module = home / "modules.d" / "cisco.yml"
     module.write_text(textwrap.dedent(f"""\
@@ -281,7 +294,7 @@ def write_config(home: Path, endpoint: str, workers: int) -> None:
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """))
+        """) + (f"forwarder.workers: {forwarder_workers}\n" if forwarder_workers else ""))
     for path in (module, config):
         path.chmod(0o600)
 
@@ -299,6 +312,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=100)
     parser.add_argument("--rows-per-object", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=5, help="var.number_of_workers, and the ceiling's threads")
+    parser.add_argument("--forwarder-workers", help="forwarder.workers (auto or a count; unset: the default)")
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     args = parser.parse_args()
@@ -310,18 +324,20 @@ def main() -> None:
         keys, rows, compressed = upload(moto, args.objects, args.rows_per_object, args.seed)
         print(f"{rows:,} DNS rows in {len(keys)} gzip CSV objects of {args.rows_per_object:,} rows "
               f"({compressed / len(keys) / 1024:.0f} KiB each; uploaded in {time.perf_counter() - started:.0f}s), "
-              f"moto in its own process, {args.workers} workers, {os.cpu_count()} CPUs, "
+              f"moto in its own process, {args.workers} workers, forwarder.workers "
+              f"{args.forwarder_workers or 'default'}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} before")
         moto_cpu = moto.cpu_seconds()
         ceiling_rate, ceiling_seconds = ceiling(moto, keys, args.workers)
         print(f"ceiling:   {ceiling_rate:>9,.0f} rows/s  (download + gunzip + csv.reader, {args.workers} threads, "
               f"{ceiling_seconds:.1f}s, moto CPU {moto.cpu_seconds() - moto_cpu:.1f}s)")
         stages = stage_costs(moto, keys, args.rows_per_object)
-        total = stages["reader"] + stages["processor"] + stages["encoder"]
-        print(f"stages:    ObjectReader {stages['reader']:.1f} µs/row, cisco_umbrella {stages['processor']:.1f} "
-              f"µs/row, encoder {stages['encoder']:.1f} µs/row = {total:.1f} µs/row "
-              f"(≤ {1e6 / total:,.0f} rows/s on one interpreter; {stages['rows']:,} rows, one thread)")
-        write_config(home, moto.endpoint, args.workers)
+        total = stages["reader"] + stages["builder"] + stages["processor"] + stages["encoder"]
+        print(f"stages:    ObjectReader {stages['reader']:.1f} µs/row, build_event {stages['builder']:.1f} µs/row, "
+              f"cisco_umbrella {stages['processor']:.1f} µs/row, encoder {stages['encoder']:.1f} µs/row = "
+              f"{total:.1f} µs/row (≤ {1e6 / total:,.0f} rows/s on one interpreter; {stages['rows']:,} rows, one "
+              f"thread); pickle round trip of the reader's chunks {stages['pickle']:.2f} µs/row")
+        write_config(home, moto.endpoint, args.workers, args.forwarder_workers)
         moto_cpu = moto.cpu_seconds()
         run: ForwarderRun = start_forwarder(home, "")
         run_started = time.time()

@@ -35,9 +35,9 @@ from forwarder.backoff import Backoff
 from forwarder.inputs.aws_s3_clients import aws_client, aws_session
 from forwarder.inputs.aws_s3_config import AwsS3Config
 from forwarder.inputs.aws_s3_errors import credential_problem
+from forwarder.inputs.aws_s3_events import ObjectContext, build_event
 from forwarder.inputs.aws_s3_objects import Bucket, DownloadError, ObjectReader
 from forwarder.inputs.base import InputContext, PermanentInputError
-from forwarder.pipeline.event import Event
 
 READING, DONE, FAILED = "reading", "done", "failed"
 LISTING_COUNTERS = ("listings", "listing_errors", "objects_listed", "objects_tracked", "objects_forgotten",
@@ -203,9 +203,9 @@ class BucketListingInput:
         client = self._context.client
         stop = self._context.stop
 
-        def emit(events: list[Event], next_offset: int) -> bool:
+        def emit(context: ObjectContext, payloads: list[Any], next_offset: int) -> bool:
             state.offset = next_offset
-            return not stop.is_set() and client.publish_many(events, {source: state.cursor()})
+            return not stop.is_set() and client.publish_raw(build_event, context, payloads, {source: state.cursor()})
 
         if stop.is_set():
             return

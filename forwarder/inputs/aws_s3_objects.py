@@ -3,15 +3,19 @@
     reader = ObjectReader(s3_client, Bucket.from_config(config), log, stats, name)
     result = reader.read(key, config.reader_options(key), start_offset, emit)
 
-`emit(events, next_offset) -> bool` publishes a chunk of up to `CHUNK_EVENTS`
-consecutive events; `next_offset` is where a resume must start once the chunk
-is acknowledged (the byte after its last line in the decompressed object).
-Chunks, because publishing costs a lock on the acker and one on the queue per
-call: per chunk that is noise, per line it was a third of the input's time.
-It returns False when the forwarder is stopping, and `read` then returns with
-`result.complete` False. The caller owns the cursor: listing mode publishes
-each chunk with its object's offset, SQS mode waits for the acknowledgements
-of a whole message.
+`emit(context, payloads, next_offset) -> bool` publishes a chunk of up to
+`CHUNK_EVENTS` consecutive records with `client.publish_raw(build_event,
+context, payloads, cursor)`: the reader only frames the object (download,
+gunzip, lines, joining parsers, JSON documents) and aws_s3_events.build_event
+makes the events, in a worker process when `forwarder.workers` runs them.
+`next_offset` is where a resume must start once the chunk is acknowledged (the
+byte after its last line in the decompressed object). Chunks, because
+publishing costs a lock on the acker and one on the queue per call (and a
+pickle round trip to a worker): per chunk that is noise, per line it was a
+third of the input's time. It returns False when the forwarder is stopping,
+and `read` then returns with `result.complete` False. The caller owns the
+cursor: listing mode publishes each chunk with its object's offset, SQS mode
+waits for the acknowledgements of a whole message.
 
 Problems of the object itself (corrupt or truncated gzip, a 0-byte object, a
 line over `max_bytes`) are logged once naming the key, counted in /stats and
@@ -28,7 +32,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from logging import Logger
 from typing import Any
 
@@ -36,10 +40,10 @@ import urllib3.exceptions
 from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.inputs.aws_s3_config import AwsS3Config, ReaderOptions
+from forwarder.inputs.aws_s3_events import BYTE_ORDER_MARK, ObjectContext
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.line_parsers import build_chain
-from forwarder.pipeline.event import Event
-from forwarder.pipeline.field_path import deep_update
+from forwarder.inputs.ndjson_parser import NdjsonConfig
 from forwarder.stats import InputStats
 
 READ_CHUNK = 256 * 1024
@@ -48,7 +52,8 @@ CHUNK_EVENTS = 500
 GZIP_MAGIC = b"\x1f\x8b"
 COUNTERS = ("objects_read", "objects_failed", "objects_invalid_gzip", "objects_empty", "objects_line_too_long",
             "objects_invalid_json", "download_errors", "lines_invalid_utf8")
-Emit = Callable[[list[Event], int], bool]
+# emit(context, payloads, next_offset) -> bool: hands a chunk to client.publish_raw with build_event.
+Emit = Callable[[ObjectContext, list[Any], int], bool]
 
 
 class DownloadError(Exception):
@@ -146,88 +151,106 @@ class ObjectReader:
     def _read(self, key: str, options: ReaderOptions, start_offset: int, emit: Emit,
               response: dict[str, Any]) -> ObjectResult:
         stream = _decompressed(_chunks(response["Body"]))
-        base = self._base_fields(key, options, response)
-        read_at = time.time()
         content_type = options.content_type or response.get("ContentType") or ""
+        joining = _joining_parsers(options.parsers)
+        context = self._context(key, options, response, () if joining is None else options.parsers[len(joining):])
         if content_type.startswith("application/json") or options.expand_event_list_from_field:
-            records = self._json_records(stream, options)
+            context = replace(context, parsers=())
+            chunks = _chunked(self._json_records(stream, options), start_offset)
+        elif joining:
+            chunks = _chunked(self._joined_records(key, stream, options, joining, start_offset), start_offset)
         else:
-            records = self._line_records(key, stream, options, start_offset)
-        id_prefix = object_id_prefix(self._bucket.arn, key)
+            chunks = self._line_chunks(key, stream, options, start_offset)
         events = 0
-        chunk: list[Event] = []
-        end = start_offset
-        try:
-            for message in records:
-                if message.offset < start_offset:
-                    continue
-                chunk.append(self._event(base, id_prefix, message, read_at))
-                end = message.end
-                if len(chunk) >= CHUNK_EVENTS:
-                    if not emit(chunk, end):
-                        return ObjectResult(complete=False, events=events)
-                    events += len(chunk)
-                    chunk = []
-        except ObjectFailed:
-            # The lines before the problem are good, and a failed object is not read again: send them first.
-            if chunk and not emit(chunk, end):
+        for payloads, end in chunks:
+            if not emit(context, payloads, end):
                 return ObjectResult(complete=False, events=events)
-            raise
-        if chunk:
-            if not emit(chunk, end):
-                return ObjectResult(complete=False, events=events)
-            events += len(chunk)
+            events += len(payloads)
         self.count("objects_read")
         return ObjectResult(complete=True, events=events)
 
-    def _base_fields(self, key: str, options: ReaderOptions, response: dict[str, Any]) -> dict[str, Any]:
+    def _context(self, key: str, options: ReaderOptions, response: dict[str, Any],
+                 parsers: tuple[Any, ...]) -> ObjectContext:
         bucket = self._bucket
         s3: dict[str, Any] = {"bucket": {"name": bucket.name, "arn": bucket.arn}, "object": {"key": key}}
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         metadata = {name: headers[name.lower()] for name in options.include_s3_metadata if name.lower() in headers}
         if metadata:
             s3["metadata"] = metadata
-        return {"log": {"file": {"path": bucket.object_url(key)}}, "aws": {"s3": s3},
-                "cloud": {"provider": "aws", "region": bucket.region}}
+        return ObjectContext({"path": bucket.object_url(key)}, {"s3": s3}, {"provider": "aws", "region": bucket.region},
+                             object_id_prefix(bucket.arn, key), time.time(), parsers)
 
-    def _event(self, base: dict[str, Any], id_prefix: str, message: Message, read_at: float) -> Event:
-        fields = {"log": {"file": base["log"]["file"], "offset": message.offset}, "aws": base["aws"],
-                  "cloud": base["cloud"]}
-        if message.flags:
-            fields["log"]["flags"] = list(message.flags)
-        if message.fields:
-            deep_update(fields, message.fields, copy=False)
-        if message.content:
-            fields["message"] = message.content
-        if message.tags:
-            fields["tags"] = list(message.tags)
-        meta = dict(message.meta)
-        meta.setdefault("_id", f"{id_prefix}-{message.offset:012d}")
-        timestamp = message.timestamp if message.timestamp is not None else read_at
-        return Event(fields, timestamp=timestamp, meta=meta)
+    def _line_chunks(self, key: str, stream: Iterator[bytes], options: ReaderOptions,
+                     start_offset: int) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
+        """Chunks of (offset, line) payloads and the offset after the chunk's last line; empty lines are skipped.
 
-    def _line_records(self, key: str, stream: Iterator[bytes], options: ReaderOptions,
-                      start_offset: int) -> Iterator[Message]:
-        chain = build_chain(list(options.parsers), options.max_bytes)
+        The builder decodes the lines; here they are only checked for invalid UTF-8 (one C call per block of
+        ASCII lines), so that the object is logged once with the count.
+        """
+        chunk: list[tuple[int, bytes]] = []
+        chunk_end = start_offset
         invalid = 0
-        for offset, end, line in _lines(stream, start_offset, options.max_bytes):
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                text = line.decode("utf-8", "replace")
-                invalid += 1
-            if offset == 0 and text.startswith("\ufeff"):
-                text = text[1:]
-            if text:
-                yield from chain.feed(Message(text, offset, end, len(line)), time.monotonic())
-        yield from chain.flush(time.monotonic())
+        try:
+            for offset, lines, terminated in _line_blocks(stream, start_offset, options.max_bytes):
+                if not all(map(bytes.isascii, lines)):
+                    invalid += sum(1 for line in lines if not _valid_utf8(line))
+                for line in lines:
+                    end = offset + len(line) + terminated
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if line:
+                        chunk.append((offset, line))
+                        chunk_end = end
+                        if len(chunk) >= CHUNK_EVENTS:
+                            yield chunk, chunk_end
+                            chunk = []
+                    offset = end
+        except ObjectFailed:
+            # The lines before the problem are good, and a failed object is not read again: send them first.
+            if chunk:
+                yield chunk, chunk_end
+            raise
+        finally:
+            self._report_invalid(key, invalid)
+        if chunk:
+            yield chunk, chunk_end
+
+    def _joined_records(self, key: str, stream: Iterator[bytes], options: ReaderOptions, joining: tuple[Any, ...],
+                        start_offset: int) -> Iterator[tuple[Message, int, int]]:
+        """(message, offset, end) of the records the joining parsers make; the ndjson stages after them are
+        left to the builder."""
+        chain = build_chain(list(joining), options.max_bytes)
+        invalid = 0
+        try:
+            for offset, lines, terminated in _line_blocks(stream, start_offset, options.max_bytes):
+                for line in lines:
+                    end = offset + len(line) + terminated
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    try:
+                        text = line.decode("utf-8")
+                    except UnicodeDecodeError:
+                        text = line.decode("utf-8", "replace")
+                        invalid += 1
+                    if offset == 0 and text.startswith(BYTE_ORDER_MARK):
+                        text = text[1:]
+                    if text:
+                        for message in chain.feed(Message(text, offset, end, len(line)), time.monotonic()):
+                            yield message, message.offset, message.end
+                    offset = end
+            for message in chain.flush(time.monotonic()):
+                yield message, message.offset, message.end
+        finally:
+            self._report_invalid(key, invalid)
+
+    def _report_invalid(self, key: str, invalid: int) -> None:
         if invalid:
             self.count("lines_invalid_utf8", invalid)
             self._log.warning("%s: object s3://%s/%s has %d line(s) that are not valid UTF-8; sent with the bad "
                               "bytes replaced (U+FFFD)", self._name, self._bucket.name, key, invalid)
 
-    def _json_records(self, stream: Iterator[bytes], options: ReaderOptions) -> Iterator[Message]:
-        """One message per JSON document, or per element of `expand_event_list_from_field`.
+    def _json_records(self, stream: Iterator[bytes], options: ReaderOptions) -> Iterator[tuple[str, int, int]]:
+        """((offset, text), offset, end) per JSON document, or per element of `expand_event_list_from_field`.
 
         An element's offset is its document's offset plus its index: unique and increasing within the object.
         """
@@ -255,10 +278,51 @@ class ObjectReader:
             if isinstance(items, list):
                 for index, item in enumerate(items):
                     content = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-                    yield Message(content, position + index, position + index + 1, len(content))
+                    yield (position + index, content), position + index, position + index + 1
             else:
-                yield Message(text[position:end], position, end, end - position)
+                yield (position, text[position:end]), position, end
             position = end
+
+
+def _joining_parsers(parsers: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The parsers up to the last one that joins records (multiline, json_objects): they run in the reader.
+
+    None when there are no parsers at all; () when all of them decode one record on its own (ndjson).
+    """
+    if not parsers:
+        return None
+    last = max((index for index, config in enumerate(parsers) if not isinstance(config, NdjsonConfig)), default=-1)
+    return tuple(parsers[:last + 1])
+
+
+def _chunked(records: Iterator[tuple[Any, int, int]], start_offset: int) -> Iterator[tuple[list[Any], int]]:
+    """Chunks of up to CHUNK_EVENTS payloads from (payload, offset, end) records, each with its last record's end."""
+    chunk: list[Any] = []
+    end = start_offset
+    try:
+        for payload, offset, record_end in records:
+            if offset < start_offset:
+                continue
+            chunk.append(payload)
+            end = record_end
+            if len(chunk) >= CHUNK_EVENTS:
+                yield chunk, end
+                chunk = []
+    except ObjectFailed:
+        # The records before the problem are good, and a failed object is not read again: send them first.
+        if chunk:
+            yield chunk, end
+        raise
+    if chunk:
+        yield chunk, end
+
+
+def _valid_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _chunks(body: Any) -> Iterator[bytes]:
@@ -303,36 +367,49 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _lines(stream: Iterator[bytes], start_offset: int, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
-    """(offset, offset after the line, line without `\\n`/`\\r\\n`), from `start_offset` on."""
+def _line_blocks(stream: Iterator[bytes], start_offset: int,
+                 max_bytes: int) -> Iterator[tuple[int, list[bytes], bool]]:
+    """(offset of the first line, lines without `\\n`, whether the last one ended with `\\n`), one per block read.
+
+    One split per block instead of one search per line. Lines keep a `\\r` before the `\\n` (the caller
+    strips it after counting it into the offsets). A line over `max_bytes` fails the object after the
+    lines before it are handed on.
+    """
     offset = 0
     pending = b""
-    for chunk in stream:
+    for block in stream:
         if offset < start_offset:
-            cut = min(len(chunk), start_offset - offset)
-            chunk = chunk[cut:]
+            cut = min(len(block), start_offset - offset)
+            block = block[cut:]
             offset += cut
-            if not chunk:
+            if not block:
                 continue
-        data = pending + chunk if pending else chunk
-        start = 0
-        while (newline := data.find(b"\n", start)) >= 0:
-            yield offset + start, offset + newline + 1, _line(data, start, newline, max_bytes, offset)
-            start = newline + 1
-        pending = data[start:]
-        offset += start
+        data = pending + block if pending else block
+        last_newline = data.rfind(b"\n")
+        if last_newline < 0:
+            pending = data
+        else:
+            lines = data[:last_newline].split(b"\n")
+            pending = data[last_newline + 1:]
+            yield from _checked(offset, lines, True, max_bytes)
+            offset += last_newline + 1
         if len(pending) > max_bytes:
             raise _too_long(offset, max_bytes)
     if pending:
-        yield offset, offset + len(pending), _line(pending, 0, len(pending), max_bytes, offset)
+        yield from _checked(offset, [pending], False, max_bytes)
 
 
-def _line(data: bytes, start: int, end: int, max_bytes: int, base: int) -> bytes:
-    if end > start and data[end - 1] == 0x0D:
-        end -= 1
-    if end - start > max_bytes:
-        raise _too_long(base + start, max_bytes)
-    return data[start:end]
+def _checked(offset: int, lines: list[bytes], terminated: bool,
+             max_bytes: int) -> Iterator[tuple[int, list[bytes], bool]]:
+    if max(map(len, lines)) <= max_bytes:
+        yield offset, lines, terminated
+        return
+    for index, line in enumerate(lines):
+        if len(line) - line.endswith(b"\r") > max_bytes:
+            if index:
+                yield offset, lines[:index], True
+            raise _too_long(offset + sum(len(before) + 1 for before in lines[:index]), max_bytes)
+    yield offset, lines, terminated
 
 
 def _too_long(offset: int, max_bytes: int) -> ObjectFailed:

@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder.inputs.aws_s3_config import AwsS3Config
+from forwarder.inputs.aws_s3_events import ObjectContext, build_event
 from forwarder.inputs.aws_s3_notifications import NotificationError, ObjectReference, parse_notification
 from forwarder.inputs.aws_s3_objects import DownloadError, Emit, ObjectResult
 from forwarder.inputs.base import InputContext, PermanentInputError
 from forwarder.log_throttle import ThrottledLog
-from forwarder.pipeline.event import Event
 
 MESSAGE_CURSOR_PREFIX = "sqs-message:"
 MAX_MESSAGES_PER_RECEIVE = 10  # SQS's limit for one ReceiveMessage call
 WARNED_MESSAGES_REMEMBERED = 10_000
 
-# Reads one object, handing each chunk of events to emit(events, next_offset) -> bool (False: stop);
+# Reads one object, handing each chunk to emit(context, payloads, next_offset) -> bool (False: stop);
 # DownloadError when the object cannot be fetched now. ObjectReader.read for a notification's bucket.
 ReadObject = Callable[[ObjectReference, Emit], ObjectResult]
 
@@ -252,12 +252,13 @@ class SqsNotificationReader:
         """Publishes every event of every object; the last one carries the message's cursor. False at stop."""
         client = self.context.client
         stop = self.context.stop
-        held_back: list[list[Event]] = []  # the latest chunk, published once the next one (or the end) is known
+        # The latest chunk (context, payloads), published once the next one (or the end) is known.
+        held_back: list[tuple[ObjectContext, list[Any]]] = []
 
-        def emit(events: list[Event], _next_offset: int) -> bool:
-            if stop.is_set() or (held_back and not client.publish_many(held_back.pop())):
+        def emit(context: ObjectContext, payloads: list[Any], _next_offset: int) -> bool:
+            if stop.is_set() or (held_back and not client.publish_raw(build_event, *held_back.pop())):
                 return False
-            held_back.append(events)
+            held_back.append((context, payloads))
             return True
 
         for reference in objects:
@@ -268,7 +269,7 @@ class SqsNotificationReader:
         if not held_back:
             client.commit(cursor)
             return True
-        return client.publish_many(held_back.pop(), cursor)
+        return client.publish_raw(build_event, *held_back.pop(), cursor)
 
     def _delete(self, message: InFlightMessage) -> None:
         try:

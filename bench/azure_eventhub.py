@@ -20,7 +20,9 @@ tests/fixtures/m365_defender) read by the microsoft module's m365_defender_event
 Usage (from the repository root, package installed with `pip install -e .`):
 
     python bench/azure_eventhub.py [--messages 8000] [--records-per-message 50] [--partitions 4]
-                                   [--records signins|advanced_hunting|both] [--keep]
+                                   [--records signins|advanced_hunting|both] [--workers auto|N] [--keep]
+
+`--workers` writes `forwarder.workers` into the forwarder's config (left out: the forwarder's default).
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def sdk_reference(connection_string: str, total: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def write_home(home: Path, kind: str, normalize: bool) -> None:
+def write_home(home: Path, kind: str, normalize: bool, workers: str | None) -> None:
     (home / "modules.d").mkdir(parents=True)
     module = home / "modules.d" / "module.yml"
     fileset_vars = (f'var.connection_string: "${{{CONNECTION_VARIABLE}}}"\n'
@@ -174,7 +176,7 @@ def write_home(home: Path, kind: str, normalize: bool) -> None:
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """))
+        """) + (f"forwarder.workers: {workers}\n" if workers is not None else ""))
     for path in (module, config):
         path.chmod(0o600)
 
@@ -226,7 +228,8 @@ def run(kind: str, args: argparse.Namespace) -> float:
     total = args.messages * args.records_per_message
     what = "sign-in" if kind == "signins" else "Advanced Hunting"
     print(f"{total:,} {what} records in {args.messages:,} messages of {args.records_per_message} over "
-          f"{args.partitions} partitions, normalize {not args.no_normalize}, {os.cpu_count()} CPUs, "
+          f"{args.partitions} partitions, normalize {not args.no_normalize}, workers {args.workers or 'default'}, "
+          f"{os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} before")
     fake = FakeHub(kind, args.messages, args.records_per_message, args.partitions)
     home = Path(tempfile.mkdtemp(prefix="bench-eventhub-"))
@@ -236,7 +239,7 @@ def run(kind: str, args: argparse.Namespace) -> float:
         reference = total / elapsed
         print(f"SDK reference: {reference:>9,.0f} records/s  ({total:,} records in {elapsed:.1f}s; "
               f"client CPU {cpu:.1f}s, fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
-        write_home(home, kind, normalize=not args.no_normalize)
+        write_home(home, kind, normalize=not args.no_normalize, workers=args.workers)
         fake_cpu = fake.cpu_seconds()
         process, stats_url = start_forwarder(home, fake.connection_string)
         try:
@@ -273,6 +276,7 @@ def main() -> None:
                         help="what the hub holds: Entra ID sign-ins (azure module), Defender XDR Advanced Hunting "
                              "records (microsoft module), or both runs one after the other")
     parser.add_argument("--no-normalize", action="store_true", help="var.normalize: false (raw records, no ECS)")
+    parser.add_argument("--workers", help="forwarder.workers for the forwarder (auto or a count; default: not set)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     args = parser.parse_args()

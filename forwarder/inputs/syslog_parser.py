@@ -99,6 +99,9 @@ class SyslogParser:
         # a busy sender stamps thousands of messages within one second, and the calendar work is the
         # costliest step of a header. One tuple, replaced whole, so threads sharing a parser read a pair.
         self._last_second: tuple[tuple[str, str | None], float] = (("", None), 0.0)
+        # (stamp, epoch) of the last RFC 3339 stamp: a sender stamping whole seconds repeats it all second,
+        # and comparing the text skips even the regex.
+        self._last_stamp: tuple[str, float] = ("", 0.0)
 
     def parse(self, data: bytes, now: float | None = None) -> ParsedSyslog:
         """Parses one framed message; `now` (epoch seconds) anchors the year of RFC 3164 stamps."""
@@ -188,6 +191,9 @@ class SyslogParser:
         result.message = _strip_bom(header)
 
     def _rfc3339(self, text: str, problem: str) -> float:
+        last_text, last_value = self._last_stamp
+        if text == last_text:
+            return last_value
         match = _RFC3339.fullmatch(text)
         if match is None:
             raise _Malformed(f"{problem}: {text[:40]!r}")
@@ -196,6 +202,7 @@ class SyslogParser:
         key = (text[:match.end(6)], zone)
         last_key, last_epoch = self._last_second
         if key == last_key:
+            self._last_stamp = (text, last_epoch + fraction)
             return last_epoch + fraction
         year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
         try:
@@ -211,6 +218,7 @@ class SyslogParser:
                 offset = sign * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
             epoch = calendar.timegm(moment.timetuple()) - offset
         self._last_second = (key, epoch)
+        self._last_stamp = (text, epoch + fraction)
         return epoch + fraction
 
     def _bsd_stamp(self, match: re.Match[str], now: float) -> float | None:

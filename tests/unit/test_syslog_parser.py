@@ -236,8 +236,11 @@ def test_valid_utf8_is_not_flagged():
 def test_consecutive_stamps_of_one_second_and_of_other_seconds_or_zones_each_get_their_own_time():
     parser = SyslogParser("rfc5424", tz=parse_timezone("+0200"))
     stamps = ["2024-06-10T08:15:30.250Z", "2024-06-10T08:15:30.750Z", "2024-06-10T08:15:30.750+02:00",
-              "2024-06-10T08:15:30.5", "2024-06-10T08:15:31Z", "2024-06-10T08:15:30Z", "2025-06-10T08:15:30Z"]
+              "2024-06-10T08:15:30.5", "2024-06-10T08:15:31Z", "2024-06-10T08:15:31Z", "2024-06-10T08:15:30Z",
+              "2025-06-10T08:15:30Z", "2025-06-10T08:15:30Z", "2024-06-10T08:15:30.750Z"]
     parsed = [parser.parse(f"<14>1 {stamp} host app - - - text".encode()).timestamp for stamp in stamps]
     base = datetime(2024, 6, 10, 8, 15, 30, tzinfo=UTC).timestamp()
-    assert parsed == [base + 0.25, base + 0.75, base + 0.75 - 7200, base + 0.5 - 7200, base + 1, base,
-                      datetime(2025, 6, 10, 8, 15, 30, tzinfo=UTC).timestamp()]
+    next_year = datetime(2025, 6, 10, 8, 15, 30, tzinfo=UTC).timestamp()
+    assert parsed == [base + 0.25, base + 0.75, base + 0.75 - 7200, base + 0.5 - 7200, base + 1, base + 1, base,
+                      next_year, next_year, base + 0.75]
+    assert "malformed RFC 5424 timestamp" in parser.parse(b"<14>1 2024-06-10T08:15:3x.750Z h a - - - t").error

@@ -20,7 +20,7 @@ pipelining 2) into Elastic's go-lumber v2 server (`ljserver`, built by
 Every figure is printed with the load average at the time. Usage (from the repository root):
 
     python bench/syslog_logstash.py [--tcp-messages 500000] [--udp-rates 50000,40000,30000,20000]
-                                    [--udp-seconds 10] [--udp-read-buffer 16MiB] [--keep]
+                                    [--udp-seconds 10] [--udp-read-buffer 16MiB] [--workers 1] [--keep]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
-def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: str) -> ForwarderRun:
+def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: str, workers: str) -> ForwarderRun:
     config = home / "forwarder.yml"
     config.write_text(textwrap.dedent(f"""\
         filebeat.inputs:
@@ -70,7 +70,7 @@ def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: 
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """))
+        """) + (f"forwarder.workers: {workers}\n" if workers else ""))
     config.chmod(0o600)
     forwarder = start_forwarder(home, "unused")
     deadline = time.monotonic() + 30
@@ -114,11 +114,11 @@ def settle(receiver: Receiver, target: int, seconds: float) -> None:
         time.sleep(0.1)
 
 
-def tcp_run(messages: int, keep: bool) -> None:
+def tcp_run(messages: int, workers: str, keep: bool) -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-syslog-tcp-"))
     port = free_port(socket.SOCK_STREAM)
     receiver = Receiver(messages)
-    forwarder = start(home, "tcp", port, receiver.port, "")
+    forwarder = start(home, "tcp", port, receiver.port, "", workers)
     try:
         started = time.monotonic()
         loggen = subprocess.Popen(["loggen", "-i", "-S", "-P", "-s", str(MESSAGE_SIZE), "-n", str(messages),
@@ -134,7 +134,8 @@ def tcp_run(messages: int, keep: bool) -> None:
         counters = input_counters(forwarder)
         received = receiver.events
         cpu = cpu_seconds(forwarder.process.pid) / max(received, 1) * 1e6
-        print(f"tcp  {received:,} of {sent:,} messages acknowledged in {done - started:.2f} s: "
+        print(f"tcp  workers {workers or 'default'}: {received:,} of {sent:,} messages acknowledged in "
+              f"{done - started:.2f} s: "
               f"{received / (done - started):,.0f} msg/s; drops {sent - received} (loggen - server), "
               f"/stats dropped {counters.get('dropped', 0)}; forwarder CPU {cpu:.0f} µs a message "
               f"(start-up included), {receiver.cpu_per_event()}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
@@ -146,12 +147,12 @@ def tcp_run(messages: int, keep: bool) -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def udp_run(rate: int, seconds: int, read_buffer: str, keep: bool) -> bool:
+def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool) -> bool:
     """One fixed-rate UDP run; True when nothing was dropped anywhere."""
     home = Path(tempfile.mkdtemp(prefix="bench-syslog-udp-"))
     port = free_port(socket.SOCK_DGRAM)
     receiver = Receiver(rate * seconds * 2)
-    forwarder = start(home, "udp", port, receiver.port, read_buffer)
+    forwarder = start(home, "udp", port, receiver.port, read_buffer, workers)
     try:
         kernel_before = kernel_udp_drops(port)
         started = time.monotonic()
@@ -173,7 +174,7 @@ def udp_run(rate: int, seconds: int, read_buffer: str, keep: bool) -> bool:
         buffer = f"read_buffer {read_buffer}" if read_buffer else "default read_buffer"
         rate_found = re.findall(r"average rate = ([0-9.]+)", output)
         sent_rate = float(rate_found[-1]) if rate_found else sent / seconds
-        print(f"udp  target {rate:,} msg/s for {seconds} s, {buffer}: "
+        print(f"udp  workers {workers or 'default'}, target {rate:,} msg/s for {seconds} s, {buffer}: "
               f"loggen sent {sent:,} ({sent_rate:,.0f} msg/s), "
               f"server acknowledged {received:,}; drops: kernel {kernel} ({early} in the first 2 s; "
               f"/proc/net/udp; input's "
@@ -194,6 +195,7 @@ def main() -> None:
                            help="msg/s to try in order; stops at the first one without drops")
     arguments.add_argument("--udp-seconds", type=int, default=10)
     arguments.add_argument("--udp-read-buffer", default="", help="protocol.udp.read_buffer, e.g. 16MiB")
+    arguments.add_argument("--workers", default="", help="forwarder.workers (auto or a count); unset: the default")
     arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
     options = arguments.parse_args()
     if shutil.which("loggen") is None:
@@ -201,9 +203,9 @@ def main() -> None:
     if not (PEERS / "ljserver").exists():
         raise SystemExit(f"{PEERS / 'ljserver'} is missing: run ../shared/peers/build-lumber.sh GO_LUMBER_SRC first")
     if options.tcp_messages:
-        tcp_run(options.tcp_messages, options.keep)
+        tcp_run(options.tcp_messages, options.workers, options.keep)
     for rate in (int(value) for value in options.udp_rates.split(",") if value):
-        if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.keep):
+        if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.workers, options.keep):
             print(f"udp  {rate:,} msg/s: no drops")
             break
 

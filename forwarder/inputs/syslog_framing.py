@@ -118,15 +118,14 @@ class SyslogFrameSplitter:
 
     def _read_count(self) -> bool | None:
         """True: a count within the limit was read; False: the frame is delimited; None: need more bytes."""
-        digits = 0
-        length = len(self._buffer)
-        while digits < length and digits <= _MAX_COUNT_DIGITS and self._buffer[digits] in _DIGITS:
-            digits += 1
-        if digits == length and digits <= _MAX_COUNT_DIGITS:
-            return None
-        if digits > _MAX_COUNT_DIGITS or self._buffer[digits] != 0x20 or self._buffer[0] == 0x30:
+        buffer = self._buffer
+        digits = buffer.find(b" ", 0, _MAX_COUNT_DIGITS + 1)
+        if digits < 0:
+            # No space yet: only a run of digits still short enough to be a count may become one.
+            return None if len(buffer) <= _MAX_COUNT_DIGITS and buffer.isdigit() else False
+        if not buffer[:digits].isdigit() or buffer[0] == 0x30:
             return False
-        count = int(self._buffer[:digits])
+        count = int(buffer[:digits])
         del self._buffer[: digits + 1]
         self._scanned = 0
         if count > self.max_message_size:

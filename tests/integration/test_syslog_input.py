@@ -556,3 +556,15 @@ def test_tcp_messages_read_while_stopping_are_counted_and_logged(harness, start,
         running.shut_down()
     assert running.client.stats.published == 0
     assert any("2 message(s) received while stopping were not forwarded" in r.getMessage() for r in caplog.records)
+
+
+def test_udp_datagrams_read_while_stopping_are_counted_and_logged(harness, start, caplog):
+    running = start(protocol={"udp": {"host": "127.0.0.1:0"}})
+    harness.queue.close()  # the pipeline stops taking events
+    with caplog.at_level(logging.WARNING, logger="forwarder.input.syslog"), \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(b"<13>too late", ("127.0.0.1", running.port("udp")))
+        wait_for(lambda: running.client.stats.dropped == 1)
+        running.shut_down()
+    assert running.client.stats.published == 0
+    assert any("1 message(s) received while stopping were not forwarded" in r.getMessage() for r in caplog.records)

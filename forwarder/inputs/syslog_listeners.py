@@ -34,6 +34,8 @@ _DROP_WARNING_INTERVAL = 60.0
 # Most datagrams one UDP publish carries: a few hundred keep a chunk's pickling and building worth shipping
 # to a worker without holding the socket unread for long.
 DATAGRAMS_PER_CHUNK = 256
+# How long a chunk that is not full waits for more datagrams: latency no log reader notices.
+CHUNK_LINGER_SECONDS = 0.002
 
 
 class SyslogCounters:
@@ -138,9 +140,11 @@ class Listener(ABC):
 class UdpListener(Listener):
     """One thread reading datagrams: one message each, cut at max_message_size.
 
-    It waits for the socket to become readable, then takes what the socket holds without waiting (at most
-    `DATAGRAMS_PER_CHUNK`) and publishes that as one chunk: at a high rate one publish carries hundreds
-    of datagrams, at a low rate each goes alone, at once.
+    It waits for the socket to become readable, then takes what the socket holds without waiting, and
+    what else arrives within CHUNK_LINGER_SECONDS, up to DATAGRAMS_PER_CHUNK, and publishes that as one
+    chunk: at a high rate one publish carries hundreds of datagrams, at a low rate each goes alone after
+    the linger. The linger keeps a moderate rate from becoming thousands of one-datagram chunks, which
+    worker processes would take longer to turn around than the datagrams take to arrive.
     """
 
     def __init__(self, context: ListenerContext, config: UdpConfig) -> None:
@@ -162,7 +166,7 @@ class UdpListener(Listener):
 
     def _loop(self) -> None:
         while not self.context.stop.is_set():
-            datagrams = self._receive()
+            datagrams = self._gather()
             if not datagrams:
                 select.select([self._sock], [], [], POLL_SECONDS)
             elif not self.context.try_publish(datagrams):
@@ -170,9 +174,21 @@ class UdpListener(Listener):
                 return
             self._warn_about_drops()
 
-    def _receive(self) -> list[Datagram]:
-        """The datagrams the socket holds now, up to DATAGRAMS_PER_CHUNK; [] when it holds none."""
+    def _gather(self) -> list[Datagram]:
+        """What the socket holds and what else arrives within the linger, up to DATAGRAMS_PER_CHUNK."""
         datagrams: list[Datagram] = []
+        self._receive(datagrams)
+        if datagrams:
+            deadline = time.monotonic() + CHUNK_LINGER_SECONDS
+            while len(datagrams) < DATAGRAMS_PER_CHUNK:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
+                    break
+                self._receive(datagrams)
+        return datagrams
+
+    def _receive(self, datagrams: list[Datagram]) -> None:
+        """Adds the datagrams the socket holds now to `datagrams`, up to DATAGRAMS_PER_CHUNK in all."""
         ancillary_size = socket.CMSG_SPACE(4)
         kernel_drops = None
         while len(datagrams) < DATAGRAMS_PER_CHUNK:
@@ -187,7 +203,6 @@ class UdpListener(Listener):
             datagrams.append((data, self._last_source, bool(flags & socket.MSG_TRUNC)))
         if kernel_drops is not None:
             self._counters.set("udp_kernel_drops", kernel_drops)
-        return datagrams
 
     def _warn_about_drops(self) -> None:
         """At most one warning a minute while messages are being lost, with the counts."""

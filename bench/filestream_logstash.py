@@ -190,13 +190,28 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system CPU seconds of a process, with its descendants still running (worker processes) by default."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree = {pid}
+    while descendants:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        if not more:
+            break
+        tree |= more
+    return sum(ticks.get(member, 0) for member in tree) / os.sysconf("SC_CLK_TCK")
 
 
-def forwarder_config(home: Path, events: Path, port: int) -> Path:
+def forwarder_config(home: Path, events: Path, port: int, workers: str) -> Path:
     config = home / "forwarder.yml"
     config.write_text(textwrap.dedent(f"""\
         filebeat.inputs:
@@ -212,16 +227,17 @@ def forwarder_config(home: Path, events: Path, port: int) -> Path:
           compression_level: 3
           pipelining: 2
         logging.metrics.enabled: false
+        forwarder.workers: {workers}
         """))
     config.chmod(0o600)
     return config
 
 
 def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int, bool] | None,
-                  out: Path | None = None) -> Measurement:
+                  out: Path | None = None, workers: str = "auto") -> Measurement:
     home = Path(tempfile.mkdtemp(prefix="bench-filestream-"))
     receiver = Receiver(count, out)
-    config = forwarder_config(home, events, receiver.port)
+    config = forwarder_config(home, events, receiver.port, workers)
     rss: list[int] = []
     progress: list[int] = []  # events acknowledged at each VmRSS sample
     with open(home / "stderr.log", "wb") as log:
@@ -235,6 +251,7 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
         rss.append(resident_kib(process.pid))
         progress.append(receiver.events)
         cpu = cpu_seconds(process.pid)
+        main_cpu = cpu_seconds(process.pid, descendants=False)
         server = receiver.cpu_per_event()
         if recorder:
             recorder.wait(profile[1] + 60)
@@ -246,7 +263,8 @@ def run_forwarder(events: Path, count: int, keep: bool, profile: tuple[Path, int
             shutil.rmtree(home, ignore_errors=True)
     first = receiver.first_at or done
     note = (f"first window acknowledged after {first - started:.2f} s; CPU {cpu:.1f} s "
-            f"({cpu / count * 1e6:.0f} µs an event, start-up included), {server}; VmRSS max {max(rss) / 1024:.0f} MiB, "
+            f"({cpu / count * 1e6:.0f} µs an event, start-up included; main process {main_cpu / count * 1e6:.0f}), "
+            f"{server}; VmRSS max {max(rss) / 1024:.0f} MiB, "
             f"at the end {rss[-1] / 1024:.0f} MiB; {memory_series(rss, progress, count)}")
     if profile:
         note += f"; py-spy {'--gil' if profile[2] else 'all samples'} → {profile[0]}"
@@ -309,6 +327,8 @@ def main() -> None:
     arguments.add_argument("--event-costs", action="store_true",
                            help="also time decoding, encoding and pickling one event (for worker processes)")
     arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
+    arguments.add_argument("--workers", action="append",
+                           help="forwarder.workers of a forwarder run (repeat to compare; default: auto and 1)")
     options = arguments.parse_args()
     for tool in ("ljserver", "ljsend"):
         if not (PEERS / tool).exists():
@@ -332,19 +352,20 @@ def main() -> None:
         results = Results()
         for number in range(options.rounds):
             print(f"round {number + 1}")
-            if "forwarder" in chosen:
+            for workers in (options.workers or ["auto", "1"]) if "forwarder" in chosen else ():
                 profile = (options.py_spy, options.py_spy_seconds, number % 2 == 0) if options.py_spy else None
-                results.add("forwarder", run_forwarder(events, options.events, options.keep, profile))
+                results.add(f"forwarder workers={workers}",
+                            run_forwarder(events, options.events, options.keep, profile, workers=workers))
             if "go-lumber" in chosen:
                 results.add("go-lumber", run_sender(ljsend, options.events))
             if "pylogbeat" in chosen:
                 results.add("pylogbeat", run_sender(pylogbeat, options.events))
-        forwarder = results.best("forwarder")
         summary = ", ".join(f"{name} {results.best(name):,.0f}" for name in results.runs)
         print(f"best of {options.rounds}: {summary} events/s")
-        for reference in ("go-lumber", "pylogbeat"):
-            if forwarder and results.best(reference):
-                print(f"forwarder / {reference}: {forwarder / results.best(reference):.2f}")
+        for name in [name for name in results.runs if name.startswith("forwarder")]:
+            for reference in ("go-lumber", "pylogbeat"):
+                if results.best(reference):
+                    print(f"{name} / {reference}: {results.best(name) / results.best(reference):.2f}")
         if options.py_spy:
             for name in ("gil.txt", "all.txt"):
                 if (options.py_spy / name).exists():

@@ -40,6 +40,7 @@ from forwarder.pipeline.client import AgentInfo, PipelineClient
 from forwarder.pipeline.disk_queue import DiskQueue
 from forwarder.pipeline.pipeline import Pipeline
 from forwarder.pipeline.queue import EventQueue
+from forwarder.pipeline.workers import WorkerPool, worker_count
 from forwarder.registry import Registry
 from forwarder.stats import InputStats, OutputStats, StatsTable
 
@@ -61,15 +62,22 @@ class Forwarder:
 
     def run(self) -> int:
         settings = self.settings
+        encoder = EventEncoder(settings.output_type.index(settings.output_config))
+        # Forked first: no thread runs yet, and the zygote must not inherit the data directory's lock.
+        workers = open_worker_pool(settings, encoder)
         lock = DataDirectoryLock(settings.paths.data)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except BaseException:
+            if workers is not None:
+                workers.close()
+            raise
         tighten_modes(settings)
         collector = CycleCollector()
         collector.start()
         try:
             # Bound before anything starts: a port in use is one line at start, not a failure with inputs running.
             monitoring = self._bind_monitoring() if settings.http_enabled else None
-            encoder = EventEncoder(settings.output_type.index(settings.output_config))
             queue = open_queue(settings, encoder)
             registry = Registry(settings.registry_path / "forwarder", settings.registry_flush,
                                 settings.registry_permissions)
@@ -80,13 +88,18 @@ class Forwarder:
             agent = AgentInfo(name=settings.name, id=persistent_agent_id(settings.paths.data))
             pipeline = Pipeline(queue, registry, settings.processors, agent, self.stats)
             self.stats.output, self.stats.queue, self.stats.registry = output_stats, queue, registry
+            if workers is not None:
+                workers.start(agent)
+                self.stats.workers = workers
             try:
                 output.start(queue)
             except DiskError as exc:
                 registry.close()
                 raise StartupError(str(exc)) from None
-            for spec in settings.inputs:
+            for index, spec in enumerate(settings.inputs):
                 client = pipeline.connect(spec.client)
+                if workers is not None:
+                    workers.attach(client, index, queue)
                 thread = threading.Thread(target=self._supervise, args=(spec, client), daemon=True,
                                           name=f"input-{spec.client.input_id}")
                 thread.start()
@@ -100,11 +113,13 @@ class Forwarder:
             else:
                 self._wait_for_stop()
             try:
-                self._shutdown(queue, pipeline, output, registry)
+                self._shutdown(queue, pipeline, output, registry, workers)
             finally:
                 if monitoring is not None:
                     monitoring.stop()
         finally:
+            if workers is not None:
+                workers.close()
             collector.stop()
             lock.release()
         return 0
@@ -133,8 +148,11 @@ class Forwarder:
         while not self.stop.wait(period):
             log.info("metrics", extra={"monitoring": self.stats.snapshot()})
 
-    def _shutdown(self, queue: EventQueue | DiskQueue, pipeline: Pipeline, output, registry: Registry) -> None:
+    def _shutdown(self, queue: EventQueue | DiskQueue, pipeline: Pipeline, output, registry: Registry,
+                  workers: WorkerPool | None) -> None:
         log.info("stopping: waiting up to %.0fs for queued events to be acknowledged", self.settings.shutdown_timeout)
+        if workers is not None:
+            workers.close_intake()
         queue.close()
         deadline = time.monotonic() + INPUT_JOIN_TIMEOUT
         for thread in self._input_threads:
@@ -215,6 +233,21 @@ class CycleCollector:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             gc.collect()
+
+
+def open_worker_pool(settings: Settings, encoder: EventEncoder) -> WorkerPool | None:
+    """The worker processes `forwarder.workers` asks for; None when everything runs in this process."""
+    count = worker_count(settings.workers)
+    if count <= 1 or not settings.inputs:
+        return None
+
+    def make_clients(agent: AgentInfo) -> list[PipelineClient]:
+        # In a worker: the same inputs' pipeline (module mapping, processors), counting into its own stats.
+        return [PipelineClient(spec.client, None, None, settings.processors, agent,
+                               InputStats(spec.client.input_id, spec.client.input_type), dict)
+                for spec in settings.inputs]
+
+    return WorkerPool(count, make_clients, encoder.encode_or_replace)
 
 
 def open_queue(settings: Settings, encoder: EventEncoder) -> EventQueue | DiskQueue:

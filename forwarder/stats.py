@@ -113,6 +113,7 @@ class StatsTable:
         self.output: OutputStats | None = None
         self.queue: Any = None
         self.registry: Any = None
+        self.workers: Any = None
 
     def add_input(self, stats: InputStats) -> InputStats:
         with self._lock:
@@ -127,6 +128,8 @@ class StatsTable:
             data["output"] = self.output.snapshot()
         if self.queue is not None:
             data["queue"] = self.queue.snapshot()
+        if self.workers is not None:
+            data["workers"] = self.workers.snapshot()
         if self.registry is not None:
             data["registry"] = {
                 "entries": len(self.registry),

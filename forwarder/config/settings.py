@@ -105,6 +105,8 @@ class Settings:
     plugin_errors: list[str] = field(default_factory=list)
     # Set when `queue.disk` is configured: events wait on disk instead of in memory.
     disk_queue: DiskQueueSettings | None = None
+    # `forwarder.workers`: "auto" (one worker process per usable core) or a count; 1 runs everything in one process.
+    workers: str | int = "auto"
 
 
 def resolve_paths(options: CliOptions, config: dict[str, Any]) -> Paths:
@@ -207,6 +209,7 @@ def _read_settings(options: CliOptions) -> Settings:
     input_files.finish()
     external_config.finish()
     shutdown_timeout = own.duration("shutdown_timeout", 5.0)
+    workers = _parse_workers(own)
     registry = own.section("registry")
     registry_path = Path(registry.string("path", "registry"))
     registry_flush = registry.duration("flush", 1.0)
@@ -267,11 +270,20 @@ def _read_settings(options: CliOptions) -> Settings:
         logging=logging_settings, http_enabled=http_enabled, http_host=http_host, http_port=http_port,
         registry_path=_absolute_path(registry_path, paths.data), registry_flush=registry_flush,
         registry_permissions=registry_permissions, shutdown_timeout=shutdown_timeout,
-        modules_glob=_absolute(modules_glob, paths.config),
+        modules_glob=_absolute(modules_glob, paths.config), workers=workers,
         keystore_path=keystore_location(config, paths),
         secrets=keystore_secrets + loader.collect_secrets(config) + included.secrets, warnings=warnings,
         plugin_errors=plugin_errors,
     )
+
+
+def _parse_workers(section: Section) -> str | int:
+    value = section.raw("workers", "auto")
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256):
+        return value
+    section.error("workers", f"must be auto or a number of worker processes from 1 to 256 (got {value!r}); "
+                             "1 runs inputs, processors and outputs in one process")
+    return "auto"
 
 
 def _parse_output(section: Section) -> tuple[OutputType | None, Any]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType
+from forwarder.inputs.file_events import FileContext, build_file_event, file_payload, split_parsers
 from forwarder.inputs.file_reader import (
     FilePosition,
     FileReader,
@@ -28,16 +29,15 @@ from forwarder.inputs.file_reader import (
     file_identity,
 )
 from forwarder.inputs.filestream_config import FilestreamConfig, default_id, parse_config
-from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
+from forwarder.inputs.line_message import Message
 from forwarder.inputs.line_parsers import ParserChain, build_chain
-from forwarder.pipeline.event import Event
-from forwarder.pipeline.field_path import deep_update
 
 # Bytes read from one file per round, so one busy file cannot starve the others.
 READ_BUDGET = 256 * 1024
+# Records handed to the pipeline (and to a worker process) at once.
+PUBLISH_CHUNK = 512
 # Longest sleep between looks at the open files and at the stop flag.
 IDLE_WAIT = 0.2
-TRUNCATED_TAG = "_truncated"
 COUNTERS = ("files_opened", "files_closed", "files_truncated", "files_renamed", "files_removed")
 
 
@@ -70,6 +70,8 @@ class FilestreamInput:
         self._committed: dict[str, Any] = {}
         # Registry entries to delete, sent along with the next published event.
         self._removals: dict[str, None] = {}
+        self._lines_filtered = bool(config.include_lines or config.exclude_lines)
+        self._parsers, self._ndjson_stages = split_parsers(config.parsers, self._lines_filtered)
         for name in ("files_open", "files_seen", *COUNTERS):
             context.stats.extra.setdefault(name, 0)
 
@@ -195,7 +197,7 @@ class FilestreamInput:
                 position = FilePosition.from_cursor(saved)
             except ValueError as exc:
                 self._log.warning("%s: saved position of %s is unusable (%s); reading from 0", self._name, path, exc)
-        parsers = build_chain(self._config.parsers, self._config.message_max_bytes)
+        parsers = build_chain(self._parsers, self._config.message_max_bytes)
         tracked = TrackedFile(identity, path, stat.st_dev, stat.st_ino, position, parsers, read_size=position.offset)
         self._files[identity] = tracked
         return tracked
@@ -251,10 +253,11 @@ class FilestreamInput:
         now = time.monotonic()
         if reader.bytes_read != before:
             tracked.last_activity = now
+        records: list[Message] = []
         for line in lines:
-            for record in tracked.parsers.feed(line, now):
-                if not self._publish(tracked, record):
-                    return None
+            records.extend(tracked.parsers.feed(line, now))
+        if not self._publish_all(tracked, records):
+            return None
         if reader.bytes_read != before:
             return True
         reason = self._close_reason(tracked, now)
@@ -295,49 +298,52 @@ class FilestreamInput:
     # ----- publishing ----------------------------------------------------------
 
     def _publish_all(self, tracked: TrackedFile, messages: list[Message]) -> bool:
-        return all(self._publish(tracked, message) for message in messages)
+        """Publishes records read together, each with the position after it; False when the forwarder is stopping.
 
-    def _publish(self, tracked: TrackedFile, message: Message) -> bool:
-        """Publishes one record with its file's cursor; False when the forwarder is stopping."""
-        if not message.content and not message.fields:
-            return True
-        if not self._wanted(message.content):
-            return True
+        Their events are built by `build_file_event`, in a worker process when there are workers, in chunks
+        of at most PUBLISH_CHUNK records, well under the queue's bound.
+        """
+        return all(self._publish_chunk(tracked, messages[start:start + PUBLISH_CHUNK])
+                   for start in range(0, len(messages), PUBLISH_CHUNK))
+
+    def _publish_chunk(self, tracked: TrackedFile, messages: list[Message]) -> bool:
+        if self._context.stop.is_set():
+            return False
         reader = tracked.reader
         assert reader is not None
-        position = FilePosition(
-            message.end, message.skip_to_newline, reader.fingerprint, reader.fingerprint_size, reader.generation
-        )
-        cursor: dict[str, Any] = {tracked.identity: position.to_cursor(tracked.path)}
-        return not self._context.stop.is_set() and self._context.client.publish(self._event(tracked, message), cursor)
+        payloads: list[tuple[Any, ...]] = []
+        cursors: list[dict[str, Any] | None] = []
+        last_sent = False
+        for message in messages:
+            last_sent = not self._lines_filtered or bool((message.content or message.fields)
+                                                         and self._wanted(message.content))
+            if last_sent:
+                payloads.append(file_payload(message))
+                cursors.append(self._cursor(tracked, reader, message))
+        if not last_sent:
+            # The last records were filtered out: their position rides with the last record sent, or alone.
+            last = self._cursor(tracked, reader, messages[-1])
+            if not payloads:
+                self._context.client.commit(last)
+                return True
+            cursors[-1] = last
+        return self._context.client.publish_raw(build_file_event, self._file_context(tracked), payloads, cursors)
+
+    @staticmethod
+    def _cursor(tracked: TrackedFile, reader: FileReader, message: Message) -> dict[str, Any]:
+        position = FilePosition(message.end, message.skip_to_newline, reader.fingerprint, reader.fingerprint_size,
+                                reader.generation)
+        return {tracked.identity: position.to_cursor(tracked.path)}
 
     def _wanted(self, content: str) -> bool:
         if self._config.include_lines and not any(p.search(content) for p in self._config.include_lines):
             return False
         return not any(p.search(content) for p in self._config.exclude_lines)
 
-    def _event(self, tracked: TrackedFile, message: Message) -> Event:
-        log: dict[str, Any] = {
-            "offset": message.offset,
-            "file": {"path": tracked.path, "device_id": str(tracked.device), "inode": str(tracked.inode)},
-        }
-        if message.flags:
-            log["flags"] = list(message.flags)
-        fields: dict[str, Any] = {"log": log}
-        if message.fields:
-            deep_update(fields, message.fields, copy=False)
-        if message.content:
-            fields["message"] = message.content
-        tags = list(message.tags)
-        if TRUNCATED_FLAG in message.flags:
-            tags.append(TRUNCATED_TAG)
-        if tags:
-            existing = fields.get("tags")
-            fields["tags"] = (existing if isinstance(existing, list) else []) + tags
+    def _file_context(self, tracked: TrackedFile) -> FileContext:
         generation = tracked.reader.generation if tracked.reader else 0
         prefix = tracked.identity if not generation else f"{tracked.identity}-{generation}"
-        message.meta.setdefault("_id", f"{prefix}-{message.offset}")
-        return Event(fields, timestamp=message.timestamp, meta=message.meta)
+        return tracked.path, str(tracked.device), str(tracked.inode), prefix, self._ndjson_stages
 
     # ----- stats ---------------------------------------------------------------
 

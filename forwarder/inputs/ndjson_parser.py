@@ -73,36 +73,40 @@ class NdjsonParser:
         return None
 
     def decode(self, message: Message) -> None:
-        config = self._config
-        try:
-            decoded = orjson.loads(message.content)
-            if not isinstance(decoded, dict):
-                raise ValueError(f"expected a JSON object, got {type(decoded).__name__}")
-        except ValueError as exc:
-            # The raw line stays the message: nothing is dropped.
-            message.tags.append(PARSE_FAILURE_TAG)
-            _set_error(message, f"Error decoding JSON: {exc}", config.add_error_key)
-            return
-        keys: dict[str, Any] = decoded
-        content = ""
-        if config.message_key:
-            value = keys.get(config.message_key)
-            if config.message_key not in keys:
-                _set_error(message, f"Key '{config.message_key}' not found", config.add_error_key)
-            elif not isinstance(value, str):
-                _set_error(message, f"Value of key '{config.message_key}' is not a string", config.add_error_key)
-            else:
-                content = value
-        message.content = content
-        message.size = len(content.encode("utf-8", "surrogatepass"))
-        if config.document_id:
-            document_id = _pop_path(keys, config.document_id)
-            if isinstance(document_id, str):
-                message.meta["_id"] = document_id
-        if config.target:
-            _put_path(message.fields, config.target, keys)
+        decode_ndjson(message, self._config)
+
+
+def decode_ndjson(message: Message, config: NdjsonConfig) -> None:
+    """Decodes the message's text as one JSON object into its fields, by `config`; never drops it."""
+    try:
+        decoded = orjson.loads(message.content)
+        if not isinstance(decoded, dict):
+            raise ValueError(f"expected a JSON object, got {type(decoded).__name__}")
+    except ValueError as exc:
+        # The raw line stays the message: nothing is dropped.
+        message.tags.append(PARSE_FAILURE_TAG)
+        _set_error(message, f"Error decoding JSON: {exc}", config.add_error_key)
+        return
+    keys: dict[str, Any] = decoded
+    content = ""
+    if config.message_key:
+        value = keys.get(config.message_key)
+        if config.message_key not in keys:
+            _set_error(message, f"Key '{config.message_key}' not found", config.add_error_key)
+        elif not isinstance(value, str):
+            _set_error(message, f"Value of key '{config.message_key}' is not a string", config.add_error_key)
         else:
-            write_json_keys(message, keys, config)
+            content = value
+    message.content = content
+    message.size = len(content.encode("utf-8", "surrogatepass"))
+    if config.document_id:
+        document_id = _pop_path(keys, config.document_id)
+        if isinstance(document_id, str):
+            message.meta["_id"] = document_id
+    if config.target:
+        _put_path(message.fields, config.target, keys)
+    else:
+        write_json_keys(message, keys, config)
 
 
 def write_json_keys(message: Message, keys: dict[str, Any], config: NdjsonConfig) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from forwarder import __version__
 from forwarder.pipeline.event import Event, format_timestamp
 from forwarder.pipeline.json_text import json_bytes
+
+ENCODING_FAILURE_TAG = "_encoding_failure"
+
+log = logging.getLogger("forwarder.output")
 
 
 class EventEncoder:
@@ -30,6 +35,15 @@ class EventEncoder:
         # json_bytes falls back to slower encoders instead of failing the batch.
         return json_bytes(self.document(event), _fallback)
 
+    def encode_or_replace(self, event: Event) -> bytes:
+        """`encode`, or when even the fallbacks refuse, a replacement event saying why (never a lost event)."""
+        try:
+            return self.encode(event)
+        except Exception as exc:
+            log.warning("event %s cannot be encoded as JSON (%s); sending a replacement event", event.meta.get("_id"),
+                        exc)
+            return self.encode(replacement_event(event, exc))
+
 
 def _fallback(value: Any) -> Any:
     """Anything orjson cannot encode natively (bytes, sets, custom objects) is sent as text."""
@@ -38,3 +52,17 @@ def _fallback(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return str(value)
+
+
+def replacement_event(event: Event, exc: Exception) -> Event:
+    """What is sent instead of an event orjson and every fallback refuse: its id, message and the reason."""
+    fields: dict[str, Any] = {
+        "error": {"message": f"forwarder could not encode this event as JSON: {exc}"},
+        "tags": [ENCODING_FAILURE_TAG],
+    }
+    message = event.fields.get("message")
+    if message is not None:
+        fields["message"] = message if isinstance(message, str) else repr(message)
+    meta = {key: value for key, value in event.meta.items() if isinstance(value, str)}
+    timestamp = event.timestamp if isinstance(event.timestamp, (int, float)) else None
+    return Event(fields, timestamp=timestamp, meta=meta)

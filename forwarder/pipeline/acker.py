@@ -67,6 +67,19 @@ class InputAcker:
             self._outstanding += count
             return first
 
+    def track_each(self, cursors: list[dict[str, Any] | None]) -> int:
+        """Registers one event per cursor (a line and the file position after it); returns the first sequence.
+
+        For sources whose every record has its own resume point: a crash then replays only what was
+        not acknowledged, not the rest of the chunk.
+        """
+        with self._lock:
+            pending = self._pending
+            first = self._base + len(pending)
+            pending.extend([_PENDING, cursor] for cursor in cursors)
+            self._outstanding += len(cursors)
+            return first
+
     def abandon(self, sequence: int) -> None:
         """The event never reached the queue (shutdown): it and everything after stay uncommitted."""
         with self._lock:

@@ -32,6 +32,8 @@ log = logging.getLogger("forwarder.pipeline")
 Processor = Callable[[Event], "Event | None"]
 # Turns one raw payload an input read (a line, a row, a record's bytes) into its event(s); see `publish_raw`.
 Builder = Callable[[Any, Any, InputStats], "Event | list[Event] | None"]
+# What `publish_raw` commits: one cursor for the chunk, or one per payload.
+Cursors = dict[str, Any] | list[dict[str, Any] | None] | None
 
 
 @dataclass
@@ -106,8 +108,11 @@ class PipelineClient:
         # Set by the pipeline when `forwarder.workers` runs event building in worker processes.
         self.workers: Any = None
 
-    def publish_raw(self, build: Builder, context: Any, payloads: list[Any],
-                    cursor: dict[str, Any] | None = None) -> bool:
+    @property
+    def acker(self) -> InputAcker:
+        return self._acker
+
+    def publish_raw(self, build: Builder, context: Any, payloads: list[Any], cursor: Cursors = None) -> bool:
         """`publish_many` for what an input read but has not turned into events yet.
 
         `build(context, payload, stats)` makes each payload's event(s) (None: nothing to send). With
@@ -115,18 +120,30 @@ class PipelineClient:
         while this input reads on, which is why `build` must be a module-level function, `context` and
         the payloads cheap to pickle (text, bytes, tuples), and `build` may touch nothing of the input but
         its arguments (counters in `stats.extra` and `stats.filtered` are summed back). Returns when the
-        chunk is handed over; False when the forwarder is stopping.
+        chunk is handed over; False when the forwarder is stopping. `cursor` goes with the last payload, or
+        is a list with one cursor (or None) per payload when each has its own resume point.
         """
         if self.workers is not None:
             return self.workers.submit(self, build, context, payloads, cursor)
-        return self.publish_many(build_events(build, context, payloads, self.stats), cursor)
+        return self.publish_raw_here(build, context, payloads, cursor)
 
     def try_publish_raw(self, build: Builder, context: Any, payloads: list[Any]) -> bool:
         """`publish_raw` for sources that cannot wait (UDP syslog): what finds no room is dropped and counted
         in `dropped`, never waited for. False when the forwarder is stopping."""
         if self.workers is not None:
             return self.workers.submit(self, build, context, payloads, None, wait=False)
-        return all(self.try_publish(event) is not None for event in build_events(build, context, payloads, self.stats))
+        return self.publish_raw_here(build, context, payloads, None, wait=False)
+
+    def publish_raw_here(self, build: Builder, context: Any, payloads: list[Any], cursor: Cursors,
+                         wait: bool = True) -> bool:
+        """`publish_raw` in this process, whatever `forwarder.workers` says."""
+        if isinstance(cursor, list):
+            return all(self.publish_many(build_events(build, context, [payload], self.stats), payload_cursor)
+                       for payload, payload_cursor in zip(payloads, cursor, strict=True))
+        events = build_events(build, context, payloads, self.stats)
+        if wait:
+            return self.publish_many(events, cursor)
+        return all(self.try_publish(event) is not None for event in events)
 
     def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:
         """Queues `event`; `cursor` ({source: value}) is committed once it and all before it are acked.

@@ -7,14 +7,14 @@ import zlib
 import orjson
 import pytest
 
-from forwarder.outputs.codec import EventEncoder
+from forwarder.outputs.codec import ENCODING_FAILURE_TAG, EventEncoder
 from forwarder.outputs.logstash.frames import (
     LumberjackProtocolError,
     encode_window,
     json_frames,
     parse_ack,
 )
-from forwarder.outputs.logstash.window_encoder import ENCODING_FAILURE_TAG, WindowEncoder
+from forwarder.outputs.logstash.window_encoder import WindowEncoder
 from forwarder.pipeline.event import Event
 
 EVENTS = [b'{"a":"hello"}', b'{"b":1}']

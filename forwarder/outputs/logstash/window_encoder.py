@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import zlib
 from concurrent.futures import Executor, Future
-from typing import Any
 
 from forwarder.outputs.codec import EventEncoder
 from forwarder.outputs.logstash.frames import compressed_window, json_frames, seal_window
@@ -19,7 +18,6 @@ from forwarder.pipeline.event import Event
 
 log = logging.getLogger("forwarder.outputs.logstash")
 
-ENCODING_FAILURE_TAG = "_encoding_failure"
 # Events per piece handed to the compressor thread: big enough that the hand-off costs nothing.
 COMPRESSION_CHUNK = 256
 # Go's encoding/json HTML escaping; these bytes can only occur inside JSON strings, so replacing them is safe.
@@ -65,31 +63,10 @@ class WindowEncoder:
         try:
             payloads = [encode(event) for event in events]
         except Exception:
-            payloads = [self._encode_or_replace(event) for event in events]
+            payloads = [self._encoder.encode_or_replace(event) for event in events]
         if self._escape_html:
             payloads = [_escape_html(payload) for payload in payloads]
         return payloads
-
-    def _encode_or_replace(self, event: Event) -> bytes:
-        try:
-            return self._encoder.encode(event)
-        except Exception as exc:
-            event_id = event.meta.get("_id")
-            log.warning("logstash: event %s cannot be encoded as JSON (%s); sending a replacement event", event_id, exc)
-            return self._encoder.encode(_replacement(event, exc))
-
-
-def _replacement(event: Event, exc: Exception) -> Event:
-    fields: dict[str, Any] = {
-        "error": {"message": f"forwarder could not encode this event as JSON: {exc}"},
-        "tags": [ENCODING_FAILURE_TAG],
-    }
-    message = event.fields.get("message")
-    if message is not None:
-        fields["message"] = message if isinstance(message, str) else repr(message)
-    meta = {key: value for key, value in event.meta.items() if isinstance(value, str)}
-    timestamp = event.timestamp if isinstance(event.timestamp, (int, float)) else None
-    return Event(fields, timestamp=timestamp, meta=meta)
 
 
 def _escape_html(payload: bytes) -> bytes:

@@ -1,0 +1,201 @@
+"""The worker processes' side of `forwarder.workers`: build, prepare and encode the chunks inputs hand over.
+
+A zygote is forked at start, before the forwarder runs a single thread, and
+forks every worker: a fork of a process whose threads may hold locks can
+deadlock, a fork of the single-threaded zygote cannot, and a worker killed
+later is replaced by a fresh fork with the same configured pipeline (the
+processors, the module mappings) without reading the configuration again.
+
+A worker reads a chunk (builder, context, raw payloads), runs exactly what
+the main process would run in-process — the builder, the module mapping, the
+common fields and processors of `PipelineClient.prepare`, the output's JSON
+encoding — and sends back one result per payload: the encoded document, a
+list of them, or None when nothing is to be sent. With each result go the
+changes of the input's counters and the log records written meanwhile, which
+the main process adds to /stats and logs under its own handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pickle
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from forwarder.pipeline.client import Builder, PipelineClient
+from forwarder.pipeline.event import Event
+from forwarder.stats import InputStats
+
+log = logging.getLogger("forwarder.workers")
+
+# One result per payload: an encoded document, several, or None (dropped by a processor, nothing to send).
+Result = bytes | list[bytes] | None
+# The output's JSON encoding of a prepared event (EventEncoder.encode_or_replace).
+Encode = Callable[[Event], bytes]
+# Makes the prepare-side clients of every input, in the order of settings.inputs, once the agent is known.
+ClientFactory = Callable[[Any], list[PipelineClient]]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def encode_chunk(client: PipelineClient, encode: Encode, build: Builder, context: Any,
+                 payloads: list[Any]) -> list[Result]:
+    """What a worker does with one chunk; the main process does the same when a chunk cannot go to a worker."""
+    stats = client.stats
+    results: list[Result] = []
+    for payload in payloads:
+        try:
+            built = build(context, payload, stats)
+        except Exception as error:
+            # A builder turns bad input into a tagged event; one that raises has a defect. The record is
+            # counted and logged, not retried: retrying would stop every record behind it.
+            stats.extra["build_failures"] = stats.extra.get("build_failures", 0) + 1
+            log.error("%s: building an event failed (%s: %s); the record is not sent (build_failures in /stats)",
+                      client.settings.input_id, type(error).__name__, error)
+            results.append(None)
+            continue
+        if built is None:
+            results.append(None)
+        elif isinstance(built, Event):
+            results.append(_encode(client, encode, built))
+        else:
+            results.append([document for document in (_encode(client, encode, e) for e in built)
+                            if document is not None])
+    return results
+
+
+def _encode(client: PipelineClient, encode: Encode, event: Event) -> bytes | None:
+    prepared = client.prepare(event)
+    return None if prepared is None else encode(prepared)
+
+
+class Zygote:
+    """The forked parent of every worker; `spawn` asks it for one more."""
+
+    def __init__(self, make_clients: ClientFactory, encode: Encode) -> None:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _run_zygote(theirs, make_clients, encode)
+        theirs.close()
+        self.pid = pid
+        self._control = ours
+        self._lock = threading.Lock()
+
+    def spawn(self) -> tuple[int, Connection]:
+        """A new worker's pid and the connection to it; OSError when the zygote is gone."""
+        with self._lock:
+            self._control.sendall(b"w")
+            message, fds, _flags, _address = socket.recv_fds(self._control, 32, 1)
+        if not message or not fds:
+            raise OSError("the worker zygote has exited")
+        return int(message), Connection(fds[0])
+
+    def close(self) -> None:
+        """The zygote exits when its control socket closes (and, on Linux, when this process dies)."""
+        self._control.close()
+
+
+def _run_zygote(control: socket.socket, make_clients: ClientFactory, encode: Encode) -> None:
+    try:
+        _die_with_parent()
+        _detach_stdio()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Workers are reaped by the kernel: the main process learns of a death from its closed connection.
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        while control.recv(1):
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                ours.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _run_worker(Connection(theirs.detach()), make_clients, encode)
+            theirs.close()
+            socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
+            ours.close()
+    finally:
+        os._exit(0)
+
+
+def _run_worker(connection: Connection, make_clients: ClientFactory, encode: Encode) -> None:
+    """Serves chunks until the main process closes the connection (or dies)."""
+    try:
+        records = _capture_logs()
+        clients = make_clients(connection.recv())
+        while True:
+            try:
+                chunk_id, index, build, context, payloads = pickle.loads(connection.recv_bytes())
+            except EOFError:
+                return
+            client = clients[index]
+            before = _counters(client.stats)
+            results = encode_chunk(client, encode, build, context, payloads)
+            changes = _counter_changes(before, client.stats)
+            connection.send_bytes(pickle.dumps((chunk_id, results, changes, records[:]), pickle.HIGHEST_PROTOCOL))
+            records.clear()
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+    finally:
+        os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """On Linux the zygote is killed with the main process, even by SIGKILL; elsewhere it exits on EOF."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _detach_stdio() -> None:
+    """A worker must not hold the forwarder's stdout open (console output, a test reading it to EOF)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+
+
+class _RecordList(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _capture_logs() -> list[tuple[str, int, str]]:
+    """Log records go back to the main process with the next result, not to inherited file handles."""
+    handler = _RecordList()
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    return handler.records
+
+
+def _counters(stats: InputStats) -> tuple[int, dict[str, Any]]:
+    return stats.filtered, dict(stats.extra)
+
+
+def _counter_changes(before: tuple[int, dict[str, Any]], stats: InputStats) -> tuple[int, dict[str, Any]]:
+    """How the input's counters moved during one chunk: numbers as differences, anything else as its value."""
+    filtered, extra = before
+    changed: dict[str, Any] = {}
+    for key, value in stats.extra.items():
+        old = extra.get(key)
+        if value == old:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            changed[key] = value - (old if isinstance(old, (int, float)) else 0)
+        else:
+            changed[key] = value
+    return stats.filtered - filtered, changed

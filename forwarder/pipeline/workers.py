@@ -1,0 +1,379 @@
+"""`forwarder.workers`: event building, mapping and encoding in worker processes, fed by the inputs.
+
+Threads share one interpreter lock, so a forwarder in one process uses one
+core however many it has. With workers, an input only reads: it hands raw
+payloads (lines, rows, message bodies) to `PipelineClient.publish_raw`, the
+chunk goes pickled to the least busy worker process, which builds, maps and
+encodes the events (worker_process.py), and a collector thread here puts the
+encoded documents on the queue. Everything that makes delivery safe stays in
+this process: sequence numbers and cursors are tracked with the acker when a
+chunk is submitted, so cursors commit in publish order whatever order the
+workers finish in, and a chunk is kept until its result is back — a worker
+that dies (SIGKILL, out of memory) is forked again and given its chunks
+again, so nothing is lost. A chunk that three workers in turn died on is
+built here instead. At most `CHUNKS_PER_INPUT` chunks of one input are out at
+once, and records out in workers count against the queue's bound: an input
+that outruns the workers or the output waits, and what a crash can replay
+stays what the queue holds, as without workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from forwarder.pipeline.client import Builder, Cursors, PipelineClient
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import QueueClosed
+from forwarder.pipeline.worker_process import ClientFactory, Encode, Result, Zygote, encode_chunk
+
+log = logging.getLogger("forwarder.workers")
+
+CHUNKS_PER_INPUT = 4
+MAX_ATTEMPTS = 3
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def worker_count(setting: str | int) -> int:
+    """How many worker processes `forwarder.workers` asks for here; 1 means none (all in this process)."""
+    if not hasattr(os, "fork") or sys.platform == "win32":
+        return 1
+    return usable_cores() if setting == "auto" else int(setting)
+
+
+@dataclass(eq=False)
+class Chunk:
+    id: int
+    link: InputLink
+    first: int
+    count: int
+    # The pickled (id, input index, builder, context, payloads): kept until the result is back.
+    message: bytes
+    droppable: bool
+    attempts: int = 1
+
+
+@dataclass(eq=False)
+class Slot:
+    """One worker process: its connection, and the chunks it holds, in the order they were sent."""
+
+    number: int
+    pid: int
+    connection: Connection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: dict[int, Chunk] = field(default_factory=dict)
+
+
+class SharedAcknowledgement:
+    """One payload that became several events: its sequence is done when all of them are."""
+
+    def __init__(self, acker: Any, sequence: int, events: int) -> None:
+        self._acker = acker
+        self._sequence = sequence
+        self._remaining = events
+        self._lock = threading.Lock()
+
+    def done_many(self, sequences: list[int]) -> None:
+        with self._lock:
+            self._remaining -= len(sequences)
+            finished = self._remaining == 0
+        if finished:
+            self._acker.done(self._sequence)
+
+
+class InputLink:
+    """What an input's PipelineClient holds when workers build its events (`client.workers`)."""
+
+    def __init__(self, pool: WorkerPool, index: int, client: PipelineClient, queue: Any) -> None:
+        self.pool = pool
+        self.index = index
+        self.client = client
+        self.queue = queue
+        self.in_flight = 0
+
+    def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
+               cursor: Cursors, wait: bool = True) -> bool:
+        return self.pool.submit(self, build, context, payloads, cursor, wait)
+
+
+class WorkerPool:
+    def __init__(self, count: int, make_clients: ClientFactory, encode: Encode) -> None:
+        """Forks the zygote: call before any thread of the forwarder starts."""
+        self.count = count
+        self._encode = encode
+        self._zygote = Zygote(make_clients, encode)
+        self._setup: Any = None
+        self._slots: list[Slot] = []
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._next_chunk = 0
+        self._closing = False
+        # Records submitted and not yet on the queue (or dropped): they count against its bound.
+        self._records_out = 0
+        # Set when a dead worker cannot be replaced (the zygote is gone): every chunk is built here from then on.
+        self._local = False
+        self._unpicklable_logged: set[str] = set()
+        self.restarts = 0
+
+    def start(self, setup: Any) -> None:
+        """Forks the workers; `setup` (the agent identity) is what each needs before its first chunk."""
+        self._setup = setup
+        for number in range(self.count):
+            pid, connection = self._spawn()
+            slot = Slot(number, pid, connection)
+            self._slots.append(slot)
+            threading.Thread(target=self._collect, args=(slot,), name=f"worker-results-{number}", daemon=True).start()
+        log.info("%d worker processes build, map and encode events (pids %s)", self.count,
+                 ", ".join(str(slot.pid) for slot in self._slots))
+
+    def attach(self, client: PipelineClient, index: int, queue: Any) -> None:
+        client.workers = InputLink(self, index, client, queue)
+
+    def _spawn(self) -> tuple[int, Connection]:
+        pid, connection = self._zygote.spawn()
+        connection.send(self._setup)
+        return pid, connection
+
+    # ----- the inputs' side ----------------------------------------------------
+
+    def submit(self, link: InputLink, build: Builder, context: Any, payloads: list[Any], cursor: Cursors,
+               wait: bool) -> bool:
+        client = link.client
+        acker = client.acker
+        if not payloads:
+            acker.done(acker.track(cursor))
+            return True
+        if self._local:
+            return self._publish_here(link, build, context, payloads, cursor, wait, None)
+        count = len(payloads)
+        with self._lock:
+            while not self._closing and (link.in_flight >= CHUNKS_PER_INPUT or self._over_queue_bound(link, count)):
+                if not wait:
+                    client.stats.dropped += count
+                    return True
+                # The queue does not signal this pool when it frees space: look again soon.
+                self._room.wait(0.05)
+            if self._closing:
+                return False
+            link.in_flight += 1
+            self._records_out += count
+            chunk_id = self._next_chunk
+            self._next_chunk += 1
+        try:
+            message = pickle.dumps((chunk_id, link.index, build, context, payloads), pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            self._release(link, count)
+            return self._publish_here(link, build, context, payloads, cursor, wait, error)
+        first = acker.track_each(cursor) if isinstance(cursor, list) else acker.track_many(len(payloads), cursor)
+        chunk = Chunk(chunk_id, link, first, len(payloads), message, droppable=not wait)
+        slot = min(self._slots, key=lambda candidate: len(candidate.pending))
+        with slot.lock:
+            if slot.pid:
+                slot.pending[chunk_id] = chunk
+                # If the worker died, its collector forks a new one and sends this chunk again.
+                with contextlib.suppress(OSError):
+                    slot.connection.send_bytes(message)
+                return True
+        self._build_here(chunk)
+        return True
+
+    def _publish_here(self, link: InputLink, build: Builder, context: Any, payloads: list[Any],
+                      cursor: Cursors, wait: bool, error: Exception | None) -> bool:
+        """A chunk that cannot be pickled (a builder that is not a module-level function) is built here."""
+        name = getattr(build, "__qualname__", repr(build))
+        if error is not None and name not in self._unpicklable_logged:
+            self._unpicklable_logged.add(name)
+            log.warning("%s: builder %s cannot go to a worker process (%s); its events are built in the main "
+                        "process", link.client.settings.input_id, name, error)
+        return link.client.publish_raw_here(build, context, payloads, cursor, wait)
+
+    def close_intake(self) -> None:
+        """No new chunks from now on (shutdown); inputs waiting for room return False."""
+        with self._lock:
+            self._closing = True
+            self._room.notify_all()
+
+    def close(self) -> None:
+        """Ends the workers and the zygote; what they still held is abandoned, to be read again at the next start."""
+        self.close_intake()
+        for slot in self._slots:
+            with slot.lock:
+                slot.connection.close()
+                chunks, slot.pending = list(slot.pending.values()), {}
+            for chunk in chunks:
+                _abandon(chunk, 0)
+        self._zygote.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"count": self.count, "restarts": self.restarts, "pids": [slot.pid for slot in self._slots],
+                "chunks_in_flight": sum(len(slot.pending) for slot in self._slots)}
+
+    def _over_queue_bound(self, link: InputLink, count: int) -> bool:
+        """True while the queue, with the records out in workers and these, would hold more than its bound.
+
+        One chunk may always go when the queue and the workers are empty, however large. A disk queue has
+        no bound in events: it is bounded on disk, and the workers only by CHUNKS_PER_INPUT.
+        """
+        bound = getattr(link.queue, "max_events", None)
+        queued = link.queue.active_events
+        if bound is None or (not queued and not self._records_out):
+            return False
+        return queued + self._records_out + count > bound
+
+    def _release(self, link: InputLink, count: int) -> None:
+        with self._lock:
+            link.in_flight -= 1
+            self._records_out -= count
+            self._room.notify_all()
+
+    # ----- the results' side ---------------------------------------------------
+
+    def _collect(self, slot: Slot) -> None:
+        while True:
+            try:
+                chunk_id, results, changes, records = pickle.loads(slot.connection.recv_bytes())
+            except (EOFError, OSError):
+                if self._closing or not self._replace(slot):
+                    return
+                continue
+            with slot.lock:
+                chunk = slot.pending.pop(chunk_id, None)
+            if chunk is None:
+                continue
+            _log_records(records)
+            _add_counters(chunk.link.client, changes)
+            self._deliver(chunk, results)
+
+    def _replace(self, slot: Slot) -> bool:
+        """Forks a new worker in place of a dead one and gives it the dead one's chunks, in order.
+
+        False when no new worker can be had: then the pool builds everything here from now on.
+        """
+        with slot.lock:
+            slot.connection.close()
+            old_pid = slot.pid
+            self.restarts += 1
+            try:
+                slot.pid, slot.connection = self._spawn()
+            except OSError as error:
+                log.error("worker process %d ended and no new one can be started (%s); events are built in the "
+                          "main process from now on", old_pid, error)
+                slot.pid = 0
+                self._local = True
+            chunks = list(slot.pending.values())
+            retry = [chunk for chunk in chunks if chunk.attempts < MAX_ATTEMPTS and slot.pid]
+            for chunk in retry:
+                chunk.attempts += 1
+                slot.connection.send_bytes(chunk.message)
+            here = [chunk for chunk in chunks if chunk not in retry]
+            for chunk in here:
+                del slot.pending[chunk.id]
+        if slot.pid:
+            log.warning("worker process %d ended; worker %d restarted as pid %d and given the %d chunk(s) it held "
+                        "again", old_pid, slot.number, slot.pid, len(retry))
+        for chunk in here:
+            self._build_here(chunk)
+        return bool(slot.pid)
+
+    def _build_here(self, chunk: Chunk) -> None:
+        _chunk_id, _index, build, context, payloads = pickle.loads(chunk.message)
+        client = chunk.link.client
+        if chunk.attempts >= MAX_ATTEMPTS:
+            log.error("%s: %d worker processes in turn ended while building one chunk of %d record(s); it is built "
+                      "in the main process", client.settings.input_id, chunk.attempts, chunk.count)
+        self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
+
+    def _deliver(self, chunk: Chunk, results: list[Result]) -> None:
+        """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""
+        link = chunk.link
+        client = link.client
+        acker = client.acker
+        events: list[Event] = []
+        done: list[int] = []
+        sequence = chunk.first
+        for result in results:
+            if result is None or not result:
+                done.append(sequence)
+            elif type(result) is bytes:
+                event = Event.from_encoded(result)
+                event.ack_token = (acker, sequence)
+                events.append(event)
+            else:
+                token = (SharedAcknowledgement(acker, sequence, len(result)), sequence)
+                for document in result:
+                    event = Event.from_encoded(document)
+                    event.ack_token = token
+                    events.append(event)
+            sequence += 1
+        if done:
+            acker.done_many(done)
+        try:
+            if chunk.droppable:
+                self._offer(link, events)
+                return
+            try:
+                link.queue.put_many(events)
+            except QueueClosed as closed:
+                client.stats.published += closed.queued
+                _abandon(chunk, closed.queued, events)
+                return
+            client.stats.published += len(events)
+        finally:
+            self._release(link, chunk.count)
+
+    def _offer(self, link: InputLink, events: list[Event]) -> None:
+        """A droppable chunk (UDP) never waits for room: what the queue cannot take now is dropped, counted."""
+        stats = link.client.stats
+        for position, event in enumerate(events):
+            try:
+                queued = link.queue.try_put(event)
+            except QueueClosed:
+                for rest in events[position:]:
+                    rest.ack_token[0].done_many([rest.ack_token[1]])
+                return
+            if queued:
+                stats.published += 1
+            else:
+                stats.dropped += 1
+                event.ack_token[0].done_many([event.ack_token[1]])
+
+
+def _abandon(chunk: Chunk, queued: int, events: list[Event] | None = None) -> None:
+    """The chunk's sequences that never reached the queue stay uncommitted (shutdown)."""
+    acker = chunk.link.client.acker
+    if events is None:
+        sequences = range(chunk.first, chunk.first + chunk.count)
+    else:
+        sequences = sorted({event.ack_token[1] for event in events[queued:]})
+    for sequence in sequences:
+        acker.abandon(sequence)
+
+
+def _log_records(records: list[tuple[str, int, str]]) -> None:
+    for name, level, message in records:
+        logging.getLogger(name).log(level, "%s", message)
+
+
+def _add_counters(client: PipelineClient, changes: tuple[int, dict[str, Any]]) -> None:
+    filtered, extra = changes
+    stats = client.stats
+    stats.filtered += filtered
+    for key, value in extra.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            stats.extra[key] = stats.extra.get(key, 0) + value
+        else:
+            stats.extra[key] = value
+

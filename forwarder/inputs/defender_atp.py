@@ -10,8 +10,10 @@ of an alert has a new key and is forwarded again.
 
 Tokens and the request budget (100 calls a minute, 1,500 an hour by default)
 are the app's, shared by every poller of that app and tenant in the process.
-The input only fetches: an event is the alert's JSON text with the alert in
-`event.record`; the `microsoft` module's processor maps it to ECS.
+The input only fetches and dedupes: an event is the alert's JSON text with the
+alert in `event.record`, built by `build_alert_events` from what the input hands
+to `publish_raw` (in a worker process with `forwarder.workers`); the `microsoft`
+module's processor maps it to ECS.
 With `split_evidence`, an alert becomes one event per evidence (Filebeat's
 shape), each with its own `_id`.
 """
@@ -30,11 +32,13 @@ from forwarder.inputs.defender_atp_client import AlertsClient, DefenderApiError
 from forwarder.inputs.defender_atp_config import KNOWN_HOSTS, DefenderAtpConfig, default_id, parse_config
 from forwarder.inputs.graph import MAX_CHUNK, next_chunk
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
+from forwarder.inputs.graph_payloads import builds_elsewhere, payload_record, publish_page, record_payload
 from forwarder.net import shared_clients
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.tokens import ClientCredential, CredentialError
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
+from forwarder.stats import InputStats
 
 STREAM = "alerts"
 USER_AGENT = "MdatpPartner-Forwarder/1.0"
@@ -54,17 +58,29 @@ def alert_time(alert: dict[str, Any]) -> float | None:
         return None
 
 
-def alert_events(alert: dict[str, Any], key: str, timestamp: float, split_evidence: bool) -> list[Event]:
-    """The events of one alert update: one, or (split_evidence) one per evidence, each with its own `_id`."""
+def alert_events(alert: dict[str, Any], key: str, timestamp: float, split_evidence: bool,
+                 text: str | None = None) -> list[Event]:
+    """The events of one alert update: one, or (split_evidence) one per evidence, each with its own `_id`.
+
+    `text` is the alert's JSON text when the caller has it already.
+    """
     evidence = alert.get("evidence")
     if not split_evidence or type(evidence) is not list or not evidence:
-        return [Event({"message": json_text(alert)}, timestamp, {"_id": key}, record=alert, record_kind=STREAM)]
+        message = json_text(alert) if text is None else text
+        return [Event({"message": message}, timestamp, {"_id": key}, record=alert, record_kind=STREAM)]
     events = []
     for position, item in enumerate(evidence):
         record = {**alert, "evidence": item}
         events.append(Event({"message": json_text(record)}, timestamp, {"_id": f"{key}|{position}"},
                             record=record, record_kind=STREAM))
     return events
+
+
+def build_alert_events(split_evidence: bool, payload: tuple[Any, str, float], stats: InputStats) -> list[Event]:
+    """`publish_raw`'s builder for one new alert update: payload (alert or its JSON, dedupe key, timestamp)."""
+    carried, key, timestamp = payload
+    alert, text = payload_record(carried)
+    return alert_events(alert, key, timestamp, split_evidence, text)
 
 
 class DefenderAtpInput:
@@ -141,15 +157,17 @@ class DefenderAtpInput:
         client = self.context.client
         for page in alerts.pages(window.start, window.end, self.config.page_size):
             listed += len(page)
-            fresh: list[Event] = []
+            elsewhere = builds_elsewhere(client)
+            fresh: list[tuple[Any, str, float]] = []
             for alert in page:
                 key = dedupe_key(alert)
                 if cursor.has_seen(key):
                     continue
                 when = alert_time(alert)
                 cursor.remember(key, window.end if when is None else when)
-                fresh.extend(alert_events(alert, key, when or self._clock(), self.config.split_evidence))
-            if fresh and not client.publish_many(fresh, {STREAM: cursor.to_json()}):
+                fresh.append((record_payload(alert, elsewhere), key, when or self._clock()))
+            if fresh and not publish_page(client, build_alert_events, self.config.split_evidence, fresh,
+                                          {STREAM: cursor.to_json()}):
                 return None
         return listed
 

@@ -6,8 +6,10 @@ last new event of every page, so it commits only once the whole page is
 acknowledged: a crash re-reads at most the pages not yet acknowledged, and the
 remembered dedupe keys stop the overlap from being forwarded twice.
 
-The input only fetches: an event is the record's JSON text, its time, its
-dedupe key and the record itself. The ECS mapping is the `entraid_ecs`
+The input only fetches and dedupes: an event is the record's JSON text, its
+time, its dedupe key and the record itself, built by `build_record_event` from
+what the input hands to `publish_raw` (in a worker process with
+`forwarder.workers`, next to the mapping). The ECS mapping is the `entraid_ecs`
 processor, declared by the entraid module's filesets, or named by
 `standalone_processors` when the input is configured on its own.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
+from forwarder.inputs.graph_payloads import builds_elsewhere, payload_record, publish_page, record_payload
 from forwarder.net import shared_clients
 from forwarder.net.credential_expiry import credential_expiry
 from forwarder.net.graph_client import ENDPOINTS, GraphClient, GraphPermanentError
@@ -31,6 +34,7 @@ from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.tokens import ClientCredential, CredentialError
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
+from forwarder.stats import InputStats
 
 # A backfill commits progress every chunk of new time: at most an hour, shorter when an hour holds more than
 # CHUNK_RECORDS records, because the cursor carries a dedupe key per record of its window (and the acker holds a
@@ -149,11 +153,17 @@ class GraphInput:
         return False
 
     def _read_window(self, graph: GraphClient, stream: str, cursor: GraphCursor, window: PollWindow) -> int | None:
-        """Delivers the window's new records; returns how many records Graph listed, None when stopping."""
+        """Delivers the window's new records; returns how many records Graph listed, None when stopping.
+
+        A page's new records go to the pipeline together (`publish_page`), the cursor with the last, so it
+        commits once the whole page is acknowledged; `build_record_event` makes their events (graph_payloads).
+        """
         sign_in_types = self.config.sign_in_types if stream == "signinlogs" else None
+        client = self.context.client
         listed = 0
         for page in graph.pages(stream, window.start, window.end, self.config.page_size, sign_in_types):
             listed += len(page)
+            elsewhere = builds_elsewhere(client)
             fresh = []
             for record in page:
                 if not isinstance(record, dict):
@@ -163,11 +173,9 @@ class GraphInput:
                     continue
                 when = record_time(record, stream)
                 cursor.remember(key, window.end if when is None else when)
-                fresh.append(record_event(record, stream, key, when or self._clock()))
-            for position, event in enumerate(fresh):
-                last = position == len(fresh) - 1
-                if not self.context.client.publish(event, {stream: cursor.to_json()} if last else None):
-                    return None
+                fresh.append((record_payload(record, elsewhere), key, when or self._clock()))
+            if fresh and not publish_page(client, build_record_event, stream, fresh, {stream: cursor.to_json()}):
+                return None
         return listed
 
 
@@ -205,6 +213,13 @@ def record_event(record: dict[str, Any], stream: str, key: str, timestamp: float
     mapping replaces it with the record's own event time.
     """
     return Event({"message": json_text(record)}, timestamp, {"_id": key}, record=record, record_kind=stream)
+
+
+def build_record_event(stream: str, payload: tuple[Any, str, float], stats: InputStats) -> Event:
+    """`publish_raw`'s builder for one new Graph record: payload (record or its JSON, dedupe key, timestamp)."""
+    carried, key, timestamp = payload
+    record, text = payload_record(carried)
+    return Event({"message": text}, timestamp, {"_id": key}, record=record, record_kind=stream)
 
 
 def record_time(record: dict[str, Any], stream: str) -> float | None:

@@ -1,15 +1,16 @@
 """The pollers of the `o365audit` input: one thread per tenant × content type, and what one tenant's share.
 
 A poller lists windows of content (forwarder/inputs/o365_cursor.py plans them)
-and publishes every record of every blob not yet delivered with a cursor naming
-the blob and the record, so a restart resumes inside the blob it was reading.
-It is handed what it uses (the publish and commit functions, the input's halt
+and publishes the records of every blob not yet delivered in chunks, each with a cursor naming
+the blob and the next record, so a restart resumes inside the blob it was reading.
+It is handed what it uses (the publish_raw and commit functions, the input's halt
 event, a stats sink, its HTTP settings and logger) rather than the input that
 runs it, so it can be read, and tested, on its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import threading
@@ -18,12 +19,14 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from forwarder.inputs.graph_payloads import payload_record, record_payload
 from forwarder.inputs.o365_config import O365Config, source_name
 from forwarder.inputs.o365_cursor import ListWindow, ListWindowPlanner, O365Cursor
 from forwarder.net import shared_clients
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.management_client import ContentBlob, ErrorKind, ManagementApiError, ManagementClient
 from forwarder.net.tokens import ClientCredential, CredentialError
+from forwarder.pipeline.client import Builder
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
@@ -32,8 +35,11 @@ from forwarder.stats import InputStats
 PARK_SECONDS = 1800.0
 # Microsoft asks for 15 minutes between two starts of one subscription.
 SUBSCRIPTION_START_INTERVAL = 900.0
+# Records of a blob handed to the pipeline together, with one cursor (a blob can hold many thousands).
+CHUNK_RECORDS = 1000
 
-Publish = Callable[[Event, dict[str, Any]], bool]
+# `client.publish_raw`: (builder, context, payloads, cursor) -> False when stopping.
+PublishRaw = Callable[[Builder, Any, list[Any], dict[str, Any]], bool]
 Commit = Callable[[dict[str, Any]], None]
 
 
@@ -100,8 +106,9 @@ class SourcePoller:
     """Lists and delivers one content type of one tenant; `run` is its thread."""
 
     def __init__(self, config: O365Config, tenant: TenantSession, content_type: str, cursor: O365Cursor, *,
-                 publish: Publish, commit: Commit, halt: threading.Event, stats: PollerStats,
-                 http_settings: HttpSettings, log: logging.Logger | logging.LoggerAdapter, input_id: str) -> None:
+                 publish: PublishRaw, commit: Commit, builds_elsewhere: Callable[[], bool], halt: threading.Event,
+                 stats: PollerStats, http_settings: HttpSettings, log: logging.Logger | logging.LoggerAdapter,
+                 input_id: str) -> None:
         self.config = config
         self.tenant = tenant
         self.content_type = content_type
@@ -112,6 +119,7 @@ class SourcePoller:
         self._last_start = -SUBSCRIPTION_START_INTERVAL
         self._planner = ListWindowPlanner(self.config.max_retention, self.config.max_query_size, tenant.now)
         self._publish = publish
+        self._builds_elsewhere = builds_elsewhere
         self._commit = commit
         self._halt = halt
         self._stats = stats
@@ -220,33 +228,29 @@ class SourcePoller:
             self.cursor.finished(blob)
             self._commit({self.source: self.cursor.to_json()})
             return True
-        publish = self._publish
-        set_id = self.config.set_id_from_audit_record
-        tenant_id = self.tenant.tenant_id
-        last = len(records) - 1
-        # Each record's cursor is this blob position with its own `next`, built as plain dicts: at tens of
-        # thousands of records a second, a BlobProgress and a to_json() per record are a measurable share.
+        context = (self.tenant.tenant_id, self.config.set_id_from_audit_record)
+        elsewhere = self._builds_elsewhere()
+        # Each chunk's cursor is this blob position with the `next` record after the chunk (the last chunk's:
+        # the blob delivered), so a restart resumes inside the blob, replaying at most one chunk.
         self.cursor.publishing(blob, first)
         position = self.cursor.to_json()
         progress = position["blob"]
-        index = first
+        done = dataclasses.replace(self.cursor)
+        done.finished(blob)
+        start = first
         try:
-            for index in range(first, len(records)):
-                event = record_event(records[index], tenant_id, set_id)
-                if index == last:
-                    self.cursor.finished(blob)
-                    cursor = self.cursor.to_json()
-                else:
-                    cursor = {**position, "blob": {**progress, "next": index + 1}}
-                if not publish(event, {self.source: cursor}):
+            for start in range(first, len(records), CHUNK_RECORDS):
+                stop = min(start + CHUNK_RECORDS, len(records))
+                cursor = done.to_json() if stop == len(records) else {**position, "blob": {**progress, "next": stop}}
+                payloads = [record_payload(record, elsewhere) for record in records[start:stop]]
+                if not self._publish(build_record_event, context, payloads, {self.source: cursor}):
                     self._halt.set()
                     return False
         except BaseException:
-            if index != last:  # a retry resumes at the record that was not published
-                self.cursor.publishing(blob, index)
+            self.cursor.publishing(blob, start)  # a retry resumes at the chunk that was not published
             raise
-        if first > last:
-            self.cursor.finished(blob)
+        self.cursor.finished(blob)
+        if first >= len(records):
             self._commit({self.source: self.cursor.to_json()})
         self._stats.count("content_delivered")
         return True
@@ -284,11 +288,22 @@ class SourcePoller:
         return True
 
 
-def record_event(record: Any, tenant_id: str, set_id: bool, clock: Callable[[], float] = time.time) -> Event:
+def build_record_event(context: tuple[str, bool], carried: Any, stats: InputStats) -> Event:
+    """`publish_raw`'s builder for one audit record: context (tenant id, set_id_from_audit_record), the record
+    or its JSON as payload (graph_payloads)."""
+    tenant_id, set_id = context
+    record, raw = payload_record(carried)
+    return record_event(record, tenant_id, set_id, raw=raw)
+
+
+def record_event(record: Any, tenant_id: str, set_id: bool, clock: Callable[[], float] = time.time,
+                 raw: str | None = None) -> Event:
     """The event the input emits for one audit record: the raw JSON in `message`, its `CreationTime` (or now)
     and id, the record itself for the `o365_ecs` processor that maps it, and the tenant it was read from as
-    `record_kind` (the processor names the tenant from it). Anything not an object stays a parse failure."""
-    raw = json_text(record)
+    `record_kind` (the processor names the tenant from it). Anything not an object stays a parse failure.
+    `raw` is the record's JSON text when the caller has it already."""
+    if raw is None:
+        raw = json_text(record)
     fields: dict[str, Any] = {"message": raw}
     if not isinstance(record, dict):
         fields["error"] = {"message": "the audit record is not a JSON object"}

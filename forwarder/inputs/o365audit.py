@@ -8,7 +8,8 @@ error parks the whole tenant with one log line, while other tenants keep
 running. Only when every poller is parked does the input itself give up and let
 the supervisor retry later.
 
-The input emits each record raw; the `o365_ecs` processor maps it onto ECS,
+The input emits each record raw (`o365_poller.build_record_event` builds its
+event, in a worker process with `forwarder.workers`); the `o365_ecs` processor maps it onto ECS,
 run by the `o365` module or, for an input configured on its own, named by
 `standalone_processors` from the input's `normalize` and
 `api.preserve_original_event` settings.
@@ -17,10 +18,12 @@ run by the `o365` module or, for an input configured on its own, named by
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
+from forwarder.inputs.graph_payloads import builds_elsewhere
 from forwarder.inputs.o365_config import O365Config, default_id, parse_config, source_name
 from forwarder.inputs.o365_cursor import O365Cursor
 from forwarder.inputs.o365_poller import PollerStats, SourcePoller, TenantSession
@@ -72,8 +75,9 @@ class O365Input:
                 source = source_name(tenant_id, content_type)
                 pollers.append(SourcePoller(
                     self.config, tenant, content_type, self._cursor(source, committed.get(source)),
-                    publish=context.client.publish, commit=context.client.commit, halt=self.halt, stats=self.stats,
-                    http_settings=self.http_settings, log=context.log, input_id=context.input_id))
+                    publish=context.client.publish_raw, commit=context.client.commit,
+                    builds_elsewhere=functools.partial(builds_elsewhere, context.client), halt=self.halt,
+                    stats=self.stats, http_settings=self.http_settings, log=context.log, input_id=context.input_id))
         return pollers
 
     def _cursor(self, source: str, value: Any) -> O365Cursor:

@@ -10,7 +10,7 @@ the fake's ceiling: alerts/s to a client here that only fetches and decodes.
 
 Usage (from the repository root, package installed with `pip install -e .`):
 
-    python bench/defender_atp.py [--alerts 100000] [--step-ms 36] [--split-evidence] [--keep]
+    python bench/defender_atp.py [--alerts 100000] [--step-ms 36] [--split-evidence] [--workers auto|N] [--keep]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from entraid_graph import process_cpu_split, start_forwarder  # noqa: E402
+from entraid_graph import process_cpu_split, set_workers, start_forwarder  # noqa: E402
 
 from forwarder.net.graph_client import graph_time  # noqa: E402
 
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--step-ms", type=float, default=36.0, help="milliseconds between two alert updates")
     parser.add_argument("--split-evidence", action="store_true", help="one event per alert × evidence")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
+    parser.add_argument("--workers", help="forwarder.workers (auto or a number; unset: the forwarder's default)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -201,6 +202,7 @@ def main() -> None:
         print(f"fake ceiling: {ceiling:,.0f} alerts/s (fetch and decode only)")
         before = requests.get(f"{info['url']}/bench/stats", verify=info["ca"], timeout=10).json()["requests"]
         write_config(home, info["url"], info["ca"], info["oldest"], args.split_evidence)
+        print(f"forwarder.workers: {set_workers(home, args.workers)}")
         run = start_forwarder(home, secret, SECRET_VARIABLE)
         try:
             run.sample_until(events, timeout=max(600.0, args.alerts / 200), input_id=INPUT_ID)

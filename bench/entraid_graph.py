@@ -16,7 +16,7 @@ backfill goes on.
 Usage (from the repository root, package installed with `pip install -e .`):
 
     python bench/entraid_graph.py [--records 1000000] [--ceiling-records 300000] [--step-ms 72]
-                                  [--late-arrival-window 30m] [--keep]
+                                  [--late-arrival-window 30m] [--workers auto|N] [--keep]
 """
 
 from __future__ import annotations
@@ -218,6 +218,15 @@ def write_config(home: Path, fake: FakeGraph, records: int, late_arrival_window:
         path.chmod(0o600)
 
 
+def set_workers(home: Path, workers: str | None) -> str:
+    """Adds `forwarder.workers` to the forwarder's config when given; what the run uses, for the report."""
+    if workers is None:
+        return "default"
+    with open(home / "forwarder.yml", "a") as config:
+        config.write(f"forwarder.workers: {workers}\n")
+    return workers
+
+
 def start_forwarder(home: Path, secret: str, secret_variable: str = SECRET_VARIABLE) -> ForwarderRun:
     """The real forwarder on `home`'s config, the fake's secret in `secret_variable`; returns once /stats answers."""
     log_path = home / "stderr.log"
@@ -256,6 +265,7 @@ def main() -> None:
                         help="milliseconds between two sign-ins (default 72: 50,000 an hour)")
     parser.add_argument("--late-arrival-window", default="30m", help="var.late_arrival_window (default 30m)")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
+    parser.add_argument("--workers", help="forwarder.workers (auto or a number; unset: the forwarder's default)")
     args = parser.parse_args()
     # A plain `kill` of this script still stops the forwarder and the fake (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
@@ -279,6 +289,7 @@ def main() -> None:
                   f"fake CPU {fake.cpu_seconds() - cpu:.1f}s)")
         fake.reset_counters()
         write_config(home, fake, args.records, args.late_arrival_window)
+        print(f"forwarder.workers: {set_workers(home, args.workers)}")
         fake_cpu = fake.cpu_seconds()
         run = start_forwarder(home, secret)
         try:

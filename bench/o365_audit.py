@@ -18,7 +18,7 @@ backfill goes on.
 Usage (from the repository root, package installed with `pip install -e .`):
 
     python bench/o365_audit.py [--records 500000] [--blob-records 1500] [--ceiling-records 200000]
-                               [--content-type Audit.Exchange ...] [--normalize false] [--keep]
+                               [--content-type Audit.Exchange ...] [--normalize false] [--workers auto|N] [--keep]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from entraid_graph import set_workers  # noqa: E402
 from o365_backfill_fake import CLIENT, CONTENT_SHAPES, SECRET_VARIABLE, TENANT  # noqa: E402
 
 INPUT_ID = "o365-bench"
@@ -245,6 +246,7 @@ def main() -> None:
                         help="read only this content type, one poller (repeatable; default: all three)")
     parser.add_argument("--normalize", choices=("true", "false"), default="true", help="the input's normalize")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
+    parser.add_argument("--workers", help="forwarder.workers (auto or a number; unset: the forwarder's default)")
     parser.add_argument("--py-spy", metavar="FILE", help="profile the forwarder with py-spy (speedscope JSON to FILE)")
     args = parser.parse_args()
 
@@ -266,6 +268,7 @@ def main() -> None:
                   f"fake CPU {fake.cpu_seconds() - cpu:.1f}s)")
         fake.reset_counters()
         write_config(home, fake, args.normalize == "true")
+        print(f"forwarder.workers: {set_workers(home, args.workers)}")
         fake_cpu = fake.cpu_seconds()
         run = start_forwarder(home, secret)
         profiler = None

@@ -9,15 +9,20 @@ mapping) and `output.file`. From the same fake, in the same run:
               decoding) pages through the whole backfill alone, with no pipeline: records/s.
   forwarder   records/s from the fake's first auth request to the last record written (fsynced) by the
               file output.
-  stages      per-record cost of each piece alone on this thread, on records fetched from the fake:
-              building the input's event, the duo_ecs mapping, the output's encoder.
+  stages      per-record cost of each piece alone on this thread, on records fetched from the fake: the
+              input's part (dedupe, cursor, the record's JSON bytes as payload, pickling the page's chunk:
+              what stays in the forwarder's main process with workers), the builder's part (unpickling,
+              decoding, the Event: what a worker process does first), the duo_ecs mapping, the encoder.
 
 While the forwarder runs, its resident memory (VmRSS, from /proc) is sampled
 every second with the output's acked count.
 
 Usage (from the repository root, package installed with `pip install -e .`):
 
-    python bench/duo_auth.py [--records 300000] [--step-ms 10] [--keep]
+    python bench/duo_auth.py [--records 300000] [--step-ms 10] [--workers auto|N] [--keep]
+
+`--workers` writes `forwarder.workers` into the forwarder's config (left out: its default). The
+forwarder's CPU is summed over its whole process tree (the worker processes included).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import gc
 import json
 import logging
 import os
+import pickle
 import secrets
 import shutil
 import signal
@@ -53,13 +59,14 @@ from entraid_graph import (  # noqa: E402
     start_forwarder,
 )
 
+from forwarder.inputs.duo import build_duo_event  # noqa: E402
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, dedupe_key, time_ms  # noqa: E402
+from forwarder.inputs.record_payloads import record_payload  # noqa: E402
 from forwarder.modules.duo import module_fields  # noqa: E402
 from forwarder.modules.duo_processor import duo_ecs_processor  # noqa: E402
 from forwarder.net.duo_client_api import DuoAdminClient, DuoCredentials  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
-from forwarder.pipeline.event import Event  # noqa: E402
-from forwarder.pipeline.json_text import json_text  # noqa: E402
+from forwarder.stats import InputStats  # noqa: E402
 
 INPUT_ID = "duo-auth"
 PAGE_LIMIT = 1000
@@ -162,11 +169,11 @@ def stage_costs(fake: FakeDuo, secret: str) -> dict[str, float]:
         gc.unfreeze()
 
 
-def record_events(records: list[dict[str, Any]]) -> list[Event]:
-    """What DuoInput._deliver does per record: time, dedupe key, cursor, JSON text, Event."""
+def record_payloads(records: list[dict[str, Any]]) -> list[tuple[Any, float, str]]:
+    """What DuoInput._deliver does per record with workers: time, dedupe key, cursor, the record's JSON bytes."""
     stream = STREAMS["auth"]
     cursor = DuoCursor(0)
-    events = []
+    payloads = []
     for record in records:
         when = stream.record_time(record)
         when_ms = cursor.since if when is None else time_ms(stream, when)
@@ -174,14 +181,19 @@ def record_events(records: list[dict[str, Any]]) -> list[Event]:
         if key in cursor.seen:
             continue
         cursor.delivered(stream, key, when_ms)
-        events.append(Event({"message": json_text(record)}, when, {"_id": key}, record=record, record_kind="auth"))
-    return events
+        payloads.append((record_payload(record, True), when, key))
+    return payloads
 
 
 def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
     count = len(records)
     started = time.perf_counter()
-    events = record_events(records)
+    pages = [pickle.dumps(record_payloads(records[first:first + PAGE_LIMIT]), pickle.HIGHEST_PROTOCOL)
+             for first in range(0, count, PAGE_LIMIT)]
+    payloads = time.perf_counter() - started
+    stats = InputStats(INPUT_ID, "bench")
+    started = time.perf_counter()
+    events = [build_duo_event("auth", payload, stats) for page in pages for payload in pickle.loads(page)]
     built = time.perf_counter() - started
     mapping = duo_ecs_processor(False)
     started = time.perf_counter()
@@ -196,11 +208,33 @@ def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
     for event in mapped:
         encoder.encode(event)
     encoded = time.perf_counter() - started
-    return {"records": count, "event": built / count * 1e6, "mapping": processed / count * 1e6,
-            "encoder": encoded / count * 1e6}
+    return {"records": count, "payload": payloads / count * 1e6, "event": built / count * 1e6,
+            "mapping": processed / count * 1e6, "encoder": encoded / count * 1e6}
 
 
-def write_config(home: Path, fake: FakeDuo, records: int) -> None:
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and every process below it still running (worker processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    user = system = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            split = process_cpu_split(current)
+        except OSError:
+            continue
+        user, system = user + split[0], system + split[1]
+        pending.extend(children.get(current, []))
+    return user, system
+
+
+def write_config(home: Path, fake: FakeDuo, workers: str | None) -> None:
     lookback = int(time.time() - fake.first_ms / 1000 + 600)
     (home / "modules.d").mkdir(parents=True)
     module = home / "modules.d" / "duo.yml"
@@ -223,7 +257,7 @@ def write_config(home: Path, fake: FakeDuo, records: int) -> None:
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """))
+        """) + (f"forwarder.workers: {workers}\n" if workers else ""))
     for path in (module, config):
         path.chmod(0o600)
 
@@ -247,6 +281,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--step-ms", type=int, default=10, help="ms between two authentications (default 10)")
+    parser.add_argument("--workers", help="forwarder.workers for the forwarder (default: its default)")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
@@ -255,7 +290,8 @@ def main() -> None:
     fake = FakeDuo(args.records, args.step_ms, secret)
     home = Path(tempfile.mkdtemp(prefix="bench-duo-"))
     try:
-        print(f"{args.records:,} Duo auth records, one every {args.step_ms} ms "
+        print(f"{args.records:,} Duo auth records, one every {args.step_ms} ms, forwarder.workers "
+              f"{args.workers or 'default'}, "
               f"({args.records * args.step_ms / 3_600_000:.1f} h), pages of {PAGE_LIMIT}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} before")
         fake_cpu = fake.cpu_seconds()
@@ -265,19 +301,20 @@ def main() -> None:
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
         stages = stage_costs(fake, secret)
         fetch_us = result["client_cpu_us"]
-        total_us = fetch_us + stages["event"] + stages["mapping"] + stages["encoder"]
+        total_us = fetch_us + stages["payload"] + stages["event"] + stages["mapping"] + stages["encoder"]
         print(f"stages ({stages['records']:,} records, one thread): fetch+decode {fetch_us:.1f} µs, "
-              f"record event {stages['event']:.1f} µs, duo_ecs {stages['mapping']:.1f} µs, "
+              f"input payload+pickle {stages['payload']:.1f} µs, unpickle+build event {stages['event']:.1f} µs, "
+              f"duo_ecs {stages['mapping']:.1f} µs, "
               f"encoder {stages['encoder']:.1f} µs = {total_us:.1f} µs/record "
               f"(≈ {1e6 / total_us:,.0f} records/s on one interpreter)")
         fake.reset_counters()
-        write_config(home, fake, args.records)
+        write_config(home, fake, args.workers)
         fake_cpu = fake.cpu_seconds()
         run = start_forwarder(home, secret, SECRET_VARIABLE)
         try:
             run.sample_until(args.records, timeout=max(600.0, args.records / 500), input_id=INPUT_ID)
             served = fake.counters()
-            user_cpu, system_cpu = process_cpu_split(run.process.pid)
+            user_cpu, system_cpu = tree_cpu_split(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode

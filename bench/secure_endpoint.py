@@ -10,15 +10,21 @@ fake, in the same run:
               the whole backfill alone, with no pipeline: events/s.
   forwarder   events/s from the fake's first events request to the last event written (fsynced) by the
               file output.
-  stages      per-event cost of each piece alone on this thread, on events fetched from the fake: building
-              the input's event, the cisco_secure_endpoint mapping, the output's encoder.
+  stages      per-event cost of each piece alone on this thread, on events fetched from the fake: the
+              input's part (key, date, repeat checks, run, the event's JSON bytes as payload, pickling the
+              page's chunk: what stays in the forwarder's main process with workers), the builder's part
+              (unpickling, decoding, the Event: what a worker process does first), the
+              cisco_secure_endpoint mapping, the output's encoder.
 
 While the forwarder runs, its resident memory (VmRSS, from /proc) is sampled
 every second with the output's acked count.
 
 Usage (from the repository root, package installed with `pip install -e .`):
 
-    python bench/secure_endpoint.py [--events 200000] [--step-ms 10] [--keep]
+    python bench/secure_endpoint.py [--events 200000] [--step-ms 10] [--workers auto|N] [--keep]
+
+`--workers` writes `forwarder.workers` into the forwarder's config (left out: its default). The
+forwarder's CPU is summed over its whole process tree (the worker processes included).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import gc
 import json
 import logging
 import os
+import pickle
 import secrets
 import shutil
 import signal
@@ -46,22 +53,22 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from duo_auth import tree_cpu_split  # noqa: E402
 from entraid_graph import (  # noqa: E402
     memory_report,
     process_cpu_seconds,
-    process_cpu_split,
     start_forwarder,
 )
 from secure_endpoint_fake import API_KEY_VARIABLE  # noqa: E402
 
-from forwarder.inputs.secure_endpoint import RECORD_KIND, _event_time  # noqa: E402
+from forwarder.inputs.record_payloads import record_payload  # noqa: E402
+from forwarder.inputs.secure_endpoint import _event_time, build_secure_endpoint_event  # noqa: E402
 from forwarder.inputs.secure_endpoint_client import SecureEndpointClient  # noqa: E402
 from forwarder.inputs.secure_endpoint_config import SecureEndpointConfig  # noqa: E402
 from forwarder.inputs.secure_endpoint_cursor import Run, SecureEndpointCursor, date_epoch, event_key  # noqa: E402
 from forwarder.modules.cisco_secure_endpoint_processor import cisco_secure_endpoint_processor  # noqa: E402
 from forwarder.outputs.codec import EventEncoder  # noqa: E402
-from forwarder.pipeline.event import Event  # noqa: E402
-from forwarder.pipeline.json_text import json_text  # noqa: E402
+from forwarder.stats import InputStats  # noqa: E402
 
 INPUT_ID = "cisco-amp"
 PAGE_LIMIT = 500
@@ -161,12 +168,12 @@ def stage_costs(fake: FakeSecureEndpoint, api_key: str) -> dict[str, float]:
         gc.unfreeze()
 
 
-def record_events(records: list[dict[str, Any]]) -> list[Event]:
-    """What SecureEndpointInput._event does per record: key, date, repeat checks, run, JSON text, Event."""
+def record_payloads(records: list[dict[str, Any]]) -> list[tuple[Any, float, str]]:
+    """What SecureEndpointInput._payload does per record with workers: key, date, repeat checks, run, JSON bytes."""
     cursor = SecureEndpointCursor(0)
     run = Run()
     delivered: set[str] = set()
-    events = []
+    payloads = []
     for record in records:
         key = event_key(record)
         when = date_epoch(record.get("date"))
@@ -174,15 +181,19 @@ def record_events(records: list[dict[str, Any]]) -> list[Event]:
             continue
         delivered.add(key)
         run.delivered(when, key)
-        events.append(Event({"message": json_text(record)}, _event_time(record, when, time.time), {"_id": key},
-                            record=record, record_kind=RECORD_KIND))
-    return events
+        payloads.append((record_payload(record, True), _event_time(record, when, time.time), key))
+    return payloads
 
 
 def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
     count = len(records)
     started = time.perf_counter()
-    events = record_events(records)
+    pages = [pickle.dumps(record_payloads(records[first:first + PAGE_LIMIT]), pickle.HIGHEST_PROTOCOL)
+             for first in range(0, count, PAGE_LIMIT)]
+    payloads = time.perf_counter() - started
+    stats = InputStats(INPUT_ID, "bench")
+    started = time.perf_counter()
+    events = [build_secure_endpoint_event(None, payload, stats) for page in pages for payload in pickle.loads(page)]
     built = time.perf_counter() - started
     mapping = cisco_secure_endpoint_processor(False)
     started = time.perf_counter()
@@ -197,11 +208,11 @@ def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
     for event in mapped:
         encoder.encode(event)
     encoded = time.perf_counter() - started
-    return {"events": count, "event": built / count * 1e6, "mapping": processed / count * 1e6,
-            "encoder": encoded / count * 1e6}
+    return {"events": count, "payload": payloads / count * 1e6, "event": built / count * 1e6,
+            "mapping": processed / count * 1e6, "encoder": encoded / count * 1e6}
 
 
-def write_config(home: Path, fake: FakeSecureEndpoint) -> None:
+def write_config(home: Path, fake: FakeSecureEndpoint, workers: str | None) -> None:
     first_interval = int(time.time() - fake.first_ms / 1000 + 600)
     (home / "modules.d").mkdir(parents=True)
     module = home / "modules.d" / "cisco.yml"
@@ -225,7 +236,7 @@ def write_config(home: Path, fake: FakeSecureEndpoint) -> None:
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """))
+        """) + (f"forwarder.workers: {workers}\n" if workers else ""))
     for path in (module, config):
         path.chmod(0o600)
 
@@ -250,6 +261,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--step-ms", type=int, default=10, help="ms between two events (default 10)")
+    parser.add_argument("--workers", help="forwarder.workers for the forwarder (default: its default)")
     parser.add_argument("--keep", action="store_true", help="keep the forwarder's home directory")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit("terminated"))
@@ -258,7 +270,8 @@ def main() -> None:
     fake = FakeSecureEndpoint(args.events, args.step_ms, api_key)
     home = Path(tempfile.mkdtemp(prefix="bench-amp-"))
     try:
-        print(f"{args.events:,} Secure Endpoint events, one every {args.step_ms} ms, pages of {PAGE_LIMIT} "
+        print(f"{args.events:,} Secure Endpoint events, one every {args.step_ms} ms, forwarder.workers "
+              f"{args.workers or 'default'}, pages of {PAGE_LIMIT} "
               f"(gzipped), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before")
         fake_cpu = fake.cpu_seconds()
         result = ceiling(fake, api_key, args.events)
@@ -267,19 +280,20 @@ def main() -> None:
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
         stages = stage_costs(fake, api_key)
         fetch_us = result["client_cpu_us"]
-        total_us = fetch_us + stages["event"] + stages["mapping"] + stages["encoder"]
+        total_us = fetch_us + stages["payload"] + stages["event"] + stages["mapping"] + stages["encoder"]
         print(f"stages ({stages['events']:,} events, one thread): fetch+decode {fetch_us:.1f} µs, "
-              f"input event {stages['event']:.1f} µs, cisco_secure_endpoint {stages['mapping']:.1f} µs, "
+              f"input payload+pickle {stages['payload']:.1f} µs, unpickle+build event {stages['event']:.1f} µs, "
+              f"cisco_secure_endpoint {stages['mapping']:.1f} µs, "
               f"encoder {stages['encoder']:.1f} µs = {total_us:.1f} µs/event "
               f"(≈ {1e6 / total_us:,.0f} events/s on one interpreter)")
         fake.reset_counters()
-        write_config(home, fake)
+        write_config(home, fake, args.workers)
         fake_cpu = fake.cpu_seconds()
         run = start_forwarder(home, api_key, API_KEY_VARIABLE)
         try:
             run.sample_until(args.events, timeout=max(600.0, args.events / 300), input_id=INPUT_ID)
             served = fake.counters()
-            user_cpu, system_cpu = process_cpu_split(run.process.pid)
+            user_cpu, system_cpu = tree_cpu_split(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode

@@ -7,7 +7,10 @@ minutes before now, since Duo withholds its last two minutes; it is read page
 by page (`limit` 1000), the next page requested while the current one is
 published (one page of read-ahead: forwarder/net/read_ahead.py), and each page is published
 as one chunk whose last event carries the cursor, so it commits only once the
-page is acknowledged. A window with nothing
+page is acknowledged. The input decides what is new and moves the cursor; the
+events are built by `build_duo_event` through `publish_raw`, in a worker
+process when `forwarder.workers` runs some (forwarder/inputs/record_payloads.py:
+what a record costs to send there). A window with nothing
 new commits its end through `PipelineClient.commit`, after everything published
 before it. A restart resumes from the committed cursor exactly: records on the
 boundary come back from Duo and are skipped by the dedupe keys the cursor holds.
@@ -30,11 +33,12 @@ from typing import Any
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.duo_config import MAX_LOOKBACK, DuoConfig, default_id, parse_config
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, DuoStream, dedupe_key, time_ms
+from forwarder.inputs.record_payloads import builds_elsewhere, payload_record, record_payload
 from forwarder.net.duo_client_api import DuoAdminClient, DuoApiError, DuoBackoff, DuoCredentials
 from forwarder.net.http_client import StopRequested
 from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
-from forwarder.pipeline.json_text import json_text
+from forwarder.stats import InputStats
 
 # Duo publishes a log record two minutes after it happened; a window never reaches closer to now than that.
 WITHHELD_SECONDS = 120.0
@@ -162,7 +166,9 @@ class DuoInput:
                 return False
 
     def _deliver(self, stream: DuoStream, cursor: DuoCursor, records: list[Any], end: int) -> bool:
-        """Publishes the records not delivered yet; the last one carries the cursor. False when stopping."""
+        """Publishes the records not delivered yet as one chunk; the last one carries the cursor. False when
+        stopping. The dedupe and the cursor are decided here; the events are built by `build_duo_event`."""
+        elsewhere = builds_elsewhere(self.context.client)
         fresh = []
         for record in records:
             if not isinstance(record, dict):
@@ -175,15 +181,23 @@ class DuoInput:
             if when_ms > end or key in cursor.seen:
                 continue
             cursor.delivered(stream, key, when_ms)
-            fresh.append(Event({"message": json_text(record)}, self._clock() if when is None else when,
-                               {"_id": key}, record=record, record_kind=stream.name))
-        return not fresh or self.context.client.publish_many(fresh, {stream.name: cursor.to_json()})
+            fresh.append((record_payload(record, elsewhere), self._clock() if when is None else when, key))
+        return not fresh or self.context.client.publish_raw(build_duo_event, stream.name, fresh,
+                                                            {stream.name: cursor.to_json()})
 
     def _show_progress(self, api: DuoAdminClient, name: str | None, cursor: DuoCursor | None) -> None:
         extra = self.context.stats.extra
         extra.update(api.stats.snapshot())
         if name is not None and cursor is not None:
             extra[f"{name}_read_until"] = _iso(cursor.since)
+
+
+def build_duo_event(stream_name: str, payload: tuple[Any, float, str], stats: InputStats) -> Event:
+    """The event of one Duo record: (record or its JSON, time, dedupe key) from `_deliver`, the stream's name as
+    context. Runs in this process or in a worker process, so it uses nothing but its arguments."""
+    carried, when, key = payload
+    record, message = payload_record(carried)
+    return Event({"message": message}, when, {"_id": key}, record=record, record_kind=stream_name)
 
 
 def _request_page(api: DuoAdminClient, stream: DuoStream, params: dict[str, str | list[str]]

@@ -5,7 +5,10 @@ cursor's inclusive `start_date` through `metadata.links.next` (the next page
 requested while the current one is published: forwarder/net/read_ahead.py),
 publishes each page's events not delivered yet as one chunk, and moves the
 cursor (forwarder/inputs/secure_endpoint_cursor.py) only with the events that
-carry it, so it is committed once they are acknowledged. Events on the
+carry it, so it is committed once they are acknowledged. The input decides what
+is new and moves the cursor; the events are built by
+`build_secure_endpoint_event` through `publish_raw`, in a worker process when
+`forwarder.workers` runs some (forwarder/inputs/record_payloads.py). Events on the
 boundary second come back from Cisco and are skipped by their id (or Elastic's
 fingerprint); an event seen twice within one run (new events shift Cisco's
 offsets while we page) is published once.
@@ -25,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
+from forwarder.inputs.record_payloads import builds_elsewhere, payload_record, record_payload
 from forwarder.inputs.secure_endpoint_client import SecureEndpointClient, SecureEndpointRefused
 from forwarder.inputs.secure_endpoint_config import SecureEndpointConfig, default_id, parse_config
 from forwarder.inputs.secure_endpoint_cursor import (
@@ -37,7 +41,7 @@ from forwarder.inputs.secure_endpoint_cursor import (
 from forwarder.net.http_client import StopRequested
 from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
-from forwarder.pipeline.json_text import json_text
+from forwarder.stats import InputStats
 
 CURSOR_NAME = "events"
 RECORD_KIND = "secure_endpoint"
@@ -92,21 +96,22 @@ class SecureEndpointInput:
         url: str = run.next_url or self.config.events_url
         params = None if run.next_url else self._first_page_params(cursor)
         delivered: set[str] = set()
+        elsewhere = builds_elsewhere(self.context.client)
         page = ReadAhead(partial(client.get, url, params), "secure-endpoint-page")
         while True:
             events, next_url = self._page(page.result())
             following = None
             if next_url is not None:
                 following = ReadAhead(partial(client.get, next_url), "secure-endpoint-page")
-            fresh = [self._event(record, cursor, run, delivered) for record in events]
+            fresh = [self._payload(record, cursor, run, delivered, elsewhere) for record in events]
             run.next_url = next_url
             if next_url is None:
                 cursor.completed(run)
             state = {CURSOR_NAME: cursor.to_json()}
-            published = [event for event in fresh if event is not None]
-            if not published:
+            payloads = [payload for payload in fresh if payload is not None]
+            if not payloads:
                 self.context.client.commit(state)
-            elif not self.context.client.publish_many(published, state):
+            elif not self.context.client.publish_raw(build_secure_endpoint_event, None, payloads, state):
                 return False
             if following is None:
                 return True
@@ -130,8 +135,10 @@ class SecureEndpointInput:
                                         f"{_origin(self.config.base_url)}: the API key is not sent there; check url")
         return (data if isinstance(data, list) else []), next_url
 
-    def _event(self, record: Any, cursor: SecureEndpointCursor, run: Run, delivered: set[str]) -> Event | None:
-        """The event to publish for one record, or None for a repeat (counted) or a non-object (logged)."""
+    def _payload(self, record: Any, cursor: SecureEndpointCursor, run: Run, delivered: set[str],
+                 elsewhere: bool) -> tuple[Any, float, str] | None:
+        """What `build_secure_endpoint_event` needs of one record to publish, or None for a repeat (counted) or a
+        non-object (logged)."""
         if not isinstance(record, dict):
             self._log.warning("%s: skipped an event that is not a JSON object: %.200r", self.context.input_id, record)
             return None
@@ -145,8 +152,7 @@ class SecureEndpointInput:
             return None
         delivered.add(key)
         run.delivered(when, key)
-        return Event({"message": json_text(record)}, _event_time(record, when, self._clock), {"_id": key},
-                     record=record, record_kind=RECORD_KIND)
+        return record_payload(record, elsewhere), _event_time(record, when, self._clock), key
 
     def _show_progress(self, client: SecureEndpointClient, cursor: SecureEndpointCursor | None) -> None:
         extra = self.context.stats.extra
@@ -154,6 +160,14 @@ class SecureEndpointInput:
         extra.update(boundary_repeats_skipped=self.boundary_repeats, page_repeats_skipped=self.page_repeats)
         if cursor is not None:
             extra["read_from"] = start_date_text(cursor.start)
+
+
+def build_secure_endpoint_event(_context: None, payload: tuple[Any, float, str], stats: InputStats) -> Event:
+    """The event of one Secure Endpoint event: (record or its JSON, time, key) from `_payload`. Runs in this
+    process or in a worker process, so it uses nothing but its arguments."""
+    carried, when, key = payload
+    record, message = payload_record(carried)
+    return Event({"message": message}, when, {"_id": key}, record=record, record_kind=RECORD_KIND)
 
 
 def _event_time(record: dict[str, Any], when: int | None, clock: Callable[[], float]) -> float:

@@ -14,6 +14,7 @@ import multiprocessing
 import pickle
 import socket
 
+import pytest
 import yaml
 
 from forwarder.inputs.aws_s3_config import parse_config
@@ -73,7 +74,8 @@ def upload(aws: MotoServer) -> None:
         s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=content_type, Metadata={"source": "test"})
 
 
-def test_each_kind_of_content_becomes_the_events_filebeat_makes(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-worker-processes"])
+def test_each_kind_of_content_becomes_the_events_filebeat_makes(tmp_path, workers):
     with MotoServer() as aws:
         upload(aws)
         forwarder = ForwarderProcess(tmp_path, f"""
@@ -85,6 +87,7 @@ def test_each_kind_of_content_becomes_the_events_filebeat_makes(tmp_path):
             access_key_id: {ACCESS_KEY_ID}
             secret_access_key: {SECRET_ACCESS_KEY}
 {INPUT_SETTINGS}
+        forwarder.workers: {workers}
         queue.mem.flush.timeout: 10ms
         forwarder.registry.flush: 0s
         output.file.path: ${{path.data}}/events
@@ -125,7 +128,9 @@ def test_each_kind_of_content_becomes_the_events_filebeat_makes(tmp_path):
     assert first["aws"]["s3"]["metadata"] == {"x-amz-meta-source": "test"}
     assert first["cloud"] == {"provider": "aws", "region": REGION}
     assert first["log"]["file"]["path"] == f"{aws.endpoint}/{BUCKET}/{PREFIX}/lines/e.csv"
-    assert "Traceback" not in forwarder.log_path.read_text()
+    log = forwarder.log_path.read_text()
+    assert "Traceback" not in log
+    assert "cannot go to a worker process" not in log, "the builder and its chunks pickle"
 
 
 def build_in_this_process(chunks: list[tuple[object, list[object]]]) -> list[tuple[dict, dict, float]]:

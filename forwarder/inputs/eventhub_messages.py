@@ -8,15 +8,14 @@ index>`, stable across replays. Routing a record to its fileset and mapping it
 is the module's `azure_ecs` processor's work (a standalone input names it in
 `standalone_processors`).
 
-The receiving thread only reads: it hands each message's raw body and position
-to `client.publish_raw` with `build_message_events`, which decodes the body and
-builds the events — in this process, or with `forwarder.workers` in a worker
-process, next to the ECS mapping. Each message is its own chunk, its cursor on
-its last event: a message is committed only once every record of it is
-acknowledged, a message with no record commits its cursor on its own, in
-order, and a crash replays no more than today (what was queued, plus the
-message being published on each partition). A message holds tens to hundreds
-of records, so a chunk per message is still a chunk of many events.
+The receiving thread only reads: it hands the raw bodies and positions of a
+received batch to `client.publish_raw` as one chunk with `build_message_events`,
+which decodes each body and builds its events — in this process, or with
+`forwarder.workers` in a worker process, next to the ECS mapping. Each message
+keeps its own cursor (a list of cursors, one per payload), on its last event:
+a message is committed only once every record of it is acknowledged, a message
+with no record commits its cursor on its own, in order, and a crash replays
+only what was not acknowledged, message by message.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from azure.eventhub import EventData
@@ -70,9 +70,9 @@ class PartitionReader:
                                        tuple(config.sanitizers))
 
     def read(self, batch: list[EventData]) -> bool:
-        """Publishes a batch of messages in order; False when the forwarder is stopping."""
-        publish_raw = self._client.publish_raw
-        extra = self._stats.extra
+        """Publishes a batch of messages in order, as one chunk; False when the forwarder is stopping."""
+        payloads: list[MessagePayload] = []
+        cursors: list[dict[str, Any] | None] = []
         for message in batch:
             enqueued = message.enqueued_time
             enqueued_epoch = enqueued.timestamp() if enqueued is not None else time.time()
@@ -82,12 +82,11 @@ class PartitionReader:
                 partition_key = partition_key.decode("utf-8", "replace")
             elif partition_key is not None:
                 partition_key = str(partition_key)
-            payload = (_body_bytes(message), message.offset, sequence_number, enqueued_epoch, partition_key)
-            extra["messages"] = extra.get("messages", 0) + 1
-            cursor = message_cursor(self.partition_id, message.offset, sequence_number, enqueued_epoch)
-            if not publish_raw(build_message_events, self._source, [payload], cursor):
-                return False
-        return True
+            payloads.append((_body_bytes(message), message.offset, sequence_number, enqueued_epoch, partition_key))
+            cursors.append(message_cursor(self.partition_id, message.offset, sequence_number, enqueued_epoch))
+        extra = self._stats.extra
+        extra["messages"] = extra.get("messages", 0) + len(payloads)
+        return self._client.publish_raw(build_message_events, self._source, payloads, cursors)
 
 
 def build_message_events(source: PartitionSource, payload: MessagePayload, stats: InputStats) -> list[Event] | None:

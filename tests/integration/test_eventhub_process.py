@@ -7,9 +7,13 @@ process; each forwarder is `python -m forwarder` with a vendor-guide
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
+import signal
 import threading
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -78,7 +82,7 @@ def delivered(home: Path) -> list[str]:
     return [orjson.loads(event["message"])["properties"]["id"] for event in output_events(home)]
 
 
-def forwarder_with_module(home: Path, storage: bool, extra_vars: str = "") -> ForwarderProcess:
+def forwarder_with_module(home: Path, storage: bool, extra_vars: str = "", settings: str = "") -> ForwarderProcess:
     (home / "modules.d").mkdir(parents=True, exist_ok=True)
     module = home / "modules.d" / "azure.yml"
     storage_line = 'var.storage_account_connection_string: "${AZURE_STORAGE_CONNECTION_STRING}"' if storage else ""
@@ -110,6 +114,7 @@ def forwarder_with_module(home: Path, storage: bool, extra_vars: str = "") -> Fo
           bulk_max_size: 500
           number_of_files: 100
         logging.metrics.enabled: false
+        {settings}
         """)
 
 
@@ -205,3 +210,67 @@ def test_two_forwarders_share_a_hub_and_one_takes_over_when_the_other_is_killed(
     for home in (tmp_path / "first", tmp_path / "second"):
         log = (home / "stderr.log").read_text()
         assert hub.key not in log and "AccountKey" not in log
+
+
+def test_worker_processes_build_map_and_count_every_record_and_one_killed_loses_nothing(tmp_path, monkeypatch):
+    """forwarder.workers: 2: message bodies are decoded, built and mapped in the workers; /stats has their counts."""
+    with FakeEventHubs(hub=HUB, partitions=2) as hub:
+        monkeypatch.setenv("AZURE_EVENTHUB_CONNECTION_STRING", hub.connection_string)
+        hub.send("0", b"{}")
+        hub.send("1", b"not json")
+        waiting = send_messages(hub, 100, 60)
+        home = tmp_path / "home"
+        forwarder = forwarder_with_module(home, storage=False, settings="""
+        forwarder.workers: 2
+        http.enabled: true
+        http.host: 127.0.0.1
+        http.port: 0
+        """).start()
+        try:
+            listening = forwarder.wait_for_log("monitoring endpoint listening")["message"]
+            stats_url = re.search(r"http://\S+/stats", listening).group(0)
+
+            def stats() -> dict:
+                with urllib.request.urlopen(stats_url, timeout=5) as response:
+                    return json.loads(response.read())
+
+            def sign_ins() -> set[str]:
+                return {orjson.loads(event["message"])["properties"]["id"] for event in output_events(home)
+                        if event["message"] != "not json"}
+
+            feeder = MessageFeeder(hub, limit=100)
+            try:
+                wait_until(lambda: len(sign_ins()) >= 500, 60, "part of the stream delivered")
+                pids = stats()["workers"]["pids"]
+                assert len(pids) == 2 and os.getpid() not in pids
+                os.kill(pids[0], signal.SIGKILL)
+                wait_until(lambda: stats()["workers"]["restarts"] == 1, 30, "the killed worker replaced")
+                wait_until(lambda: feeder.messages == 100, 30, "the rest of the messages, after the kill")
+            finally:
+                sent = feeder.finish() | waiting
+            wait_until(lambda: sign_ins() >= sent, 60, "every sign-in")
+            # the bodies were decoded and the records built and mapped there (a worker idle since its fork: 0.0 s)
+            workers_cpu = sum(sum(process_cpu_seconds(pid)) for pid in stats()["workers"]["pids"])
+            assert workers_cpu >= 0.05, f"the workers used {workers_cpu:.2f}s of CPU for {len(sent)} records"
+            [counted] = wait_until(lambda: [entry for entry in stats()["inputs"].values()
+                                            if entry.get("records") == len(sent)], 30, "every record counted")
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()
+    assert (counted["messages"], counted["parse_failures"], counted["empty_bodies"]) == (162, 1, 1)
+    events = output_events(home)
+    [raw] = [event for event in events if event["message"] == "not json"]
+    assert raw["tags"] == ["_parse_failure", "forwarded"] and raw["@metadata"]["_id"] == "1-0-0"
+    mapped = next(event for event in events if event["message"] != "not json")
+    assert mapped["event"]["dataset"] == "azure.signinlogs" and mapped["azure"]["eventhub"] == HUB
+    assert mapped["user"]["email"].endswith("@contoso.example") and mapped["source"]["ip"] == "81.2.69.143"
+    log = forwarder.log_path.read_text()
+    assert "holds no records: the body is an empty JSON object" in log
+    assert hub.key not in log
+
+
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks

@@ -80,8 +80,9 @@ def input_yaml(server: FakeHttpsServer, stream: str, secret_env: str = "DUO_SECR
             backoff.max: 400ms"""
 
 
-def forwarder_for(home: Path, inputs: str) -> ForwarderProcess:
+def forwarder_for(home: Path, inputs: str, settings: str = "") -> ForwarderProcess:
     return ForwarderProcess(home, f"""
+        {settings}
         forwarder.inputs:{inputs}
         queue.mem:
           events: 4096
@@ -277,6 +278,39 @@ def test_the_duo_module_reads_each_enabled_fileset_through_its_own_input_and_map
     assert first_auth["@metadata"]["_id"].startswith("tx-") and first_auth["user"]["name"].endswith("@example.com")
     assert {"duo-auth", "duo-admin"} <= set(snapshot["inputs"])
     assert SKEY not in text and SKEY not in forwarder.log_path.read_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_records_built_in_worker_processes_arrive_as_duo_wrote_them_and_mapped(tmp_path, duo, workers):
+    """With workers a record travels to them as its JSON bytes: `message`, `@timestamp` to the microsecond, the
+    mapping and `_id` come out as they do when the record is built in the forwarder's own process."""
+    first_ms = int(time.time() * 1000) - 3600_000
+    records = {}
+    for number in range(2300):  # three pages
+        txid, record = make_record("auth", number, first_ms + number * 997)
+        record["isotimestamp"] = record["isotimestamp"][:23] + f"{number % 1000:03d}+00:00"  # microseconds
+        record["user"]["name"] = f"jürgen.müller{number}@例え.jp"
+        record["adaptive_trust_assessments"] = {"more_secure_auth": {"trusted": number % 2 == 0, "score": 0.25}}
+        duo.add("auth", record)
+        records[txid] = record
+    home = tmp_path / "home"
+    forwarder = forwarder_for(home, input_yaml(duo.server, "auth"), f"forwarder.workers: {workers}")
+    try:
+        forwarder.start()
+        wait_until(lambda: len(delivered(home)) >= len(records), 60, f"{len(records)} records")
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    events = output_events(home)
+    assert sorted(record_key(event) for event in events) == sorted(records)
+    for event in events:
+        record = records[event["@metadata"]["_id"]]
+        assert json.loads(event["message"]) == record
+        assert event["@timestamp"] == record["isotimestamp"][:23] + "Z"
+        assert event["user"]["name"] == record["user"]["name"] and event["event"]["outcome"] == "success"
+        assert event["cisco_duo"]["auth"]["adaptive_trust_assessments"] == record["adaptive_trust_assessments"]
+    log = forwarder.log_path.read_text()
+    assert "built in the main process" not in log and "Traceback" not in log
 
 
 def test_a_standalone_duo_input_maps_its_records_unless_normalize_is_off(tmp_path, duo):

@@ -31,8 +31,8 @@ def fill(api: FakeSecureEndpointApi, count: int, first: float, step: float, star
             for number in range(start, start + count)]
 
 
-def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env: str = "AMP_API_KEY"
-                  ) -> ForwarderProcess:
+def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env: str = "AMP_API_KEY",
+                  settings: str = "") -> ForwarderProcess:
     return forwarder_with(home, f"""
           - type: cisco-secure-endpoint
             id: amp
@@ -44,11 +44,12 @@ def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env:
             limit: 100
             ssl.certificate_authorities: ["{server.ca_path}"]
             backoff.init: 50ms
-            backoff.max: 400ms{extra}""")
+            backoff.max: 400ms{extra}""", settings)
 
 
-def forwarder_with(home: Path, inputs: str) -> ForwarderProcess:
+def forwarder_with(home: Path, inputs: str, settings: str = "") -> ForwarderProcess:
     return ForwarderProcess(home, f"""
+        {settings}
         forwarder.inputs:{inputs}
         queue.mem:
           events: 4096
@@ -134,6 +135,34 @@ def test_events_without_an_id_are_deduped_by_fingerprint_and_event_types_filter(
         str(8000000000000000000 + number) for number in range(10, 14)]
     assert len({event["@metadata"]["_id"] for event in events}) == 4
     assert all(request.query["event_type[]"] == ["1090519054"] for request in api.event_requests())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_events_are_built_in_worker_processes_and_an_integer_beyond_64_bits_stays_exact(tmp_path, api, workers):
+    """With workers an event travels to them as its JSON; one orjson cannot write (an integer beyond 64 bits)
+    travels as the standard library's text and is read back exactly, in `message` and in the mapped fields."""
+    huge = 123456789012345678901234567890
+    expected = fill(api, 250, time.time() - 3600, 5)
+    api.add({**make_event(900, time.time() - 30), "detection_count": huge})
+    expected.append(6761826132415096000 + 900)
+    home = tmp_path / "home"
+    forwarder = forwarder_for(home, api.server, settings=f"forwarder.workers: {workers}")
+    try:
+        forwarder.start()
+        wait_until(lambda: len(delivered_ids(home)) >= len(expected), 60, f"{len(expected)} events")
+        snapshot, _ = stats(forwarder)
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert sorted(delivered_ids(home)) == sorted(expected)
+    events = output_events(home)
+    assert all(event["event"]["code"] == "1090519054" and event["host"]["hostname"] for event in events), "unmapped"
+    (special,) = [event for event in events if "detection_count" in event["message"]]
+    assert str(huge) in special["message"]
+    assert special["cisco"]["amp"]["detection_count"] == huge
+    assert snapshot["inputs"]["amp"]["published"] == len(expected)
+    log = forwarder.log_path.read_text()
+    assert "built in the main process" not in log and "Traceback" not in log
 
 
 def test_slows_down_before_the_quota_runs_out_and_waits_for_the_reset_on_429(tmp_path, monkeypatch):

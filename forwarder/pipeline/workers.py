@@ -63,6 +63,8 @@ class Chunk:
     # The pickled (id, input index, builder, context, payloads): kept until the result is back.
     message: bytes
     droppable: bool
+    # Its place among the input's chunks (InputLink.submitted).
+    order: int
     attempts: int = 1
 
 
@@ -103,6 +105,12 @@ class InputLink:
         self.client = client
         self.queue = queue
         self.in_flight = 0
+        # Chunks are numbered per input when submitted and queued in that order, whichever worker is faster:
+        # the events of one input reach the output in the order the input read them.
+        self.submitted = 0
+        self.next_to_queue = 0
+        self.finished: dict[int, tuple[Chunk, list[Result]]] = {}
+        self.queue_lock = threading.Lock()
 
     def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
                cursor: Cursors, wait: bool = True) -> bool:
@@ -117,6 +125,7 @@ class WorkerPool:
         self._zygote = Zygote(make_clients, encode)
         self._setup: Any = None
         self._slots: list[Slot] = []
+        self._links: list[InputLink] = []
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._next_chunk = 0
@@ -141,6 +150,7 @@ class WorkerPool:
 
     def attach(self, client: PipelineClient, index: int, queue: Any) -> None:
         client.workers = InputLink(self, index, client, queue)
+        self._links.append(client.workers)
 
     def _spawn(self) -> tuple[int, Connection]:
         pid, connection = self._zygote.spawn()
@@ -172,13 +182,15 @@ class WorkerPool:
             self._records_out += count
             chunk_id = self._next_chunk
             self._next_chunk += 1
+            order = link.submitted
+            link.submitted += 1
         try:
             message = pickle.dumps((chunk_id, link.index, build, context, payloads), pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             self._release(link, count)
             return self._publish_here(link, build, context, payloads, cursor, wait, error)
         first = acker.track_each(cursor) if isinstance(cursor, list) else acker.track_many(len(payloads), cursor)
-        chunk = Chunk(chunk_id, link, first, len(payloads), message, droppable=not wait)
+        chunk = Chunk(chunk_id, link, first, len(payloads), message, droppable=not wait, order=order)
         slot = min(self._slots, key=lambda candidate: len(candidate.pending))
         with slot.lock:
             if slot.pid:
@@ -215,6 +227,11 @@ class WorkerPool:
                 chunks, slot.pending = list(slot.pending.values()), {}
             for chunk in chunks:
                 _abandon(chunk, 0)
+        for link in self._links:
+            with link.queue_lock:
+                for chunk, _results in link.finished.values():
+                    _abandon(chunk, 0)
+                link.finished.clear()
         self._zygote.close()
 
     def snapshot(self) -> dict[str, Any]:
@@ -297,6 +314,15 @@ class WorkerPool:
         self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
 
     def _deliver(self, chunk: Chunk, results: list[Result]) -> None:
+        """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits."""
+        link = chunk.link
+        with link.queue_lock:
+            link.finished[chunk.order] = (chunk, results)
+            while link.next_to_queue in link.finished:
+                self._queue_chunk(*link.finished.pop(link.next_to_queue))
+                link.next_to_queue += 1
+
+    def _queue_chunk(self, chunk: Chunk, results: list[Result]) -> None:
         """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""
         link = chunk.link
         client = link.client

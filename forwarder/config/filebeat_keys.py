@@ -83,7 +83,7 @@ TOP_LEVEL: dict[str, Rule] = {
     "migration": Ignored(_ELASTIC_SERVICES),
     "instrumentation": Ignored("APM tracing of the Beat itself is not supported"),
     "seccomp": Ignored("seccomp filtering is specific to Filebeat's Go runtime and is not applied"),
-    "max_procs": Ignored("the forwarder runs one thread per input and output, not a pool bounded by CPUs"),
+    "max_procs": Ignored("the number of processes is `forwarder.workers` (auto: one worker per usable core)"),
 }
 
 # Outputs Filebeat has and this forwarder does not: refused when enabled (a disabled one is inert).

@@ -59,7 +59,7 @@ def test_every_key_is_implemented_ignored_with_a_reason_or_refused(answers):
     ("filebeat.modules", "implemented", ""),
     ("filebeat.config.modules.reload.enabled", "ignored", "config reload is not supported; restart"),
     ("setup.ilm.enabled", "ignored", "Elasticsearch or Kibana"),
-    ("max_procs", "ignored", "thread"),
+    ("max_procs", "ignored", "forwarder.workers"),
     ("logging.to_syslog", "ignored", "syslog"),
     ("filebeat.inputs[filestream].close.reader.on_eof", "ignored", "stay open"),
     ("output.kafka.hosts", "refused", "events would not be delivered there"),

@@ -315,6 +315,7 @@ def main() -> None:
             run.sample_until(args.records, timeout=max(600.0, args.records / 500), input_id=INPUT_ID)
             served = fake.counters()
             user_cpu, system_cpu = tree_cpu_split(run.process.pid)
+            main_cpu = process_cpu_seconds(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode
@@ -323,7 +324,8 @@ def main() -> None:
         print(f"forwarder: {rate:>9,.0f} records/s  ({args.records:,} records in {elapsed:.1f}s; "
               f"{served['requests']:,} requests, {served['records']:,} records served, "
               f"{served['rejected_signatures']} signatures rejected; forwarder CPU {user_cpu:.1f}s user + "
-              f"{system_cpu:.1f}s system = {(user_cpu + system_cpu) / args.records * 1e6:.0f} µs/record, "
+              f"{system_cpu:.1f}s system = {(user_cpu + system_cpu) / args.records * 1e6:.0f} µs/record "
+              f"(main process {main_cpu / args.records * 1e6:.0f}), "
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
         print(f"ratio forwarder / ceiling: {rate / result['rate']:.2f}")
         print(memory_report(run.samples, args.records) + f"; load average {os.getloadavg()[0]:.2f} after")

@@ -95,29 +95,31 @@ class InputAcker:
 
     def done_many(self, sequences: Iterable[int]) -> None:
         """Marks events acknowledged; commits the cursors that became contiguous, in one call."""
-        updates: dict[str, Any] = {}
+        committed: dict[str, Any] = {}
         with self._lock:
             pending = self._pending
+            base = self._base
+            size = len(pending)
+            newly = 0
             for sequence in sequences:
-                index = sequence - self._base
-                if 0 <= index < len(pending) and pending[index][0] == _PENDING:
+                index = sequence - base
+                if 0 <= index < size and pending[index][0] == _PENDING:
                     pending[index][0] = _DONE
-                    self._outstanding -= 1
-                    self.acked += 1
+                    newly += 1
+            self._outstanding -= newly
+            self.acked += newly
             while pending and pending[0][0] == _DONE:
-                _, cursor = pending.popleft()
+                cursor = pending.popleft()[1]
                 self._base += 1
                 if cursor:
-                    for key, value in cursor.items():
-                        updates[self._key_prefix + key] = value
-            # Committed under the lock so two acknowledging threads cannot reorder
-            # commits; later updates of a key overwrite earlier ones in one dict.
-            if updates:
-                self._commit(updates)
-                if self._listeners:
-                    committed = {key[len(self._key_prefix):]: value for key, value in updates.items()}
-                    for listener in self._listeners:
-                        listener(committed)
+                    # Later cursors of a source overwrite earlier ones: one commit per source and call.
+                    committed.update(cursor)
+            # Committed under the lock so two acknowledging threads cannot reorder commits.
+            if committed:
+                prefix = self._key_prefix
+                self._commit({prefix + key: value for key, value in committed.items()})
+                for listener in self._listeners:
+                    listener(committed)
             if not self._outstanding:
                 self._all_done.notify_all()
 

@@ -26,13 +26,12 @@ import pickle
 import sys
 import threading
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import QueueClosed
-from forwarder.pipeline.worker_process import ClientFactory, Encode, Result, Zygote, encode_chunk
+from forwarder.pipeline.worker_process import Channel, ClientFactory, Encode, Result, Zygote, encode_chunk
 
 log = logging.getLogger("forwarder.workers")
 
@@ -74,7 +73,7 @@ class Slot:
 
     number: int
     pid: int
-    connection: Connection
+    connection: Channel
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[int, Chunk] = field(default_factory=dict)
 
@@ -152,7 +151,7 @@ class WorkerPool:
         client.workers = InputLink(self, index, client, queue)
         self._links.append(client.workers)
 
-    def _spawn(self) -> tuple[int, Connection]:
+    def _spawn(self) -> tuple[int, Channel]:
         pid, connection = self._zygote.spawn()
         connection.send(self._setup)
         return pid, connection

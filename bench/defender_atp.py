@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from entraid_graph import process_cpu_split, set_workers, start_forwarder  # noqa: E402
+from entraid_graph import descendants_cpu, process_cpu_split, set_workers, start_forwarder  # noqa: E402
 
 from forwarder.net.graph_client import graph_time  # noqa: E402
 
@@ -209,6 +209,7 @@ def main() -> None:
             served = requests.get(f"{info['url']}/bench/stats", params={"since": before}, verify=info["ca"],
                                   timeout=10).json()
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
+            workers_cpu = descendants_cpu(run.process.pid)
             fake_cpu = sum(process_cpu_split(fake.pid))
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
@@ -219,6 +220,7 @@ def main() -> None:
               f"user + {system_cpu:.1f}s system = {(user_cpu + system_cpu) / args.alerts * 1e6:.0f} µs/alert, fake CPU "
               f"{fake_cpu:.1f}s including its start and the ceiling run); "
               f"load average {os.getloadavg()[0]:.2f} after")
+        print(f"worker processes CPU {workers_cpu:.1f}s = {workers_cpu / args.alerts * 1e6:.0f} µs/alert")
         print(f"ratio forwarder / fake ceiling: {args.alerts / elapsed / ceiling:.2f}")
         if published != events or exit_code != 0:
             raise SystemExit(f"published {published} of {events} events; forwarder exit code {exit_code}")

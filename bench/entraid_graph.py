@@ -102,6 +102,29 @@ def process_cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
+def descendants_cpu(pid: int) -> float:
+    """CPU seconds of `pid`'s live descendants (the worker processes of `forwarder.workers`, their zygote)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+
+    def descends(candidate: int) -> bool:
+        while candidate in parents and candidate != pid:
+            candidate = parents[candidate]
+        return candidate == pid
+
+    return sum(seconds for candidate, seconds in cpu.items() if candidate != pid and descends(candidate))
+
+
 def resident_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -296,6 +319,7 @@ def main() -> None:
             run.sample_until(args.records, timeout=max(600.0, args.records / 500))
             served = fake.counters()
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
+            workers_cpu = descendants_cpu(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode
@@ -306,6 +330,7 @@ def main() -> None:
               f"forwarder CPU {user_cpu:.1f}s user + {system_cpu:.1f}s system = "
               f"{(user_cpu + system_cpu) / args.records * 1e6:.0f} µs/record, "
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
+        print(f"worker processes CPU {workers_cpu:.1f}s = {workers_cpu / args.records * 1e6:.0f} µs/record")
         if ceiling:
             print(f"ratio forwarder / fake ceiling: {rate / ceiling:.2f}")
         print(memory_report(run.samples, args.records) + f"; load average {os.getloadavg()[0]:.2f} after")

@@ -45,7 +45,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from entraid_graph import set_workers  # noqa: E402
+from entraid_graph import descendants_cpu, set_workers  # noqa: E402
 from o365_backfill_fake import CLIENT, CONTENT_SHAPES, SECRET_VARIABLE, TENANT  # noqa: E402
 
 INPUT_ID = "o365-bench"
@@ -283,6 +283,7 @@ def main() -> None:
                 profiler.wait(60)
             served = fake.counters()
             user_cpu, system_cpu = process_cpu_split(run.process.pid)
+            workers_cpu = descendants_cpu(run.process.pid)
             published = run.stats()["inputs"][INPUT_ID]["published"]
         finally:
             exit_code = run.stop() if run.process.poll() is None else run.process.returncode
@@ -292,6 +293,7 @@ def main() -> None:
               f"{served['requests']:,} requests fetched {served['blobs']} blobs; forwarder CPU {user_cpu:.1f}s user + "
               f"{system_cpu:.1f}s system = {(user_cpu + system_cpu) / fake.records * 1e6:.0f} µs/record, "
               f"fake CPU {fake.cpu_seconds() - fake_cpu:.1f}s)")
+        print(f"worker processes CPU {workers_cpu:.1f}s = {workers_cpu / fake.records * 1e6:.0f} µs/record")
         if ceiling:
             print(f"ratio forwarder / fake ceiling: {rate / ceiling:.2f}")
         print(memory_report(run.samples, fake.records) + f"; load average {os.getloadavg()[0]:.2f} after")

@@ -30,9 +30,8 @@ import hashlib
 import json
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from logging import Logger
 from typing import Any
 
@@ -41,15 +40,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from forwarder.inputs.aws_s3_config import AwsS3Config, ReaderOptions
 from forwarder.inputs.aws_s3_events import BYTE_ORDER_MARK, ObjectContext
+from forwarder.inputs.aws_s3_framing import (
+    CHUNK_EVENTS,
+    ObjectFailed,
+    chunked,
+    decompressed,
+    line_blocks,
+    read_blocks,
+    valid_utf8,
+)
 from forwarder.inputs.line_message import Message
 from forwarder.inputs.line_parsers import build_chain
 from forwarder.inputs.ndjson_parser import NdjsonConfig
 from forwarder.stats import InputStats
 
-READ_CHUNK = 256 * 1024
-# Events per emit: a crash replays at most this many acknowledged lines of an object.
-CHUNK_EVENTS = 500
-GZIP_MAGIC = b"\x1f\x8b"
 COUNTERS = ("objects_read", "objects_failed", "objects_invalid_gzip", "objects_empty", "objects_line_too_long",
             "objects_invalid_json", "download_errors", "lines_invalid_utf8")
 # emit(context, payloads, next_offset) -> bool: hands a chunk to client.publish_raw with build_event.
@@ -62,13 +66,6 @@ class DownloadError(Exception):
     def __init__(self, message: str, error: BaseException | None = None) -> None:
         super().__init__(message)
         self.error = error
-
-
-class ObjectFailed(Exception):
-    def __init__(self, counter: str, reason: str) -> None:
-        super().__init__(reason)
-        self.counter = counter
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -150,19 +147,20 @@ class ObjectReader:
 
     def _read(self, key: str, options: ReaderOptions, start_offset: int, emit: Emit,
               response: dict[str, Any]) -> ObjectResult:
-        stream = _decompressed(_chunks(response["Body"]))
+        stream = decompressed(read_blocks(response["Body"]))
         content_type = options.content_type or response.get("ContentType") or ""
+        json_content = content_type.startswith("application/json") or bool(options.expand_event_list_from_field)
         joining = _joining_parsers(options.parsers)
-        context = self._context(key, options, response, () if joining is None else options.parsers[len(joining):])
-        if content_type.startswith("application/json") or options.expand_event_list_from_field:
-            context = replace(context, parsers=())
-            chunks = _chunked(self._json_records(stream, options), start_offset)
+        left_to_builder = () if json_content else options.parsers[len(joining):]
+        context = self._context(key, options, response, left_to_builder)
+        if json_content:
+            records = chunked(self._json_records(stream, options), start_offset)
         elif joining:
-            chunks = _chunked(self._joined_records(key, stream, options, joining, start_offset), start_offset)
+            records = chunked(self._joined_records(key, stream, options, joining, start_offset), start_offset)
         else:
-            chunks = self._line_chunks(key, stream, options, start_offset)
+            records = self._line_chunks(key, stream, options, start_offset)
         events = 0
-        for payloads, end in chunks:
+        for payloads, end in records:
             if not emit(context, payloads, end):
                 return ObjectResult(complete=False, events=events)
             events += len(payloads)
@@ -191,9 +189,9 @@ class ObjectReader:
         chunk_end = start_offset
         invalid = 0
         try:
-            for offset, lines, terminated in _line_blocks(stream, start_offset, options.max_bytes):
+            for offset, lines, terminated in line_blocks(stream, start_offset, options.max_bytes):
                 if not all(map(bytes.isascii, lines)):
-                    invalid += sum(1 for line in lines if not _valid_utf8(line))
+                    invalid += sum(1 for line in lines if not valid_utf8(line))
                 for line in lines:
                     end = offset + len(line) + terminated
                     if line.endswith(b"\r"):
@@ -222,7 +220,7 @@ class ObjectReader:
         chain = build_chain(list(joining), options.max_bytes)
         invalid = 0
         try:
-            for offset, lines, terminated in _line_blocks(stream, start_offset, options.max_bytes):
+            for offset, lines, terminated in line_blocks(stream, start_offset, options.max_bytes):
                 for line in lines:
                     end = offset + len(line) + terminated
                     if line.endswith(b"\r"):
@@ -284,134 +282,10 @@ class ObjectReader:
             position = end
 
 
-def _joining_parsers(parsers: tuple[Any, ...]) -> tuple[Any, ...] | None:
+def _joining_parsers(parsers: tuple[Any, ...]) -> tuple[Any, ...]:
     """The parsers up to the last one that joins records (multiline, json_objects): they run in the reader.
 
-    None when there are no parsers at all; () when all of them decode one record on its own (ndjson).
+    () when none joins: the ndjson stages decode one record on its own, so the builder runs them all.
     """
-    if not parsers:
-        return None
     last = max((index for index, config in enumerate(parsers) if not isinstance(config, NdjsonConfig)), default=-1)
     return tuple(parsers[:last + 1])
-
-
-def _chunked(records: Iterator[tuple[Any, int, int]], start_offset: int) -> Iterator[tuple[list[Any], int]]:
-    """Chunks of up to CHUNK_EVENTS payloads from (payload, offset, end) records, each with its last record's end."""
-    chunk: list[Any] = []
-    end = start_offset
-    try:
-        for payload, offset, record_end in records:
-            if offset < start_offset:
-                continue
-            chunk.append(payload)
-            end = record_end
-            if len(chunk) >= CHUNK_EVENTS:
-                yield chunk, end
-                chunk = []
-    except ObjectFailed:
-        # The records before the problem are good, and a failed object is not read again: send them first.
-        if chunk:
-            yield chunk, end
-        raise
-    if chunk:
-        yield chunk, end
-
-
-def _valid_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _chunks(body: Any) -> Iterator[bytes]:
-    while chunk := body.read(READ_CHUNK):
-        yield chunk
-
-
-def _decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The object's bytes, gunzipped when they start with gzip's magic bytes (concatenated members too)."""
-    first = next(chunks, b"")
-    if not first:
-        raise ObjectFailed("objects_empty", "is empty (0 bytes)")
-    if not first.startswith(GZIP_MAGIC):
-        yield first
-        yield from chunks
-        return
-    decompressor = zlib.decompressobj(wbits=31)
-    member_open = False
-    for data in _prepend(first, chunks):
-        while data:
-            member_open = True
-            try:
-                out = decompressor.decompress(data, READ_CHUNK * 4)
-            except zlib.error as error:
-                raise ObjectFailed("objects_invalid_gzip", f"is not a valid gzip stream ({error})") from None
-            if out:
-                yield out
-            if decompressor.eof:
-                data = decompressor.unused_data
-                decompressor = zlib.decompressobj(wbits=31)
-                member_open = False
-                if not data.strip(b"\0"):
-                    break
-            else:
-                data = decompressor.unconsumed_tail
-    if member_open:
-        raise ObjectFailed("objects_invalid_gzip", "is a truncated gzip stream (it ends before the gzip trailer)")
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def _line_blocks(stream: Iterator[bytes], start_offset: int,
-                 max_bytes: int) -> Iterator[tuple[int, list[bytes], bool]]:
-    """(offset of the first line, lines without `\\n`, whether the last one ended with `\\n`), one per block read.
-
-    One split per block instead of one search per line. Lines keep a `\\r` before the `\\n` (the caller
-    strips it after counting it into the offsets). A line over `max_bytes` fails the object after the
-    lines before it are handed on.
-    """
-    offset = 0
-    pending = b""
-    for block in stream:
-        if offset < start_offset:
-            cut = min(len(block), start_offset - offset)
-            block = block[cut:]
-            offset += cut
-            if not block:
-                continue
-        data = pending + block if pending else block
-        last_newline = data.rfind(b"\n")
-        if last_newline < 0:
-            pending = data
-        else:
-            lines = data[:last_newline].split(b"\n")
-            pending = data[last_newline + 1:]
-            yield from _checked(offset, lines, True, max_bytes)
-            offset += last_newline + 1
-        if len(pending) > max_bytes:
-            raise _too_long(offset, max_bytes)
-    if pending:
-        yield from _checked(offset, [pending], False, max_bytes)
-
-
-def _checked(offset: int, lines: list[bytes], terminated: bool,
-             max_bytes: int) -> Iterator[tuple[int, list[bytes], bool]]:
-    if max(map(len, lines)) <= max_bytes:
-        yield offset, lines, terminated
-        return
-    for index, line in enumerate(lines):
-        if len(line) - line.endswith(b"\r") > max_bytes:
-            if index:
-                yield offset, lines[:index], True
-            raise _too_long(offset + sum(len(before) + 1 for before in lines[:index]), max_bytes)
-    yield offset, lines, terminated
-
-
-def _too_long(offset: int, max_bytes: int) -> ObjectFailed:
-    return ObjectFailed("objects_line_too_long", f"has a line longer than max_bytes ({max_bytes} bytes) at offset "
-                        f"{offset}; raise max_bytes for these objects")

@@ -9,6 +9,7 @@ the user and password the stream was created with. The broker's own counts
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import urllib.request
@@ -244,6 +245,40 @@ def test_on_its_own_the_input_maps_with_cisco_secure_endpoint(tmp_path: Path, ra
     event = next(event for event in output_events(home) if event["@metadata"]["_id"] == str(FIRST_ID + 3))
     assert (event["event"]["code"], event["event"]["action"]) == ("1107296274", "Cloud IOC")
     assert event["host"]["hostname"] == "SVRP-FIL03"
+
+
+def test_worker_processes_build_and_map_the_stream_and_every_message_is_acknowledged(
+        tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
+    """forwarder.workers: 2: the input hands over message bodies; the workers parse, build and map them."""
+    expected = fill(rabbitmq, queue, 0, 3000)
+    rabbitmq.publish(queue, [b"not json {"])
+    home = tmp_path / "home"
+    config = stream_config(rabbitmq, queue, FILE_OUTPUT + HTTP_STATS).replace("normalize: false", "normalize: true")
+    forwarder = ForwarderProcess(home, config + "\n        forwarder.workers: 2\n").start()
+    try:
+        wait_until(lambda: len(output_events(home)) >= 3001, 90, "every event in the file")
+        wait_until(lambda: rabbitmq.counts(queue) == (0, 0), 30, "every message acknowledged to the broker")
+        counters = wait_until(lambda: (stats := stream_stats(forwarder)[0])["acknowledged"] == 3001 and stats, 30,
+                              "every acknowledgement counted in /stats")
+        assert (counters["messages"], counters["parse_failures"]) == (3001, 1)
+        stats_text = stream_stats(forwarder)[1]
+        worker_pids = json.loads(stats_text)["workers"]["pids"]
+        # the bodies were parsed and the events built and mapped there (a worker idle since its fork: 0.0 s)
+        workers_cpu = sum(process_cpu_seconds(pid) for pid in worker_pids)
+        assert len(worker_pids) == 2 and workers_cpu >= 0.05, f"the workers used {workers_cpu:.2f}s of CPU"
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    ids = delivered_ids(home)
+    assert all(count == 1 for count in ids.values()) and set(ids) >= expected
+    event = next(event for event in output_events(home) if event["@metadata"]["_id"] == str(FIRST_ID + 3))
+    assert (event["event"]["code"], event["event"]["action"]) == ("1107296274", "Cloud IOC")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_missing_queue_parks_the_input_naming_the_setting(tmp_path: Path, rabbitmq) -> None:  # noqa: F811

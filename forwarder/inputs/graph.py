@@ -26,7 +26,14 @@ from typing import Any
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
-from forwarder.inputs.graph_payloads import builds_elsewhere, payload_record, publish_page, record_payload
+from forwarder.inputs.graph_payloads import (
+    builds_elsewhere,
+    page_body,
+    page_records,
+    payload_record,
+    publish_page,
+    record_payload,
+)
 from forwarder.net import shared_clients
 from forwarder.net.credential_expiry import credential_expiry
 from forwarder.net.graph_client import ENDPOINTS, GraphClient, GraphPermanentError
@@ -164,8 +171,9 @@ class GraphInput:
         for page in graph.pages(stream, window.start, window.end, self.config.page_size, sign_in_types):
             listed += len(page)
             elsewhere = builds_elsewhere(client)
+            body = page_body(page, elsewhere)
             fresh = []
-            for record in page:
+            for index, record in enumerate(page):
                 if not isinstance(record, dict):
                     continue
                 key = dedupe_key(record, stream)
@@ -173,8 +181,12 @@ class GraphInput:
                     continue
                 when = record_time(record, stream)
                 cursor.remember(key, window.end if when is None else when)
-                fresh.append((record_payload(record, elsewhere), key, when or self._clock()))
-            if fresh and not publish_page(client, build_record_event, stream, fresh, {stream: cursor.to_json()}):
+                carried = index if body is not None else record_payload(record, elsewhere)
+                fresh.append((carried, key, when or self._clock()))
+            if not fresh:
+                continue
+            build, context = (build_record_event, stream) if body is None else (build_page_event, (stream, body))
+            if not publish_page(client, build, context, fresh, {stream: cursor.to_json()}):
                 return None
         return listed
 
@@ -220,6 +232,13 @@ def build_record_event(stream: str, payload: tuple[Any, str, float], stats: Inpu
     carried, key, timestamp = payload
     record, text = payload_record(carried)
     return Event({"message": text}, timestamp, {"_id": key}, record=record, record_kind=stream)
+
+
+def build_page_event(context: tuple[str, bytes], payload: tuple[int, str, float], stats: InputStats) -> Event:
+    """`build_record_event` for a record sent as its index in the page's JSON, which the context holds."""
+    stream, body = context
+    index, key, timestamp = payload
+    return build_record_event(stream, (page_records(body)[index], key, timestamp), stats)
 
 
 def record_time(record: dict[str, Any], stream: str) -> float | None:

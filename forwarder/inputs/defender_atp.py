@@ -37,7 +37,6 @@ from forwarder.inputs.graph_payloads import (
     page_body,
     page_records,
     payload_record,
-    publish_page,
     record_payload,
 )
 from forwarder.net import shared_clients
@@ -189,7 +188,7 @@ class DefenderAtpInput:
                 continue
             split = self.config.split_evidence
             build, context = (build_alert_events, split) if body is None else (build_page_alert_events, (split, body))
-            if not publish_page(client, build, context, fresh, {STREAM: cursor.to_json()}):
+            if not client.publish_raw(build, context, fresh, {STREAM: cursor.to_json()}):
                 return None
         return listed
 

@@ -31,7 +31,6 @@ from forwarder.inputs.graph_payloads import (
     page_body,
     page_records,
     payload_record,
-    publish_page,
     record_payload,
 )
 from forwarder.net import shared_clients
@@ -162,8 +161,8 @@ class GraphInput:
     def _read_window(self, graph: GraphClient, stream: str, cursor: GraphCursor, window: PollWindow) -> int | None:
         """Delivers the window's new records; returns how many records Graph listed, None when stopping.
 
-        A page's new records go to the pipeline together (`publish_page`), the cursor with the last, so it
-        commits once the whole page is acknowledged; `build_record_event` makes their events (graph_payloads).
+        A page's new records go to the pipeline as one chunk, the cursor with the last, so it commits once the
+        whole page is acknowledged; `build_record_event` or `build_page_event` makes their events (graph_payloads).
         """
         sign_in_types = self.config.sign_in_types if stream == "signinlogs" else None
         client = self.context.client
@@ -186,7 +185,7 @@ class GraphInput:
             if not fresh:
                 continue
             build, context = (build_record_event, stream) if body is None else (build_page_event, (stream, body))
-            if not publish_page(client, build, context, fresh, {stream: cursor.to_json()}):
+            if not client.publish_raw(build, context, fresh, {stream: cursor.to_json()}):
                 return None
         return listed
 

@@ -9,11 +9,12 @@ payload carries of the record depends on where it goes:
   (`forwarder.workers: 1` must be no slower than publishing events directly);
 - sent to a worker, from a page whose JSON orjson read (`Page.body`): the page's
   bytes once, in the chunk's context, and per record only its index, dedupe key and
-  time; the worker decodes the page once per chunk (`page_records`). Writing each
+  time; a page is one chunk (up to 1,000 Graph records or 10,000 Defender alerts),
+  which the worker decodes once (`page_records`). Writing each
   record back to JSON here took a seventh of the main process, which is the one
   that limits a backfill; the worker does it instead, for `message`;
-- sent to a worker otherwise: the record's JSON bytes. Pickling a 2.9 KB sign-in dict and
-  reading it back costs ~28 µs, writing it with orjson ~7 µs and pickling the bytes
+- sent to a worker otherwise: the record's JSON bytes. Pickling a 2.9 KB sign-in
+  dict and reading it back costs ~28 µs, writing it with orjson ~7 µs and pickling the bytes
   ~2 µs; the worker reads the dict back from them and takes `message` from them as
   they are. A record orjson cannot write (an integer beyond 64 bits) goes as a
   1-tuple of the standard library's JSON text, read back by the standard library,
@@ -28,11 +29,8 @@ from typing import Any
 
 import orjson
 
-from forwarder.pipeline.client import Builder, PipelineClient
+from forwarder.pipeline.client import PipelineClient
 from forwarder.pipeline.json_text import json_text
-
-# Most payloads one `publish_raw` call carries: a Graph page (at most 1,000 records) goes whole.
-CHUNK_PAYLOADS = 2000
 
 
 class _DecodedPage:
@@ -83,16 +81,3 @@ def payload_record(carried: Any) -> tuple[Any, str]:
         return json.loads(carried[0]), carried[0]
     return carried, json_text(carried)
 
-
-def publish_page(client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
-                 cursor: dict[str, Any]) -> bool:
-    """Publishes one page's payloads in chunks of at most CHUNK_PAYLOADS, the cursor with the last chunk.
-
-    A Defender page holds up to 10,000 alerts: in chunks, a worker process starts on the first while
-    the rest are still handed over, and no one chunk holds a worker for long. False when stopping.
-    """
-    last = (len(payloads) - 1) // CHUNK_PAYLOADS * CHUNK_PAYLOADS
-    for start in range(0, last, CHUNK_PAYLOADS):
-        if not client.publish_raw(build, context, payloads[start:start + CHUNK_PAYLOADS]):
-            return False
-    return client.publish_raw(build, context, payloads[last:], cursor)

@@ -1,9 +1,10 @@
 """Records of the Microsoft inputs (graph, o365audit, defender-atp) as payloads for `client.publish_raw`.
 
 These inputs decode each page (or content blob) themselves, because the cursor
-needs every record's id and time; the event is built later, by a module-level
-builder, in this process or in a worker process (`forwarder.workers`). What a
-payload carries of the record depends on where it goes:
+needs every record's id and time (or, for a blob, how many records it holds);
+the event is built later, by a module-level builder, in this process or in a
+worker process (`forwarder.workers`). What a payload carries of the record
+depends on where it goes:
 
 - built here: the decoded dict itself, so nothing is encoded or decoded twice
   (`forwarder.workers: 1` must be no slower than publishing events directly);
@@ -64,11 +65,13 @@ def page_body(page: list[Any], elsewhere: bool) -> bytes | None:
 
 
 def page_records(body: bytes) -> list[Any]:
-    """The records of a page's JSON (its `value`), decoded once for all the payloads of a chunk."""
+    """The records of a page's JSON (its `value`, or the whole list of an O365 content blob), decoded once
+    for all the payloads of a chunk."""
     decoded = _last_page.decoded
     if decoded is not None and decoded[0] is body:
         return decoded[1]
-    records = orjson.loads(body)["value"]
+    value = orjson.loads(body)
+    records = value["value"] if type(value) is dict else value
     _last_page.decoded = (body, records)
     return records
 

@@ -18,6 +18,7 @@ import pytest
 from forwarder.inputs.defender_atp import build_alert_events, build_page_alert_events
 from forwarder.inputs.graph import build_page_event, build_record_event
 from forwarder.inputs.graph_payloads import record_payload
+from forwarder.inputs.o365_poller import build_blob_record_event
 from forwarder.inputs.o365_poller import build_record_event as build_audit_event
 from forwarder.pipeline.client import Builder, build_events
 from forwarder.stats import InputStats
@@ -89,6 +90,14 @@ def test_a_page_sent_once_builds_each_record_as_a_record_sent_alone(build, build
     here = built(build, context, [(record, "k0", 1.0), (other, "k2", 2.0)])
     message = pickle.dumps((build_page, (context, body), [(0, "k0", 1.0), (2, "k2", 2.0)]))
     assert pickle.loads(worker.submit(build_pickled, message).result()) == here
+
+
+def test_a_blob_sent_once_builds_each_audit_record_as_a_record_sent_alone(worker):
+    records = [AUDIT, "not an object", {**AUDIT, "Id": "other"}]
+    here = built(build_audit_event, ("tenant-1", True), records)
+    message = pickle.dumps((build_blob_record_event, ("tenant-1", True, orjson.dumps(records)), [0, 1, 2]))
+    there = pickle.loads(worker.submit(build_pickled, message).result())
+    assert there == here and [event[1] for event in here] == [{"_id": AUDIT["Id"]}, {}, {"_id": "other"}]
 
 
 def test_payloads_of_two_pages_in_turn_each_read_their_own_page():

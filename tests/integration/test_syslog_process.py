@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import ssl
+import urllib.request
 
+import pytest
 import trustme
 
 from tests.integration.forwarder_process import ForwarderProcess, output_events, wait_until
@@ -84,3 +88,58 @@ def test_bogus_octet_count_in_front_of_lines_is_reported_and_every_line_kept(tmp
         assert forwarder.terminate() == 0
     finally:
         forwarder.stop()
+
+
+def stats_of(forwarder: ForwarderProcess) -> dict:
+    listening = forwarder.wait_for_log("monitoring endpoint listening")["message"]
+    with urllib.request.urlopen(re.search(r"http://\S+/stats", listening).group(0), timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.parametrize("workers", ["auto", "1"])
+def test_udp_datagrams_are_each_forwarded_once_or_counted_as_dropped(tmp_path, workers):
+    """Datagrams go in chunks (to worker processes by default): every one sent is in the output or counted."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    forwarder = ForwarderProcess(tmp_path, f"""
+        forwarder.inputs:
+          - type: syslog
+            id: udp-chunks
+            protocol.udp:
+              host: "127.0.0.1:{port}"
+              read_buffer: 4MiB
+        output.file:
+          path: ${{path.data}}/events
+        queue.mem.flush.timeout: 10ms
+        forwarder.workers: {workers}
+        http.enabled: true
+        http.host: 127.0.0.1
+        http.port: 0
+        logging.metrics.enabled: false
+        """).start()
+    sent = 20000
+    try:
+        forwarder.wait_for_log("listening on udp")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for number in range(sent):
+                sender.sendto(b"<13>1 2024-06-10T08:15:30Z h app - - - datagram %05d" % number, ("127.0.0.1", port))
+
+            def accounted() -> dict | None:
+                """The input's counters once every datagram sent is acknowledged or counted as dropped."""
+                nonlocal sent
+                counters = stats_of(forwarder)["inputs"]["udp-chunks"]
+                if counters["acked"] + counters["dropped"] + counters.get("udp_kernel_drops", 0) >= sent:
+                    return counters
+                # The kernel's drop count rides on the next datagram that gets through: send one more.
+                sender.sendto(b"<13>1 - h app - - - marker %05d" % sent, ("127.0.0.1", port))
+                sent += 1
+                return None
+
+            counters = wait_until(accounted, 60, "every datagram acknowledged or counted as dropped", interval=0.5)
+        messages = [event["message"] for event in output_events(tmp_path)]
+        assert forwarder.terminate() == 0
+    finally:
+        forwarder.stop()
+    assert len(messages) == len(set(messages)) == counters["acked"]
+    assert counters["acked"] + counters["dropped"] + counters.get("udp_kernel_drops", 0) == sent

@@ -1,0 +1,115 @@
+"""The worker pool with real forked workers, a real queue and acker: results, splits, failures, order."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from forwarder.outputs.codec import EventEncoder
+from forwarder.pipeline.acker import InputAcker
+from forwarder.pipeline.client import AgentInfo, ClientSettings, PipelineClient
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import EventQueue
+from forwarder.pipeline.workers import WorkerPool
+from forwarder.stats import InputStats
+from tests.integration.forwarder_process import wait_until
+
+SETTINGS = ClientSettings("pool-test", "test")
+
+
+def build_split(context: str, payload: str, stats: InputStats) -> Event | list[Event] | None:
+    """'a,b' → two events, '' → none, 'boom' → raises, anything else → one event."""
+    if payload == "boom":
+        raise ValueError("a defect in a builder")
+    if not payload:
+        stats.filtered += 1
+        return None
+    parts = payload.split(",")
+    events = [Event({"message": part, "context": context}) for part in parts]
+    return events[0] if len(events) == 1 else events
+
+
+class Pipeline:
+    def __init__(self) -> None:
+        self.commits: list[dict] = []
+        self.queue = EventQueue(10_000, 1 << 30, 1, 0.01)
+        self.acker = InputAcker(self.commits.append, "test::pool-test::")
+        agent = AgentInfo()
+        encoder = EventEncoder()
+
+        def make_clients(worker_agent: AgentInfo) -> list[PipelineClient]:
+            return [PipelineClient(SETTINGS, None, None, [], worker_agent, InputStats("pool-test", "test"), dict)]
+
+        self.pool = WorkerPool(2, make_clients, encoder.encode_or_replace)
+        self.stats = InputStats("pool-test", "test")
+        self.client = PipelineClient(SETTINGS, self.queue, self.acker, [], agent, self.stats, dict)
+        self.pool.start(agent)
+        self.pool.attach(self.client, 0, self.queue)
+
+    def take(self, count: int) -> list:
+        """Waits until `count` events are on the queue, then takes them."""
+        wait_until(lambda: self.queue.ready_events >= count, 30, f"{count} events on the queue")
+        return self.queue.get_batch(count, wait=1.0).events
+
+
+@pytest.fixture
+def pipeline():
+    built = Pipeline()
+    yield built
+    built.pool.close()
+
+
+def messages(events) -> list[str]:
+    """What the output would send (events from workers arrive encoded, events built here are encoded now)."""
+    return [orjson.loads(EventEncoder().encode(event))["message"] for event in events]
+
+
+def test_a_payload_split_into_events_commits_its_cursor_when_the_last_part_is_acknowledged(pipeline):
+    assert pipeline.client.publish_raw(build_split, "ctx", ["one", "a,b,c", "", "two"],
+                                       [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}])
+    events = pipeline.take(5)
+    assert messages(events) == ["one", "a", "b", "c", "two"]
+    assert orjson.loads(events[1].encoded)["agent"]["type"] == "filebeat", "the worker ran prepare"
+    for event in (events[0], events[1], events[2]):
+        event.ack_token[0].done_many([event.ack_token[1]])
+    assert pipeline.commits == [{"test::pool-test::s": 1}], "the split payload is not done until all its parts are"
+    events[3].ack_token[0].done_many([events[3].ack_token[1]])
+    assert pipeline.commits[-1] == {"test::pool-test::s": 3}, "the split payload and the empty one after it"
+    events[4].ack_token[0].done_many([events[4].ack_token[1]])
+    assert pipeline.commits[-1] == {"test::pool-test::s": 4}
+    assert pipeline.stats.filtered == 1, "a worker's counters come back to the input's stats"
+
+
+def test_a_builder_that_raises_costs_its_record_only(pipeline, caplog):
+    with caplog.at_level(logging.ERROR, logger="forwarder.workers"):
+        assert pipeline.client.publish_raw(build_split, "ctx", ["first", "boom", "last"], {"s": 9})
+        events = pipeline.take(2)
+        wait_until(lambda: any("building an event failed" in r.getMessage() for r in caplog.records), 10,
+                   "the failure logged through the main process")
+    assert messages(events) == ["first", "last"]
+    assert pipeline.stats.extra["build_failures"] == 1
+    for event in events:
+        event.ack_token[0].done_many([event.ack_token[1]])
+    assert pipeline.commits[-1] == {"test::pool-test::s": 9}, "the failed record does not hold the cursor back"
+
+
+def test_chunks_of_one_input_are_queued_in_submission_order(pipeline):
+    expected = []
+    for chunk in range(40):
+        payloads = [f"{chunk}-{n}" for n in range(50 if chunk % 2 else 5)]
+        expected += payloads
+        assert pipeline.client.publish_raw(build_split, "ctx", payloads, {"chunk": chunk})
+    events = pipeline.take(len(expected))
+    assert messages(events) == expected
+
+
+def test_a_builder_that_cannot_be_pickled_runs_in_the_main_process(pipeline, caplog):
+    def local_builder(context, payload, stats):
+        return Event({"message": payload.upper()})
+
+    with caplog.at_level(logging.WARNING, logger="forwarder.workers"):
+        assert pipeline.client.publish_raw(local_builder, None, ["x", "y"], {"s": 1})
+    assert messages(pipeline.take(2)) == ["X", "Y"]
+    assert any("cannot go to a worker process" in record.getMessage() for record in caplog.records)

@@ -42,6 +42,7 @@ Encode = Callable[[Event], bytes]
 # Makes the prepare-side clients of every input, in the order of settings.inputs, once the agent is known.
 ClientFactory = Callable[[Any], list[PipelineClient]]
 
+_PR_SET_NAME = 15
 _PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct("!Q")
 
@@ -154,6 +155,7 @@ class Zygote:
 def _run_zygote(control: socket.socket, make_clients: ClientFactory, encode: Encode) -> None:
     try:
         _die_with_parent()
+        _name_process(b"fwd-zygote")
         _detach_stdio()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -166,6 +168,7 @@ def _run_zygote(control: socket.socket, make_clients: ClientFactory, encode: Enc
                 control.close()
                 ours.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _name_process(b"fwd-worker")
                 _run_worker(Channel(theirs), make_clients, encode)
             theirs.close()
             socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
@@ -200,6 +203,12 @@ def _die_with_parent() -> None:
     """On Linux the zygote is killed with the main process, even by SIGKILL; elsewhere it exits on EOF."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _name_process(name: bytes) -> None:
+    """What `top` and `ps -o comm` show (Linux, at most 15 bytes): the workers are not the forwarder itself."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]))
 
 
 def _detach_stdio() -> None:

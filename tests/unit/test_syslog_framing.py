@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
@@ -143,3 +145,37 @@ def test_buffered_bytes_are_those_of_the_unfinished_frame():
     assert splitter.buffered_bytes == len(b"<13>half")
     splitter.finish()
     assert splitter.buffered_bytes == 0
+
+
+@pytest.mark.parametrize("delimiter", [b"\n", b"\r\n", b"|"])
+def test_a_stream_read_whole_gives_the_frames_it_gives_read_byte_by_byte(delimiter):
+    """Whole reads take the frames that lie complete in the buffer in one pass; byte-sized reads never can.
+
+    Random mixes of counted frames, counts over the limit, digit-led lines, NULs and stray separators must
+    split the same either way (and in random pieces). Frames stay under max_message_size: where a frame
+    is cut there does depend on how much of it had arrived (a delimiter seen, or not yet)."""
+    rng = random.Random(16)
+    alphabet = b"0123456789  \n\r\0ab<>|"
+    for _ in range(1500):
+        parts = []
+        for _ in range(rng.randrange(1, 8)):
+            body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 30)))
+            kind = rng.random()
+            if kind < 0.4:
+                parts.append(b"%d " % len(body) + body)
+            elif kind < 0.5:
+                parts.append(b"%d " % rng.randrange(0, 60) + body)
+            elif kind < 0.55:
+                parts.append(b"9999999999 " + body)
+            else:
+                parts.append(body + delimiter)
+        stream = b"".join(parts)
+        size = 1000
+        pieces, position = [], 0
+        while position < len(stream):
+            step = rng.choice([2, 7, 64])
+            pieces.append(stream[position:position + step])
+            position += step
+        expected = feed_all(SyslogFrameSplitter(size, delimiter), byte_by_byte(stream))
+        assert feed_all(SyslogFrameSplitter(size, delimiter), [stream]) == expected, (stream, size)
+        assert feed_all(SyslogFrameSplitter(size, delimiter), pieces) == expected, (stream, size)

@@ -9,13 +9,13 @@ is the module's `azure_ecs` processor's work (a standalone input names it in
 `standalone_processors`).
 
 The receiving thread only reads: it hands the raw bodies and positions of a
-received batch to `client.publish_raw` as one chunk with `build_message_events`,
-which decodes each body and builds its events — in this process, or with
-`forwarder.workers` in a worker process, next to the ECS mapping. Each message
-keeps its own cursor (a list of cursors, one per payload), on its last event:
-a message is committed only once every record of it is acknowledged, a message
-with no record commits its cursor on its own, in order, and a crash replays
-only what was not acknowledged, message by message.
+received batch to `client.publish_raw`, in chunks of about CHUNK_BYTES, with
+`build_message_events`, which decodes each body and builds its events — in
+this process, or with `forwarder.workers` in a worker process, next to the
+ECS mapping. Each message keeps its own cursor (a list of cursors, one per
+payload), on its last event: a message is committed only once every record of
+it is acknowledged, a message with no record commits its cursor on its own, in
+order, and a crash replays only what was not acknowledged, message by message.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ WARNING_INTERVAL = 60.0
 # The `record_kind` of the one event of a body that could not be parsed: it has no record for the azure_ecs
 # processor to route, only the consumer's first fileset (the contract with that processor).
 UNPARSABLE_BODY = "unparsable_body"
+# A received batch goes to the pipeline in chunks of about this many bytes of bodies (hundreds of records; a
+# bigger message alone): what is out in worker processes, beyond the queue, stays small whatever the batch size.
+CHUNK_BYTES = 256 * 1024
 # The input's logger (the runner names it after the input type): the builder's warnings read as the input's.
 log = logging.getLogger("forwarder.input.azure-eventhub")
 
@@ -70,9 +73,10 @@ class PartitionReader:
                                        tuple(config.sanitizers))
 
     def read(self, batch: list[EventData]) -> bool:
-        """Publishes a batch of messages in order, as one chunk; False when the forwarder is stopping."""
+        """Publishes a batch of messages in order, in chunks of about CHUNK_BYTES; False when stopping."""
         payloads: list[MessagePayload] = []
         cursors: list[dict[str, Any] | None] = []
+        chunk_bytes = 0
         for message in batch:
             enqueued = message.enqueued_time
             enqueued_epoch = enqueued.timestamp() if enqueued is not None else time.time()
@@ -82,8 +86,17 @@ class PartitionReader:
                 partition_key = partition_key.decode("utf-8", "replace")
             elif partition_key is not None:
                 partition_key = str(partition_key)
-            payloads.append((_body_bytes(message), message.offset, sequence_number, enqueued_epoch, partition_key))
+            body = _body_bytes(message)
+            payloads.append((body, message.offset, sequence_number, enqueued_epoch, partition_key))
             cursors.append(message_cursor(self.partition_id, message.offset, sequence_number, enqueued_epoch))
+            chunk_bytes += len(body)
+            if chunk_bytes >= CHUNK_BYTES:
+                if not self._publish(payloads, cursors):
+                    return False
+                payloads, cursors, chunk_bytes = [], [], 0
+        return not payloads or self._publish(payloads, cursors)
+
+    def _publish(self, payloads: list[MessagePayload], cursors: list[dict[str, Any] | None]) -> bool:
         extra = self._stats.extra
         extra["messages"] = extra.get("messages", 0) + len(payloads)
         return self._client.publish_raw(build_message_events, self._source, payloads, cursors)

@@ -26,6 +26,7 @@ import pickle
 import sys
 import threading
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
@@ -76,6 +77,10 @@ class Slot:
     connection: Channel
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[int, Chunk] = field(default_factory=dict)
+    # What the slot's sender thread writes to the worker. Nothing blocks on the worker's socket under
+    # `lock`: a worker whose input is full waits for its result to be read, and the collector reading
+    # it takes `lock`.
+    outbox: SimpleQueue[bytes | None] = field(default_factory=SimpleQueue)
 
 
 class SharedAcknowledgement:
@@ -144,6 +149,7 @@ class WorkerPool:
             slot = Slot(number, pid, connection)
             self._slots.append(slot)
             threading.Thread(target=self._collect, args=(slot,), name=f"worker-results-{number}", daemon=True).start()
+            threading.Thread(target=self._send, args=(slot,), name=f"worker-chunks-{number}", daemon=True).start()
         log.info("%d worker processes build, map and encode events (pids %s)", self.count,
                  ", ".join(str(slot.pid) for slot in self._slots))
 
@@ -194,9 +200,7 @@ class WorkerPool:
         with slot.lock:
             if slot.pid:
                 slot.pending[chunk_id] = chunk
-                # If the worker died, its collector forks a new one and sends this chunk again.
-                with contextlib.suppress(OSError):
-                    slot.connection.send_bytes(message)
+                slot.outbox.put(message)
                 return True
         self._build_here(chunk)
         return True
@@ -221,6 +225,7 @@ class WorkerPool:
         """Ends the workers and the zygote; what they still held is abandoned, to be read again at the next start."""
         self.close_intake()
         for slot in self._slots:
+            slot.outbox.put(None)
             with slot.lock:
                 slot.connection.close()
                 chunks, slot.pending = list(slot.pending.values()), {}
@@ -273,6 +278,16 @@ class WorkerPool:
             _add_counters(chunk.link.client, changes)
             self._deliver(chunk, results)
 
+    def _send(self, slot: Slot) -> None:
+        """Writes the slot's chunks to its worker; a chunk lost with a dead worker is sent again by `_replace`
+        (one sent twice is built twice and its second result ignored)."""
+        while True:
+            message = slot.outbox.get()
+            if message is None:
+                return
+            with contextlib.suppress(OSError):
+                slot.connection.send_bytes(message)
+
     def _replace(self, slot: Slot) -> bool:
         """Forks a new worker in place of a dead one and gives it the dead one's chunks, in order.
 
@@ -291,9 +306,12 @@ class WorkerPool:
                 self._local = True
             chunks = list(slot.pending.values())
             retry = [chunk for chunk in chunks if chunk.attempts < MAX_ATTEMPTS and slot.pid]
+            with contextlib.suppress(Empty):
+                while True:
+                    slot.outbox.get_nowait()
             for chunk in retry:
                 chunk.attempts += 1
-                slot.connection.send_bytes(chunk.message)
+                slot.outbox.put(chunk.message)
             here = [chunk for chunk in chunks if chunk not in retry]
             for chunk in here:
                 del slot.pending[chunk.id]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import orjson
 import pytest
@@ -113,3 +115,30 @@ def test_a_builder_that_cannot_be_pickled_runs_in_the_main_process(pipeline, cap
         assert pipeline.client.publish_raw(local_builder, None, ["x", "y"], {"s": 1})
     assert messages(pipeline.take(2)) == ["X", "Y"]
     assert any("cannot go to a worker process" in record.getMessage() for record in caplog.records)
+
+
+def test_chunks_larger_than_a_socket_buffer_from_several_threads_all_arrive(pipeline):
+    """A chunk of a megabyte fills the socket to the worker while the worker waits to send a result:
+    nothing may wait on one while holding what the reader of the other needs."""
+    chunks, size = 12, 500
+    payload = "y" * 2000
+
+    def submit(thread: int) -> None:
+        for chunk in range(chunks):
+            pipeline.client.publish_raw(build_split, "ctx", [f"{thread}-{chunk}-{n}-{payload}" for n in range(size)],
+                                        {f"t{thread}": chunk})
+
+    threads = [threading.Thread(target=submit, args=(number,)) for number in range(3)]
+    for thread in threads:
+        thread.start()
+    received = 0
+    deadline = time.monotonic() + 120
+    while received < 3 * chunks * size and time.monotonic() < deadline:
+        batch = pipeline.queue.get_batch(1000, wait=0.5)
+        if batch is not None:
+            received += len(batch)
+            batch.ack_all()
+    for thread in threads:
+        thread.join(10)
+    assert received == 3 * chunks * size
+    assert {key for commit in pipeline.commits for key in commit} == {f"test::pool-test::t{n}" for n in range(3)}

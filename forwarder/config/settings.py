@@ -278,10 +278,14 @@ def _read_settings(options: CliOptions) -> Settings:
 
 
 def _parse_workers(section: Section) -> str | int:
-    value = section.raw("workers", "auto")
+    """`forwarder.workers`; without it, the environment's FORWARDER_WORKERS (containers, a test run), else auto."""
+    value = section.raw("workers", os.environ.get("FORWARDER_WORKERS", "auto"))
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256):
         return value
-    section.error("workers", f"must be auto or a number of worker processes from 1 to 256 (got {value!r}); "
+    origin = "" if section.has("workers") else " (from the environment variable FORWARDER_WORKERS)"
+    section.error("workers", f"must be auto or a number of worker processes from 1 to 256{origin} (got {value!r}); "
                              "1 runs inputs, processors and outputs in one process")
     return "auto"
 

@@ -163,3 +163,20 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_forwarder_workers_from_the_environment_when_the_config_has_none(tmp_path, monkeypatch):
+    source = tmp_path / "numbered.log"
+    numbered_file(source, 100)
+    counter = LineCounter()
+    config = CONFIG.replace("    forwarder.workers: {workers}\n", "")
+    with LumberjackServer(store_events=False, decode_json=False, on_window=counter) as server:
+        forwarder = ForwarderProcess(tmp_path / "home", config.format(path=source, address=server.address))
+        monkeypatch.setenv("FORWARDER_WORKERS", "3")
+        forwarder.start()
+        try:
+            wait_until(lambda: counter.distinct() >= len(sent_lines(100)), 60, "every line")
+            assert stats(forwarder)["workers"]["count"] == 3
+            assert forwarder.terminate() == 0
+        finally:
+            forwarder.stop()

@@ -10,9 +10,10 @@ mapping) and `output.file`. From the same fake, in the same run:
   forwarder   records/s from the fake's first auth request to the last record written (fsynced) by the
               file output.
   stages      per-record cost of each piece alone on this thread, on records fetched from the fake: the
-              input's part (dedupe, cursor, the record's JSON bytes as payload, pickling the page's chunk:
-              what stays in the forwarder's main process with workers), the builder's part (unpickling,
-              decoding, the Event: what a worker process does first), the duo_ecs mapping, the encoder.
+              input's part (dedupe, cursor, the record's place in the page as payload, pickling the chunk with
+              the page's raw bytes: what stays in the forwarder's main process with workers), the builder's
+              part (unpickling, decoding the page, the `message` text, the Event: what a worker process does
+              first), the duo_ecs mapping, the encoder.
 
 While the forwarder runs, its resident memory (VmRSS, from /proc) is sampled
 every second with the output's acked count.
@@ -59,9 +60,9 @@ from entraid_graph import (  # noqa: E402
     start_forwarder,
 )
 
-from forwarder.inputs.duo import build_duo_event  # noqa: E402
+from forwarder.inputs.api_pages import RawPage  # noqa: E402
+from forwarder.inputs.duo import build_duo_event, decode_page  # noqa: E402
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, dedupe_key, time_ms  # noqa: E402
-from forwarder.inputs.record_payloads import record_payload  # noqa: E402
 from forwarder.modules.duo import module_fields  # noqa: E402
 from forwarder.modules.duo_processor import duo_ecs_processor  # noqa: E402
 from forwarder.net.duo_client_api import DuoAdminClient, DuoCredentials  # noqa: E402
@@ -118,18 +119,20 @@ def admin_client(fake: FakeDuo, secret: str) -> DuoAdminClient:
                           logging.getLogger("bench"), ca_bundle=fake.ca)
 
 
-def fetch_pages(fake: FakeDuo, secret: str, limit: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Yields each page's records, the window [first record, now - 2 min] read with next_offset as the input does."""
+def fetch_pages(fake: FakeDuo, secret: str, limit: int | None = None) -> Iterator[RawPage]:
+    """Yields each page (its records and raw bytes), the window [first record, now - 2 min] read with next_offset
+    as the input does."""
     client = admin_client(fake, secret)
     params: dict[str, Any] = {"mintime": str(fake.first_ms), "maxtime": str(int((time.time() - 120) * 1000)),
                               "limit": str(PAGE_LIMIT), "sort": "ts:asc"}
     received = 0
     try:
         while limit is None or received < limit:
-            response = client.get(STREAMS["auth"].path, params)["response"]
+            body, raw = client.get_page(STREAMS["auth"].path, params)
+            response = body["response"]
             records = response["authlogs"]
             received += len(records)
-            yield records
+            yield RawPage("auth", raw, records, decode_page)
             next_offset = response["metadata"].get("next_offset")
             if not next_offset or not records:
                 return
@@ -144,7 +147,7 @@ def ceiling(fake: FakeDuo, secret: str, records: int) -> dict[str, float]:
     cpu = process_cpu_seconds(os.getpid())
     started = time.perf_counter()
     for page in fetch_pages(fake, secret):
-        received += len(page)
+        received += len(page.records())
         pages += 1
     elapsed = time.perf_counter() - started
     if received != records:
@@ -159,41 +162,41 @@ def stage_costs(fake: FakeDuo, secret: str) -> dict[str, float]:
     The collector is off as the runner sets it (forwarder.runner.CycleCollector), so the events held here
     are not walked over and over, which the forwarder does not do either.
     """
-    records = [record for page in fetch_pages(fake, secret, STAGE_RECORDS) for record in page][:STAGE_RECORDS]
+    pages = list(fetch_pages(fake, secret, STAGE_RECORDS))
     gc.freeze()
     gc.disable()
     try:
-        return _stage_costs(records)
+        return _stage_costs(pages)
     finally:
         gc.enable()
         gc.unfreeze()
 
 
-def record_payloads(records: list[dict[str, Any]]) -> list[tuple[Any, float, str]]:
-    """What DuoInput._deliver does per record with workers: time, dedupe key, cursor, the record's JSON bytes."""
+def record_payloads(page: RawPage, cursor: DuoCursor) -> list[tuple[int, float, str]]:
+    """What DuoInput._deliver does per record: time, dedupe key, cursor, the record's place in the page."""
     stream = STREAMS["auth"]
-    cursor = DuoCursor(0)
     payloads = []
-    for record in records:
+    for index, record in enumerate(page.records()):
         when = stream.record_time(record)
         when_ms = cursor.since if when is None else time_ms(stream, when)
         key = dedupe_key(stream, record)
         if key in cursor.seen:
             continue
         cursor.delivered(stream, key, when_ms)
-        payloads.append((record_payload(record, True), when, key))
+        payloads.append((index, when, key))
     return payloads
 
 
-def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
-    count = len(records)
+def _stage_costs(pages: list[RawPage]) -> dict[str, float]:
+    count = sum(len(page.records()) for page in pages)
+    cursor = DuoCursor(0)
     started = time.perf_counter()
-    pages = [pickle.dumps(record_payloads(records[first:first + PAGE_LIMIT]), pickle.HIGHEST_PROTOCOL)
-             for first in range(0, count, PAGE_LIMIT)]
+    chunks = [pickle.dumps((page, record_payloads(page, cursor)), pickle.HIGHEST_PROTOCOL) for page in pages]
     payloads = time.perf_counter() - started
     stats = InputStats(INPUT_ID, "bench")
     started = time.perf_counter()
-    events = [build_duo_event("auth", payload, stats) for page in pages for payload in pickle.loads(page)]
+    events = [build_duo_event(page, payload, stats) for page, items in map(pickle.loads, chunks)
+              for payload in items]
     built = time.perf_counter() - started
     mapping = duo_ecs_processor(False)
     started = time.perf_counter()

@@ -11,10 +11,10 @@ fake, in the same run:
   forwarder   events/s from the fake's first events request to the last event written (fsynced) by the
               file output.
   stages      per-event cost of each piece alone on this thread, on events fetched from the fake: the
-              input's part (key, date, repeat checks, run, the event's JSON bytes as payload, pickling the
-              page's chunk: what stays in the forwarder's main process with workers), the builder's part
-              (unpickling, decoding, the Event: what a worker process does first), the
-              cisco_secure_endpoint mapping, the output's encoder.
+              input's part (key, date, repeat checks, run, the event's place in the page as payload, pickling
+              the chunk with the page's raw bytes: what stays in the forwarder's main process with workers),
+              the builder's part (unpickling, decoding the page, the `message` text, the Event: what a worker
+              process does first), the cisco_secure_endpoint mapping, the output's encoder.
 
 While the forwarder runs, its resident memory (VmRSS, from /proc) is sampled
 every second with the output's acked count.
@@ -61,8 +61,13 @@ from entraid_graph import (  # noqa: E402
 )
 from secure_endpoint_fake import API_KEY_VARIABLE  # noqa: E402
 
-from forwarder.inputs.record_payloads import record_payload  # noqa: E402
-from forwarder.inputs.secure_endpoint import _event_time, build_secure_endpoint_event  # noqa: E402
+from forwarder.inputs.api_pages import RawPage  # noqa: E402
+from forwarder.inputs.secure_endpoint import (  # noqa: E402
+    RECORD_KIND,
+    _event_time,
+    build_secure_endpoint_event,
+    decode_page,
+)
 from forwarder.inputs.secure_endpoint_client import SecureEndpointClient  # noqa: E402
 from forwarder.inputs.secure_endpoint_config import SecureEndpointConfig  # noqa: E402
 from forwarder.inputs.secure_endpoint_cursor import Run, SecureEndpointCursor, date_epoch, event_key  # noqa: E402
@@ -123,8 +128,9 @@ def api_client(fake: FakeSecureEndpoint, api_key: str) -> SecureEndpointClient:
     return SecureEndpointClient(config, threading.Event(), logging.getLogger("bench"))
 
 
-def fetch_pages(fake: FakeSecureEndpoint, api_key: str, limit: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Yields each page's events, from the oldest event's second through `links.next`, as the input reads them."""
+def fetch_pages(fake: FakeSecureEndpoint, api_key: str, limit: int | None = None) -> Iterator[RawPage]:
+    """Yields each page (its events and raw bytes), from the oldest event's second through `links.next`, as the
+    input reads them."""
     client = api_client(fake, api_key)
     start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(fake.first_ms // 1000))
     url: str | None = f"{fake.url}/v1/events"
@@ -132,10 +138,10 @@ def fetch_pages(fake: FakeSecureEndpoint, api_key: str, limit: int | None = None
     received = 0
     try:
         while url is not None and (limit is None or received < limit):
-            body = client.get(url, params)
+            body, raw = client.get_page(url, params)
             events = body["data"]
             received += len(events)
-            yield events
+            yield RawPage(RECORD_KIND, raw, events, decode_page)
             url, params = body["metadata"]["links"].get("next"), None
     finally:
         client.close()
@@ -147,7 +153,7 @@ def ceiling(fake: FakeSecureEndpoint, api_key: str, events: int) -> dict[str, fl
     cpu = process_cpu_seconds(os.getpid())
     started = time.perf_counter()
     for page in fetch_pages(fake, api_key):
-        received += len(page)
+        received += len(page.records())
         pages += 1
     elapsed = time.perf_counter() - started
     if received != events:
@@ -158,42 +164,42 @@ def ceiling(fake: FakeSecureEndpoint, api_key: str, events: int) -> dict[str, fl
 
 def stage_costs(fake: FakeSecureEndpoint, api_key: str) -> dict[str, float]:
     """µs per event of the input's event building, the mapping and the encoder, each alone, collector off."""
-    records = [record for page in fetch_pages(fake, api_key, STAGE_EVENTS) for record in page][:STAGE_EVENTS]
+    pages = list(fetch_pages(fake, api_key, STAGE_EVENTS))
     gc.freeze()
     gc.disable()
     try:
-        return _stage_costs(records)
+        return _stage_costs(pages)
     finally:
         gc.enable()
         gc.unfreeze()
 
 
-def record_payloads(records: list[dict[str, Any]]) -> list[tuple[Any, float, str]]:
-    """What SecureEndpointInput._payload does per record with workers: key, date, repeat checks, run, JSON bytes."""
-    cursor = SecureEndpointCursor(0)
-    run = Run()
-    delivered: set[str] = set()
+def record_payloads(page: RawPage, cursor: SecureEndpointCursor, run: Run, delivered: set[str]
+                    ) -> list[tuple[int, float, str]]:
+    """What SecureEndpointInput._payload does per event: key, date, repeat checks, run, its place in the page."""
     payloads = []
-    for record in records:
+    for index, record in enumerate(page.records()):
         key = event_key(record)
         when = date_epoch(record.get("date"))
         if cursor.is_boundary_repeat(when, key) or key in delivered:
             continue
         delivered.add(key)
         run.delivered(when, key)
-        payloads.append((record_payload(record, True), _event_time(record, when, time.time), key))
+        payloads.append((index, _event_time(record, when, time.time), key))
     return payloads
 
 
-def _stage_costs(records: list[dict[str, Any]]) -> dict[str, float]:
-    count = len(records)
+def _stage_costs(pages: list[RawPage]) -> dict[str, float]:
+    count = sum(len(page.records()) for page in pages)
+    cursor, run, delivered = SecureEndpointCursor(0), Run(), set()
     started = time.perf_counter()
-    pages = [pickle.dumps(record_payloads(records[first:first + PAGE_LIMIT]), pickle.HIGHEST_PROTOCOL)
-             for first in range(0, count, PAGE_LIMIT)]
+    chunks = [pickle.dumps((page, record_payloads(page, cursor, run, delivered)), pickle.HIGHEST_PROTOCOL)
+              for page in pages]
     payloads = time.perf_counter() - started
     stats = InputStats(INPUT_ID, "bench")
     started = time.perf_counter()
-    events = [build_secure_endpoint_event(None, payload, stats) for page in pages for payload in pickle.loads(page)]
+    events = [build_secure_endpoint_event(page, payload, stats) for page, items in map(pickle.loads, chunks)
+              for payload in items]
     built = time.perf_counter() - started
     mapping = cisco_secure_endpoint_processor(False)
     started = time.perf_counter()

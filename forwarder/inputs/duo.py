@@ -9,8 +9,8 @@ published (one page of read-ahead: forwarder/net/read_ahead.py), and each page i
 as one chunk whose last event carries the cursor, so it commits only once the
 page is acknowledged. The input decides what is new and moves the cursor; the
 events are built by `build_duo_event` through `publish_raw`, in a worker
-process when `forwarder.workers` runs some (forwarder/inputs/record_payloads.py:
-what a record costs to send there). A window with nothing
+process when `forwarder.workers` runs some, which gets the page's raw bytes
+(forwarder/inputs/api_pages.py). A window with nothing
 new commits its end through `PipelineClient.commit`, after everything published
 before it. A restart resumes from the committed cursor exactly: records on the
 boundary come back from Duo and are skipped by the dedupe keys the cursor holds.
@@ -30,14 +30,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import orjson
+
+from forwarder.inputs.api_pages import RawPage
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.duo_config import MAX_LOOKBACK, DuoConfig, default_id, parse_config
 from forwarder.inputs.duo_cursor import STREAMS, DuoCursor, DuoStream, dedupe_key, time_ms
-from forwarder.inputs.record_payloads import builds_elsewhere, payload_record, record_payload
 from forwarder.net.duo_client_api import DuoAdminClient, DuoApiError, DuoBackoff, DuoCredentials
 from forwarder.net.http_client import StopRequested
 from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
 
 # Duo publishes a log record two minutes after it happened; a window never reaches closer to now than that.
@@ -139,12 +142,13 @@ class DuoInput:
         offset_name = "offset" if stream.paging == "trust_monitor" else "next_offset"
         page = _request_page(api, stream, params)
         while True:
-            records, next_offset = _page(stream, page.result())
+            body, raw = page.result()
+            records, next_offset = _page(stream, body)
             following = None
             if next_offset is not None and records:
                 params[offset_name] = next_offset
                 following = _request_page(api, stream, params)
-            if not self._deliver(stream, cursor, records, end):
+            if not self._deliver(stream, cursor, RawPage(stream.name, raw, records, decode_page), end):
                 return None
             if following is None:
                 return True
@@ -154,8 +158,9 @@ class DuoInput:
         """v1 logs take only `mintime` (seconds) and answer up to 1000 records oldest first: page by mintime."""
         while True:
             before = cursor.since
-            records, _ = _page(stream, api.get(stream.path, {"mintime": str(cursor.since // 1000)}))
-            if not self._deliver(stream, cursor, records, end):
+            body, raw = api.get_page(stream.path, {"mintime": str(cursor.since // 1000)})
+            records, _ = _page(stream, body)
+            if not self._deliver(stream, cursor, RawPage(stream.name, raw, records, decode_page), end):
                 return None
             if len(records) < V1_PAGE or any(_time_ms(stream, record, end) > end for record in records):
                 return True
@@ -165,12 +170,11 @@ class DuoInput:
                                   V1_PAGE, _iso(before))
                 return False
 
-    def _deliver(self, stream: DuoStream, cursor: DuoCursor, records: list[Any], end: int) -> bool:
+    def _deliver(self, stream: DuoStream, cursor: DuoCursor, page: RawPage, end: int) -> bool:
         """Publishes the records not delivered yet as one chunk; the last one carries the cursor. False when
         stopping. The dedupe and the cursor are decided here; the events are built by `build_duo_event`."""
-        elsewhere = builds_elsewhere(self.context.client)
         fresh = []
-        for record in records:
+        for index, record in enumerate(page.records()):
             if not isinstance(record, dict):
                 self._log.warning("%s: %s: skipped a log entry that is not a JSON object: %.200r",
                                   self.context.input_id, stream.name, record)
@@ -181,8 +185,8 @@ class DuoInput:
             if when_ms > end or key in cursor.seen:
                 continue
             cursor.delivered(stream, key, when_ms)
-            fresh.append((record_payload(record, elsewhere), self._clock() if when is None else when, key))
-        return not fresh or self.context.client.publish_raw(build_duo_event, stream.name, fresh,
+            fresh.append((index, self._clock() if when is None else when, key))
+        return not fresh or self.context.client.publish_raw(build_duo_event, page, fresh,
                                                             {stream.name: cursor.to_json()})
 
     def _show_progress(self, api: DuoAdminClient, name: str | None, cursor: DuoCursor | None) -> None:
@@ -192,18 +196,24 @@ class DuoInput:
             extra[f"{name}_read_until"] = _iso(cursor.since)
 
 
-def build_duo_event(stream_name: str, payload: tuple[Any, float, str], stats: InputStats) -> Event:
-    """The event of one Duo record: (record or its JSON, time, dedupe key) from `_deliver`, the stream's name as
-    context. Runs in this process or in a worker process, so it uses nothing but its arguments."""
-    carried, when, key = payload
-    record, message = payload_record(carried)
-    return Event({"message": message}, when, {"_id": key}, record=record, record_kind=stream_name)
+def build_duo_event(page: RawPage, payload: tuple[int, float, str], stats: InputStats) -> Event:
+    """The event of one Duo record: (its position in the page, time, dedupe key) from `_deliver`. Runs in this
+    process or in a worker process, so it uses nothing but its arguments."""
+    index, when, key = payload
+    record = page.records()[index]
+    return Event({"message": json_text(record)}, when, {"_id": key}, record=record, record_kind=page.kind)
 
 
 def _request_page(api: DuoAdminClient, stream: DuoStream, params: dict[str, str | list[str]]
-                  ) -> ReadAhead[dict[str, Any]]:
-    """The page's GET started now on its own thread (api.get: 429 backoff, retries, stop, refusals as always)."""
-    return ReadAhead(partial(api.get, stream.path, dict(params)), f"duo-{stream.name}-page")
+                  ) -> ReadAhead[tuple[dict[str, Any], bytes]]:
+    """The page's GET started now on its own thread (api.get_page: 429 backoff, retries, stop, refusals as
+    always)."""
+    return ReadAhead(partial(api.get_page, stream.path, dict(params)), f"duo-{stream.name}-page")
+
+
+def decode_page(stream_name: str, body: bytes) -> list[Any]:
+    """The records of a raw answer, decoded as DuoAdminClient decodes it, in the same order (api_pages.PageDecoder)."""
+    return _page(STREAMS[stream_name], orjson.loads(body))[0]
 
 
 def _page(stream: DuoStream, body: dict[str, Any]) -> tuple[list[Any], str | list[str] | None]:

@@ -8,7 +8,7 @@ cursor (forwarder/inputs/secure_endpoint_cursor.py) only with the events that
 carry it, so it is committed once they are acknowledged. The input decides what
 is new and moves the cursor; the events are built by
 `build_secure_endpoint_event` through `publish_raw`, in a worker process when
-`forwarder.workers` runs some (forwarder/inputs/record_payloads.py). Events on the
+`forwarder.workers` runs some, which gets the page's raw bytes (forwarder/inputs/api_pages.py). Events on the
 boundary second come back from Cisco and are skipped by their id (or Elastic's
 fingerprint); an event seen twice within one run (new events shift Cisco's
 offsets while we page) is published once.
@@ -27,9 +27,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from forwarder.inputs.api_pages import RawPage
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
-from forwarder.inputs.record_payloads import builds_elsewhere, payload_record, record_payload
-from forwarder.inputs.secure_endpoint_client import SecureEndpointClient, SecureEndpointRefused
+from forwarder.inputs.secure_endpoint_client import SecureEndpointClient, SecureEndpointRefused, decode_body
 from forwarder.inputs.secure_endpoint_config import SecureEndpointConfig, default_id, parse_config
 from forwarder.inputs.secure_endpoint_cursor import (
     Run,
@@ -41,6 +41,7 @@ from forwarder.inputs.secure_endpoint_cursor import (
 from forwarder.net.http_client import StopRequested
 from forwarder.net.read_ahead import ReadAhead
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
 
 CURSOR_NAME = "events"
@@ -96,14 +97,14 @@ class SecureEndpointInput:
         url: str = run.next_url or self.config.events_url
         params = None if run.next_url else self._first_page_params(cursor)
         delivered: set[str] = set()
-        elsewhere = builds_elsewhere(self.context.client)
-        page = ReadAhead(partial(client.get, url, params), "secure-endpoint-page")
+        page = ReadAhead(partial(client.get_page, url, params), "secure-endpoint-page")
         while True:
-            events, next_url = self._page(page.result())
+            body, raw = page.result()
+            events, next_url = self._page(body)
             following = None
             if next_url is not None:
-                following = ReadAhead(partial(client.get, next_url), "secure-endpoint-page")
-            fresh = [self._payload(record, cursor, run, delivered, elsewhere) for record in events]
+                following = ReadAhead(partial(client.get_page, next_url), "secure-endpoint-page")
+            fresh = [self._payload(index, record, cursor, run, delivered) for index, record in enumerate(events)]
             run.next_url = next_url
             if next_url is None:
                 cursor.completed(run)
@@ -111,7 +112,8 @@ class SecureEndpointInput:
             payloads = [payload for payload in fresh if payload is not None]
             if not payloads:
                 self.context.client.commit(state)
-            elif not self.context.client.publish_raw(build_secure_endpoint_event, None, payloads, state):
+            elif not self.context.client.publish_raw(build_secure_endpoint_event,
+                                                     RawPage(RECORD_KIND, raw, events, decode_page), payloads, state):
                 return False
             if following is None:
                 return True
@@ -135,10 +137,10 @@ class SecureEndpointInput:
                                         f"{_origin(self.config.base_url)}: the API key is not sent there; check url")
         return (data if isinstance(data, list) else []), next_url
 
-    def _payload(self, record: Any, cursor: SecureEndpointCursor, run: Run, delivered: set[str],
-                 elsewhere: bool) -> tuple[Any, float, str] | None:
-        """What `build_secure_endpoint_event` needs of one record to publish, or None for a repeat (counted) or a
-        non-object (logged)."""
+    def _payload(self, index: int, record: Any, cursor: SecureEndpointCursor, run: Run, delivered: set[str]
+                 ) -> tuple[int, float, str] | None:
+        """What `build_secure_endpoint_event` needs to publish the page's `index`th record, or None for a repeat
+        (counted) or a non-object (logged)."""
         if not isinstance(record, dict):
             self._log.warning("%s: skipped an event that is not a JSON object: %.200r", self.context.input_id, record)
             return None
@@ -152,7 +154,7 @@ class SecureEndpointInput:
             return None
         delivered.add(key)
         run.delivered(when, key)
-        return record_payload(record, elsewhere), _event_time(record, when, self._clock), key
+        return index, _event_time(record, when, self._clock), key
 
     def _show_progress(self, client: SecureEndpointClient, cursor: SecureEndpointCursor | None) -> None:
         extra = self.context.stats.extra
@@ -162,12 +164,18 @@ class SecureEndpointInput:
             extra["read_from"] = start_date_text(cursor.start)
 
 
-def build_secure_endpoint_event(_context: None, payload: tuple[Any, float, str], stats: InputStats) -> Event:
-    """The event of one Secure Endpoint event: (record or its JSON, time, key) from `_payload`. Runs in this
-    process or in a worker process, so it uses nothing but its arguments."""
-    carried, when, key = payload
-    record, message = payload_record(carried)
-    return Event({"message": message}, when, {"_id": key}, record=record, record_kind=RECORD_KIND)
+def build_secure_endpoint_event(page: RawPage, payload: tuple[int, float, str], stats: InputStats) -> Event:
+    """The event of one Secure Endpoint event: (its position in the page, time, key) from `_payload`. Runs in
+    this process or in a worker process, so it uses nothing but its arguments."""
+    index, when, key = payload
+    record = page.records()[index]
+    return Event({"message": json_text(record)}, when, {"_id": key}, record=record, record_kind=page.kind)
+
+
+def decode_page(_kind: str, body: bytes) -> list[Any]:
+    """The events of a raw answer, decoded as SecureEndpointClient decodes it, in the same order."""
+    data = decode_body(body).get("data")
+    return data if isinstance(data, list) else []
 
 
 def _event_time(record: dict[str, Any], when: int | None, clock: Callable[[], float]) -> float:

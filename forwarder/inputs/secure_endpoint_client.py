@@ -14,6 +14,7 @@ forwarder stops.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -83,6 +84,10 @@ class SecureEndpointClient:
 
     def get(self, url: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         """The JSON answer of a GET; raises SecureEndpointRefused or StopRequested."""
+        return self.get_page(url, params)[0]
+
+    def get_page(self, url: str, params: list[tuple[str, str]] | None = None) -> tuple[dict[str, Any], bytes]:
+        """`get`, with the answer's raw (gunzipped) bytes beside its body, which `decode_body` reads the same way."""
         attempt = 0
         while True:
             self._wait(self._pause, quota=True)
@@ -111,12 +116,12 @@ class SecureEndpointClient:
             if status >= 400:
                 raise SecureEndpointRefused(self._refusal(url, response))
             try:
-                body = response.json()
+                body = decode_body(response.content)
             except ValueError:
                 self._back_off(url, attempt, "the answer is not JSON")
                 continue
             if isinstance(body, dict):
-                return body
+                return body, response.content
             self._back_off(url, attempt, "the answer is not a JSON object")
 
     def _read_quota(self, response: requests.Response) -> None:
@@ -171,6 +176,12 @@ class SecureEndpointClient:
             return (f"{where} denied client id {self._config.client_id!r} (HTTP 403{detail}): give the API "
                     "credential read access to events in the Secure Endpoint console")
         return f"{where} answered HTTP {status}{detail}: check event_types and limit"
+
+
+def decode_body(raw: bytes) -> Any:
+    """An answer's JSON with the standard library, which keeps integers beyond 64 bits exact (orjson would make
+    them floats); raises ValueError when it is not JSON."""
+    return json.loads(raw)
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -146,6 +146,10 @@ class DuoAdminClient:
 
     def get(self, path: str, params: Mapping[str, str | list[str]]) -> dict[str, Any]:
         """Raises DuoApiError for refusals the user must fix and StopRequested when the forwarder stops."""
+        return self.get_page(path, params)[0]
+
+    def get_page(self, path: str, params: Mapping[str, str | list[str]]) -> tuple[dict[str, Any], bytes]:
+        """`get`, with the answer's raw bytes beside its decoded body (a worker process decodes them again)."""
         failures = 0
         where = f"Duo Admin API {self.host}{path}"
         while True:
@@ -163,7 +167,7 @@ class DuoAdminClient:
             code = body.get("code", "") if isinstance(body, dict) else ""
             if response.status_code == 200 and isinstance(body, dict) and body.get("stat") == "OK":
                 self.throttle.succeeded()
-                return body
+                return body, response.content
             if response.status_code == 429:
                 delay = self.throttle.throttled(self._backoff, self._jitter())
                 self.stats.count(retries=1, throttled=1, throttled_seconds=delay)

@@ -32,13 +32,7 @@ from forwarder.inputs.defender_atp_client import AlertsClient, DefenderApiError
 from forwarder.inputs.defender_atp_config import KNOWN_HOSTS, DefenderAtpConfig, default_id, parse_config
 from forwarder.inputs.graph import MAX_CHUNK, next_chunk
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
-from forwarder.inputs.graph_payloads import (
-    builds_elsewhere,
-    page_body,
-    page_records,
-    payload_record,
-    record_payload,
-)
+from forwarder.inputs.graph_payloads import builds_elsewhere, payload_record, record_payload
 from forwarder.net import shared_clients
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.tokens import ClientCredential, CredentialError
@@ -87,14 +81,6 @@ def build_alert_events(split_evidence: bool, payload: tuple[Any, str, float], st
     carried, key, timestamp = payload
     alert, text = payload_record(carried)
     return alert_events(alert, key, timestamp, split_evidence, text)
-
-
-def build_page_alert_events(context: tuple[bool, bytes], payload: tuple[int, str, float],
-                            stats: InputStats) -> list[Event]:
-    """`build_alert_events` for an alert sent as its index in the page's JSON, which the context holds."""
-    split_evidence, body = context
-    index, key, timestamp = payload
-    return alert_events(page_records(body)[index], key, timestamp, split_evidence)
 
 
 class DefenderAtpInput:
@@ -172,23 +158,16 @@ class DefenderAtpInput:
         for page in alerts.pages(window.start, window.end, self.config.page_size):
             listed += len(page)
             elsewhere = builds_elsewhere(client)
-            body = page_body(page, elsewhere)
             fresh: list[tuple[Any, str, float]] = []
-            for index, alert in enumerate(page):
-                if type(alert) is not dict:
-                    continue
+            for alert in page:
                 key = dedupe_key(alert)
                 if cursor.has_seen(key):
                     continue
                 when = alert_time(alert)
                 cursor.remember(key, window.end if when is None else when)
-                carried = index if body is not None else record_payload(alert, elsewhere)
-                fresh.append((carried, key, when or self._clock()))
-            if not fresh:
-                continue
-            split = self.config.split_evidence
-            build, context = (build_alert_events, split) if body is None else (build_page_alert_events, (split, body))
-            if not client.publish_raw(build, context, fresh, {STREAM: cursor.to_json()}):
+                fresh.append((record_payload(alert, elsewhere), key, when or self._clock()))
+            if fresh and not client.publish_raw(build_alert_events, self.config.split_evidence, fresh,
+                                                {STREAM: cursor.to_json()}):
                 return None
         return listed
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from forwarder.net.graph_client import Page, graph_time
+from forwarder.net.graph_client import graph_time
 from forwarder.net.http_client import HttpClient, PermanentHttpError, redacted_url
 
 ALERTS_PATH = "/api/alerts"
@@ -47,9 +47,7 @@ class AlertsClient:
         self._host = urlsplit(self.api_url).netloc.lower()
 
     def pages(self, start: float, end: float, top: int) -> Iterator[list[dict[str, Any]]]:
-        """Yields the alerts updated in (start, end] (epoch seconds), one Page (the `value` list as sent, with
-        the page's JSON bytes) per page; repeats are possible, and entries that are not objects are the caller's
-        to skip."""
+        """Yields the alerts updated in (start, end] (epoch seconds), one list per page; repeats are possible."""
         base = {
             "$expand": "evidence",
             "$filter": f"lastUpdateTime gt {graph_time(start)} and lastUpdateTime le {graph_time(end, round_up=True)}",
@@ -59,13 +57,11 @@ class AlertsClient:
         params: dict[str, str] | None = base
         skip = 0
         while True:
-            body, raw = self._get(url, params)
+            body = self._get(url, params)
             alerts = body.get("value") if isinstance(body, dict) else None
             if not isinstance(alerts, list):
                 raise DefenderApiError(f"Defender API {ALERTS_PATH}: the answer has no 'value' list")
-            page = Page(alerts)
-            page.body = raw
-            yield page
+            yield [alert for alert in alerts if isinstance(alert, dict)]
             next_link = body.get("@odata.nextLink")
             if next_link is not None:
                 url, params = self._checked_link(next_link), None
@@ -75,14 +71,13 @@ class AlertsClient:
             skip += page_step(top)
             url, params = f"{self.api_url}{ALERTS_PATH}", {**base, "$skip": str(skip)}
 
-    def _get(self, url: str, params: dict[str, str] | None) -> tuple[Any, bytes]:
+    def _get(self, url: str, params: dict[str, str] | None) -> Any:
         try:
             response = self.http.request("GET", url, params=params)
         except PermanentHttpError as error:
             raise self._explain(error) from None
-        content = response.content
         try:
-            return orjson.loads(content), content
+            return orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise DefenderApiError(f"Defender API {redacted_url(url)}: the answer is not JSON "
                                    f"(HTTP {response.status_code})") from None

@@ -26,13 +26,7 @@ from typing import Any
 from forwarder.inputs.base import InputContext, InputType, PermanentInputError
 from forwarder.inputs.graph_config import GraphConfig, default_id, parse_config, streams
 from forwarder.inputs.graph_cursor import GraphCursor, PollWindow, PollWindowPlanner
-from forwarder.inputs.graph_payloads import (
-    builds_elsewhere,
-    page_body,
-    page_records,
-    payload_record,
-    record_payload,
-)
+from forwarder.inputs.graph_payloads import builds_elsewhere, payload_record, record_payload
 from forwarder.net import shared_clients
 from forwarder.net.credential_expiry import credential_expiry
 from forwarder.net.graph_client import ENDPOINTS, GraphClient, GraphPermanentError
@@ -162,7 +156,7 @@ class GraphInput:
         """Delivers the window's new records; returns how many records Graph listed, None when stopping.
 
         A page's new records go to the pipeline as one chunk, the cursor with the last, so it commits once the
-        whole page is acknowledged; `build_record_event` or `build_page_event` makes their events (graph_payloads).
+        whole page is acknowledged; `build_record_event` makes their events (graph_payloads).
         """
         sign_in_types = self.config.sign_in_types if stream == "signinlogs" else None
         client = self.context.client
@@ -170,9 +164,8 @@ class GraphInput:
         for page in graph.pages(stream, window.start, window.end, self.config.page_size, sign_in_types):
             listed += len(page)
             elsewhere = builds_elsewhere(client)
-            body = page_body(page, elsewhere)
             fresh = []
-            for index, record in enumerate(page):
+            for record in page:
                 if not isinstance(record, dict):
                     continue
                 key = dedupe_key(record, stream)
@@ -180,12 +173,8 @@ class GraphInput:
                     continue
                 when = record_time(record, stream)
                 cursor.remember(key, window.end if when is None else when)
-                carried = index if body is not None else record_payload(record, elsewhere)
-                fresh.append((carried, key, when or self._clock()))
-            if not fresh:
-                continue
-            build, context = (build_record_event, stream) if body is None else (build_page_event, (stream, body))
-            if not client.publish_raw(build, context, fresh, {stream: cursor.to_json()}):
+                fresh.append((record_payload(record, elsewhere), key, when or self._clock()))
+            if fresh and not client.publish_raw(build_record_event, stream, fresh, {stream: cursor.to_json()}):
                 return None
         return listed
 
@@ -231,13 +220,6 @@ def build_record_event(stream: str, payload: tuple[Any, str, float], stats: Inpu
     carried, key, timestamp = payload
     record, text = payload_record(carried)
     return Event({"message": text}, timestamp, {"_id": key}, record=record, record_kind=stream)
-
-
-def build_page_event(context: tuple[str, bytes], payload: tuple[int, str, float], stats: InputStats) -> Event:
-    """`build_record_event` for a record sent as its index in the page's JSON, which the context holds."""
-    stream, body = context
-    index, key, timestamp = payload
-    return build_record_event(stream, (page_records(body)[index], key, timestamp), stats)
 
 
 def record_time(record: dict[str, Any], stream: str) -> float | None:

@@ -19,14 +19,14 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from forwarder.inputs.graph_payloads import page_body, page_records, payload_record, record_payload
+from forwarder.inputs.graph_payloads import payload_record, record_payload
 from forwarder.inputs.o365_config import O365Config, source_name
 from forwarder.inputs.o365_cursor import ListWindow, ListWindowPlanner, O365Cursor
 from forwarder.net import shared_clients
 from forwarder.net.http_client import HttpClient, HttpSettings, StopRequested
 from forwarder.net.management_client import ContentBlob, ErrorKind, ManagementApiError, ManagementClient
 from forwarder.net.tokens import ClientCredential, CredentialError
-from forwarder.pipeline.client import Builder, Cursors
+from forwarder.pipeline.client import Builder
 from forwarder.pipeline.event import Event, parse_timestamp
 from forwarder.pipeline.json_text import json_text
 from forwarder.stats import InputStats
@@ -39,7 +39,7 @@ SUBSCRIPTION_START_INTERVAL = 900.0
 CHUNK_RECORDS = 1000
 
 # `client.publish_raw`: (builder, context, payloads, cursor) -> False when stopping.
-PublishRaw = Callable[[Builder, Any, list[Any], Cursors], bool]
+PublishRaw = Callable[[Builder, Any, list[Any], dict[str, Any]], bool]
 Commit = Callable[[dict[str, Any]], None]
 
 
@@ -228,35 +228,24 @@ class SourcePoller:
             self.cursor.finished(blob)
             self._commit({self.source: self.cursor.to_json()})
             return True
-        tenant_id, set_id = self.tenant.tenant_id, self.config.set_id_from_audit_record
+        context = (self.tenant.tenant_id, self.config.set_id_from_audit_record)
         elsewhere = self._builds_elsewhere()
-        body = page_body(records, elsewhere)
-        # Every CHUNK_RECORDS records, and after the last, a cursor: this blob position with the `next` record
-        # (the last: the blob delivered), so a restart resumes inside the blob, replaying at most CHUNK_RECORDS.
+        # Each chunk's cursor is this blob position with the `next` record after the chunk (the last chunk's:
+        # the blob delivered), so a restart resumes inside the blob, replaying at most one chunk.
         self.cursor.publishing(blob, first)
         position = self.cursor.to_json()
         progress = position["blob"]
         done = dataclasses.replace(self.cursor)
         done.finished(blob)
-        ends = range(min(first + CHUNK_RECORDS, len(records)), len(records) + CHUNK_RECORDS, CHUNK_RECORDS)
-        cursors = {min(end, len(records)): {self.source: done.to_json() if end >= len(records) else
-                                            {**position, "blob": {**progress, "next": end}}} for end in ends}
         start = first
         try:
-            if body is not None and first < len(records):
-                # To worker processes: the blob's JSON once, and each record as its index (graph_payloads).
-                indices = list(range(first, len(records)))
-                if not self._publish(build_blob_record_event, (tenant_id, set_id, body), indices,
-                                     [cursors.get(index + 1) for index in indices]):
+            for start in range(first, len(records), CHUNK_RECORDS):
+                stop = min(start + CHUNK_RECORDS, len(records))
+                cursor = done.to_json() if stop == len(records) else {**position, "blob": {**progress, "next": stop}}
+                payloads = [record_payload(record, elsewhere) for record in records[start:stop]]
+                if not self._publish(build_record_event, context, payloads, {self.source: cursor}):
                     self._halt.set()
                     return False
-            else:
-                for start in range(first, len(records), CHUNK_RECORDS):
-                    stop = min(start + CHUNK_RECORDS, len(records))
-                    payloads = [record_payload(record, elsewhere) for record in records[start:stop]]
-                    if not self._publish(build_record_event, (tenant_id, set_id), payloads, cursors[stop]):
-                        self._halt.set()
-                        return False
         except BaseException:
             self.cursor.publishing(blob, start)  # a retry resumes at the chunk that was not published
             raise
@@ -305,12 +294,6 @@ def build_record_event(context: tuple[str, bool], carried: Any, stats: InputStat
     tenant_id, set_id = context
     record, raw = payload_record(carried)
     return record_event(record, tenant_id, set_id, raw=raw)
-
-
-def build_blob_record_event(context: tuple[str, bool, bytes], index: int, stats: InputStats) -> Event:
-    """`build_record_event` for a record sent as its index in the blob's JSON, which the context holds."""
-    tenant_id, set_id, body = context
-    return record_event(page_records(body)[index], tenant_id, set_id)
 
 
 def record_event(record: Any, tenant_id: str, set_id: bool, clock: Callable[[], float] = time.time,

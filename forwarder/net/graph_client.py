@@ -59,13 +59,6 @@ ENDPOINTS: dict[str, GraphEndpoint] = {
 }
 
 
-class Page(list):
-    """One page's records, with the page's JSON as Graph sent it (`body`; None when orjson could not read it):
-    an input that sends the records to worker processes sends these bytes rather than each record re-encoded."""
-
-    body: bytes | None = None
-
-
 class GraphPermanentError(Exception):
     """Graph refused in a way only the user can fix; `code` is Graph's error code for /stats and branching."""
 
@@ -142,21 +135,19 @@ class GraphClient:
         if endpoint.expand is not None:
             params["$expand"] = endpoint.expand
         while url is not None:
-            body, raw = self._get(record_type, endpoint, url, params)
+            body = self._get(record_type, endpoint, url, params)
             records = body.get("value") if isinstance(body, dict) else None
             if not isinstance(records, list):
                 raise GraphPermanentError(
                     f"Graph {endpoint.path}: the answer has no 'value' list ({redacted_url(url)})", "invalidResponse"
                 )
-            page = Page(records)
-            page.body = raw
-            yield page
+            yield records
             url = self._next_link(endpoint, body.get("@odata.nextLink"))
             params = None
 
     def _get(
         self, record_type: str, endpoint: GraphEndpoint, url: str, params: dict[str, str] | None
-    ) -> tuple[Any, bytes | None]:
+    ) -> Any:
         try:
             response = self.http.request("GET", url, params=params)
             return _decode_page(response, url)
@@ -193,18 +184,16 @@ class GraphClient:
         return GraphPermanentError(f"{where}: {error}", code)
 
 
-def _decode_page(response: requests.Response, url: str) -> tuple[Any, bytes | None]:
-    """The page's JSON, decoded by orjson, and the bytes it was read from: a 1000-record sign-in page is
-    ~2 MB, and decoding it is a sixth of the forwarder's work per record in a backfill; the standard decoder
-    is ~1.5x slower. A body orjson refuses (not UTF-8, NaN) gets requests' more lenient decoding (and no bytes:
-    only what orjson reads can be read again the same way elsewhere)."""
-    content = response.content
+def _decode_page(response: requests.Response, url: str) -> Any:
+    """The page's JSON, decoded by orjson: a 1000-record sign-in page is ~2 MB, and decoding it is
+    a sixth of the forwarder's work per record in a backfill; the standard decoder is ~1.5x slower.
+    A body orjson refuses (not UTF-8, NaN, huge integers) gets requests' more lenient decoding."""
     try:
-        return orjson.loads(content), content
+        return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         pass
     try:
-        return response.json(), None
+        return response.json()
     except ValueError:
         raise PermanentHttpError(
             response.status_code, "invalid_json", "the answer is not JSON", redacted_url(url)

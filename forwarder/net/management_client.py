@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 
-from forwarder.net.graph_client import Page
 from forwarder.net.http_client import HttpClient, PermanentHttpError, redacted_url
 from forwarder.pipeline.event import parse_timestamp
 
@@ -158,18 +157,15 @@ class ManagementClient:
                 return
             url, params = self._own_url(next_page, what)
 
-    def fetch(self, blob: ContentBlob) -> Page:
-        """The audit records of one blob, with the blob's JSON bytes when orjson read them (`Page.body`);
-        CONTENT_GONE when it expired or never existed."""
+    def fetch(self, blob: ContentBlob) -> list[Any]:
+        """The audit records of one blob; CONTENT_GONE when it expired or never existed."""
         what = f"fetching {blob.content_type} content {blob.content_id}"
         url, params = self._own_url(blob.content_uri, what)
         response = self._send("GET", url, params, what, blob=True)
-        body, raw = _json_and_bytes(response, what, self.tenant_id)
+        body = _json(response, what, self.tenant_id)
         if not isinstance(body, list):
             raise _invalid(self.tenant_id, what, "a list of records")
-        records = Page(body)
-        records.body = raw
-        return records
+        return body
 
     def server_clock_skew(self, local_now: float | None = None) -> float | None:
         """Seconds the API's clock (its last Date header) is ahead of ours; None before any answer."""
@@ -230,20 +226,15 @@ class ManagementClient:
 
 
 def _json(response: Any, what: str, tenant_id: str) -> Any:
-    return _json_and_bytes(response, what, tenant_id)[0]
-
-
-def _json_and_bytes(response: Any, what: str, tenant_id: str) -> tuple[Any, bytes | None]:
-    """The answer's JSON, decoded by orjson, and the bytes it read (None when it could not): a blob of 1,500
-    records is ~2 MB, and the standard decoder takes ~1.7x as long over it. A body orjson refuses (not UTF-8,
-    NaN) gets requests' more lenient decoding."""
-    content = response.content
+    """The answer's JSON, decoded by orjson: a blob of 1,500 records is ~2 MB, and the standard decoder
+    takes ~1.7x as long over it. A body orjson refuses (not UTF-8, NaN, huge integers) gets requests'
+    more lenient decoding."""
     try:
-        return orjson.loads(content), content
+        return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         pass
     try:
-        return response.json(), None
+        return response.json()
     except ValueError:
         raise _invalid(tenant_id, what, "JSON") from None
 

@@ -15,10 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from forwarder.inputs.defender_atp import build_alert_events, build_page_alert_events
-from forwarder.inputs.graph import build_page_event, build_record_event
+from forwarder.inputs.defender_atp import build_alert_events
+from forwarder.inputs.graph import build_record_event
 from forwarder.inputs.graph_payloads import record_payload
-from forwarder.inputs.o365_poller import build_blob_record_event
 from forwarder.inputs.o365_poller import build_record_event as build_audit_event
 from forwarder.pipeline.client import Builder, build_events
 from forwarder.stats import InputStats
@@ -74,38 +73,6 @@ def test_a_worker_process_builds_the_events_this_process_builds(build, context, 
     there = pickle.loads(worker.submit(build_pickled, pickle.dumps((build, context, shipped))).result())
     assert there == here
     assert here and all(fields["message"] for fields, *_ in here)
-
-
-PAGE_CASES = [
-    (build_record_event, build_page_event, "signinlogs", SIGN_IN),
-    (build_alert_events, build_page_alert_events, True, ALERT),
-    (build_alert_events, build_page_alert_events, False, ALERT),
-]
-
-
-@pytest.mark.parametrize(("build", "build_page", "context", "record"), PAGE_CASES)
-def test_a_page_sent_once_builds_each_record_as_a_record_sent_alone(build, build_page, context, record, worker):
-    other = {**record, "id": "other"}
-    body = orjson.dumps({"value": [record, "not an object", other], "@odata.nextLink": "https://next"})
-    here = built(build, context, [(record, "k0", 1.0), (other, "k2", 2.0)])
-    message = pickle.dumps((build_page, (context, body), [(0, "k0", 1.0), (2, "k2", 2.0)]))
-    assert pickle.loads(worker.submit(build_pickled, message).result()) == here
-
-
-def test_a_blob_sent_once_builds_each_audit_record_as_a_record_sent_alone(worker):
-    records = [AUDIT, "not an object", {**AUDIT, "Id": "other"}]
-    here = built(build_audit_event, ("tenant-1", True), records)
-    message = pickle.dumps((build_blob_record_event, ("tenant-1", True, orjson.dumps(records)), [0, 1, 2]))
-    there = pickle.loads(worker.submit(build_pickled, message).result())
-    assert there == here and [event[1] for event in here] == [{"_id": AUDIT["Id"]}, {}, {"_id": "other"}]
-
-
-def test_payloads_of_two_pages_in_turn_each_read_their_own_page():
-    first = orjson.dumps({"value": [{**SIGN_IN, "id": "a0"}, {**SIGN_IN, "id": "a1"}]})
-    second = orjson.dumps({"value": [{**SIGN_IN, "id": "b0"}]})
-    ids = [event[2]["id"] for body, index in ((first, 0), (second, 0), (first, 1))
-           for event in built(build_page_event, ("signinlogs", body), [(index, "key", 0.0)])]
-    assert ids == ["a0", "b0", "a1"]
 
 
 def test_integers_beyond_64_bits_keep_every_digit_in_the_record_and_its_text():

@@ -18,6 +18,7 @@ the main process adds to /stats and logs under its own handlers.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import logging
 import os
@@ -239,19 +240,45 @@ def _capture_logs() -> list[tuple[str, int, str]]:
 
 
 def _counters(stats: InputStats) -> tuple[int, dict[str, Any]]:
-    return stats.filtered, dict(stats.extra)
+    return stats.filtered, copy.deepcopy(stats.extra)
 
 
 def _counter_changes(before: tuple[int, dict[str, Any]], stats: InputStats) -> tuple[int, dict[str, Any]]:
-    """How the input's counters moved during one chunk: numbers as differences, anything else as its value."""
+    """How the input's counters moved during one chunk (see `add_counter_changes`)."""
     filtered, extra = before
+    return stats.filtered - filtered, _changes(extra, stats.extra)
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Numbers as differences, mappings of counters (per category, say) key by key, anything else as its value."""
     changed: dict[str, Any] = {}
-    for key, value in stats.extra.items():
-        old = extra.get(key)
-        if value == old:
+    for key, value in new.items():
+        previous = old.get(key)
+        if value == previous:
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            changed[key] = value - (old if isinstance(old, (int, float)) else 0)
+        if _is_number(value):
+            changed[key] = value - (previous if _is_number(previous) else 0)
+        elif isinstance(value, dict):
+            changed[key] = _changes(previous if isinstance(previous, dict) else {}, value)
         else:
             changed[key] = value
-    return stats.filtered - filtered, changed
+    return changed
+
+
+def add_counter_changes(counters: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Adds what `_changes` found in a worker to the main process's counters of the input."""
+    for key, change in changes.items():
+        if _is_number(change):
+            current = counters.get(key)
+            counters[key] = (current if _is_number(current) else 0) + change
+        elif isinstance(change, dict):
+            nested = counters.get(key)
+            if not isinstance(nested, dict):
+                nested = counters[key] = {}
+            add_counter_changes(nested, change)
+        else:
+            counters[key] = change
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -32,7 +32,15 @@ from typing import Any
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import QueueClosed
-from forwarder.pipeline.worker_process import Channel, ClientFactory, Encode, Result, Zygote, encode_chunk
+from forwarder.pipeline.worker_process import (
+    Channel,
+    ClientFactory,
+    Encode,
+    Result,
+    Zygote,
+    add_counter_changes,
+    encode_chunk,
+)
 
 log = logging.getLogger("forwarder.workers")
 
@@ -275,7 +283,11 @@ class WorkerPool:
             if chunk is None:
                 continue
             _log_records(records)
-            _add_counters(chunk.link.client, changes)
+            stats = chunk.link.client.stats
+            filtered, extra = changes
+            with self._lock:  # two collectors may report for one input
+                stats.filtered += filtered
+                add_counter_changes(stats.extra, extra)
             self._deliver(chunk, results)
 
     def _send(self, slot: Slot) -> None:
@@ -408,15 +420,3 @@ def _abandon(chunk: Chunk, queued: int, events: list[Event] | None = None) -> No
 def _log_records(records: list[tuple[str, int, str]]) -> None:
     for name, level, message in records:
         logging.getLogger(name).log(level, "%s", message)
-
-
-def _add_counters(client: PipelineClient, changes: tuple[int, dict[str, Any]]) -> None:
-    filtered, extra = changes
-    stats = client.stats
-    stats.filtered += filtered
-    for key, value in extra.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            stats.extra[key] = stats.extra.get(key, 0) + value
-        else:
-            stats.extra[key] = value
-

@@ -142,3 +142,20 @@ def test_chunks_larger_than_a_socket_buffer_from_several_threads_all_arrive(pipe
         thread.join(10)
     assert received == 3 * chunks * size
     assert {key for commit in pipeline.commits for key in commit} == {f"test::pool-test::t{n}" for n in range(3)}
+
+
+def build_counting(context: None, payload: str, stats: InputStats) -> Event:
+    """Counts per category in a nested mapping, the way a module processor counts unexpected categories."""
+    categories = stats.extra.setdefault("categories", {})
+    categories[payload] = categories.get(payload, 0) + 1
+    stats.extra["built"] = stats.extra.get("built", 0) + 1
+    return Event({"message": payload})
+
+
+def test_counters_of_every_worker_add_up_nested_ones_too(pipeline):
+    for chunk in range(20):
+        assert pipeline.client.publish_raw(build_counting, None, ["a", "b", "a"] if chunk % 2 else ["c"], None)
+    events = pipeline.take(40)
+    assert len(events) == 40
+    wait_until(lambda: pipeline.stats.extra.get("built") == 40, 10, "every worker's counts")
+    assert pipeline.stats.extra["categories"] == {"a": 20, "b": 10, "c": 10}

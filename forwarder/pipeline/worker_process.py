@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import logging
 import os
 import pickle
-import signal
 import socket
 import struct
 import threading
@@ -32,6 +30,7 @@ from typing import Any
 
 from forwarder.pipeline.client import Builder, PipelineClient
 from forwarder.pipeline.event import Event
+from forwarder.platform import current_platform
 from forwarder.stats import InputStats
 
 log = logging.getLogger("forwarder.workers")
@@ -43,8 +42,6 @@ Encode = Callable[[Event], bytes]
 # Makes the prepare-side clients of every input, in the order of settings.inputs, once the agent is known.
 ClientFactory = Callable[[Any], list[PipelineClient]]
 
-_PR_SET_NAME = 15
-_PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct("!Q")
 
 
@@ -130,7 +127,7 @@ class Zygote:
 
     def __init__(self, make_clients: ClientFactory, encode: Encode) -> None:
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        pid = current_platform().fork()
         if pid == 0:
             ours.close()
             _run_zygote(theirs, make_clients, encode)
@@ -154,22 +151,18 @@ class Zygote:
 
 
 def _run_zygote(control: socket.socket, make_clients: ClientFactory, encode: Encode) -> None:
+    platform = current_platform()
     try:
-        _die_with_parent()
-        _name_process(b"fwd-zygote")
-        _detach_stdio()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Workers are reaped by the kernel: the main process learns of a death from its closed connection.
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        platform.become_zygote()
+        _detach_stdio()
         while control.recv(1):
             ours, theirs = socket.socketpair()
-            pid = os.fork()
+            pid = platform.fork()
             if pid == 0:
                 control.close()
                 ours.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _name_process(b"fwd-worker")
+                platform.become_worker()
                 _run_worker(Channel(theirs), make_clients, encode)
             theirs.close()
             socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
@@ -198,18 +191,6 @@ def _run_worker(connection: Channel, make_clients: ClientFactory, encode: Encode
         return
     finally:
         os._exit(0)
-
-
-def _die_with_parent() -> None:
-    """On Linux the zygote is killed with the main process, even by SIGKILL; elsewhere it exits on EOF."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _name_process(name: bytes) -> None:
-    """What `top` and `ps -o comm` show (Linux, at most 15 bytes): the workers are not the forwarder itself."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]))
 
 
 def _detach_stdio() -> None:

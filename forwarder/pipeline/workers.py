@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import pickle
-import sys
 import threading
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
@@ -41,6 +39,7 @@ from forwarder.pipeline.worker_process import (
     add_counter_changes,
     encode_chunk,
 )
+from forwarder.platform import current_platform
 
 log = logging.getLogger("forwarder.workers")
 
@@ -48,18 +47,12 @@ CHUNKS_PER_INPUT = 4
 MAX_ATTEMPTS = 3
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def worker_count(setting: str | int) -> int:
     """How many worker processes `forwarder.workers` asks for here; 1 means none (all in this process)."""
-    if not hasattr(os, "fork") or sys.platform == "win32":
+    platform = current_platform()
+    if not platform.forks_workers():
         return 1
-    return usable_cores() if setting == "auto" else int(setting)
+    return platform.usable_cores() if setting == "auto" else int(setting)
 
 
 @dataclass(eq=False)

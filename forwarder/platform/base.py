@@ -117,6 +117,27 @@ class Platform(ABC):
         """The kernel's drop counter from a `recvmsg` ancillary list, when it is there."""
         return None
 
+    def usable_cores(self) -> int:
+        """Cores this process may run on (`forwarder.workers: auto`)."""
+        return os.cpu_count() or 1
+
+    def forks_workers(self) -> bool:
+        """Whether worker processes can be forked here (Windows has no fork: the forwarder runs in one process)."""
+        return False
+
+    def fork(self) -> int:
+        """os.fork: 0 in the child, the child's pid in the parent."""
+        raise OSError("this platform cannot fork")
+
+    def become_zygote(self) -> None:
+        """In the process that forks the workers: ends with its parent, ignores the stop signals (it exits when
+        the forwarder closes its socket) and lets the kernel reap the workers."""
+        raise OSError("this platform cannot fork")
+
+    def become_worker(self) -> None:
+        """In a worker, right after the fork: child processes are waited for again, and it is named."""
+        raise OSError("this platform cannot fork")
+
     def windows_product(self) -> tuple[str, str] | None:
         """(ProductName, build) of Windows, read from its registry; None on any other system."""
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import os
 import signal
@@ -12,6 +14,9 @@ from pathlib import Path, PurePosixPath
 
 from forwarder.platform.base import InstalledPaths, Platform
 
+# Linux prctl options: a signal the process gets when its parent dies, and its short name (ps, top).
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
 # Linux socket option: a counter of datagrams the kernel dropped, sent as ancillary data with each datagram.
 # The number means something else on other systems, so only LinuxPlatform sets it.
 SO_RXQ_OVFL = 40
@@ -53,6 +58,20 @@ class PosixPlatform(Platform):
     def set_signal_handler(self, signum: int, handler: object) -> None:
         signal.signal(signum, handler)
 
+    def forks_workers(self) -> bool:
+        return True
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def become_zygote(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+    def become_worker(self) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
     def installed_paths(self) -> InstalledPaths:
         return InstalledPaths(home=PurePosixPath("/usr/share/forwarder"), config=PurePosixPath("/etc/forwarder"),
                               data=PurePosixPath("/var/lib/forwarder"), logs=PurePosixPath("/var/log/forwarder"))
@@ -60,6 +79,18 @@ class PosixPlatform(Platform):
 
 class LinuxPlatform(PosixPlatform):
     name = "linux"
+
+    def usable_cores(self) -> int:
+        return len(os.sched_getaffinity(0))
+
+    def become_zygote(self) -> None:
+        super().become_zygote()
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(PR_SET_NAME, ctypes.c_char_p(b"fwd-zygote"))
+
+    def become_worker(self) -> None:
+        super().become_worker()
+        _prctl(PR_SET_NAME, ctypes.c_char_p(b"fwd-worker"))
 
     def enable_kernel_drop_counter(self, sock: socket.socket) -> bool:
         try:
@@ -73,3 +104,8 @@ class LinuxPlatform(PosixPlatform):
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
                 return struct.unpack("=I", value[:4])[0]
         return None
+
+
+def _prctl(option: int, value: object) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)

@@ -48,8 +48,8 @@ EXPECTED = {
         f"warning: {F}: forwarder.config.modules.reload.period: {RELOAD}",
         f"warning: {F}: forwarder.config.modules.reload.enabled: {RELOAD}",
         f"warning: {F}: {SECCOMP}",
-        f"warning: {F}: max_procs: ignored (the forwarder runs one thread per input and output, not a pool "
-        "bounded by CPUs)",
+        f"warning: {F}: max_procs: ignored (the number of processes is `forwarder.workers` (auto: one worker per "
+        "usable core))",
         "Config OK",
     ]),
     "windows_paths.yml": (0, [

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 _MISSING = object()
+# Read-only, so that code writing into an encoded event's fields fails loudly instead of writing into all of them.
+_NO_FIELDS: Any = MappingProxyType({})
+_new_event = object.__new__
 METADATA_PREFIX = "@metadata."
 
 
@@ -44,9 +48,17 @@ class Event:
         self.encoded: bytes | None = None
 
     @classmethod
-    def from_encoded(cls, document: bytes) -> Event:
-        """An event that is only its output document: what the disk queue reads back."""
-        event = cls({}, 0.0)
+    def from_encoded(cls, document: bytes, ack_token: tuple[Any, int] | None = None) -> Event:
+        """An event that is only its output document: what the disk queue reads back, what a worker made.
+
+        Made without __init__ (a third of the cost, for every event a worker sends back); its fields and
+        meta are one shared read-only empty mapping: outputs send `encoded` as it is.
+        """
+        event = _new_event(cls)
+        event.timestamp = 0.0
+        event.fields = event.meta = _NO_FIELDS
+        event.record = event.record_kind = None
+        event.ack_token = ack_token
         event.encoded = document
         event.size = len(document)
         return event

@@ -25,6 +25,7 @@ import pickle
 import socket
 import struct
 import threading
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,60 @@ log = logging.getLogger("forwarder.workers")
 
 # One result per payload: an encoded document, several, or None (dropped by a processor, nothing to send).
 Result = bytes | list[bytes] | None
+
+
+class EncodedChunk:
+    """A chunk's documents as one byte string with their lengths, and how many each payload made.
+
+    Pickled as three byte strings: unpickling a list of 500 documents cost the main process 1.6 µs a
+    document, slicing them from one string a tenth of that.
+    """
+
+    __slots__ = ("counts", "lengths", "documents")
+
+    def __init__(self, results: list[Result]) -> None:
+        counts = array("I")
+        lengths = array("I")
+        documents: list[bytes] = []
+        for result in results:
+            if result is None:
+                counts.append(0)
+            elif type(result) is bytes:
+                counts.append(1)
+                lengths.append(len(result))
+                documents.append(result)
+            else:
+                counts.append(len(result))
+                lengths.extend(len(document) for document in result)
+                documents.extend(result)
+        self.counts = counts.tobytes()
+        self.lengths = lengths.tobytes()
+        self.documents = b"".join(documents)
+
+    def __getstate__(self) -> tuple[bytes, bytes, bytes]:
+        return self.counts, self.lengths, self.documents
+
+    def __setstate__(self, state: tuple[bytes, bytes, bytes]) -> None:
+        self.counts, self.lengths, self.documents = state
+
+    def per_payload(self) -> list[list[bytes]]:
+        """The documents of each payload, in order (an empty list: nothing to send)."""
+        counts = array("I")
+        counts.frombytes(self.counts)
+        lengths = array("I")
+        lengths.frombytes(self.lengths)
+        documents = self.documents
+        result: list[list[bytes]] = []
+        position = 0
+        index = 0
+        for count in counts:
+            made = []
+            for length in lengths[index:index + count]:
+                made.append(documents[position:position + length])
+                position += length
+            index += count
+            result.append(made)
+        return result
 # The output's JSON encoding of a prepared event (EventEncoder.encode_or_replace).
 Encode = Callable[[Event], bytes]
 # Makes the prepare-side clients of every input, in the order of settings.inputs, once the agent is known.
@@ -90,7 +145,7 @@ class Channel:
 
 
 def encode_chunk(client: PipelineClient, encode: Encode, build: Builder, context: Any,
-                 payloads: list[Any]) -> list[Result]:
+                 payloads: list[Any]) -> EncodedChunk:
     """What a worker does with one chunk; the main process does the same when a chunk cannot go to a worker."""
     stats = client.stats
     results: list[Result] = []
@@ -105,7 +160,7 @@ def encode_chunk(client: PipelineClient, encode: Encode, build: Builder, context
             log.error("%s: building an event failed (%s: %s); the record is not sent (build_failures in /stats)",
                       client.settings.input_id, type(error).__name__, error)
             results.append(None)
-    return results
+    return EncodedChunk(results)
 
 
 def _build_and_encode(client: PipelineClient, encode: Encode, build: Builder, context: Any, payload: Any) -> Result:

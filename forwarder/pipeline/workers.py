@@ -34,7 +34,7 @@ from forwarder.pipeline.worker_process import (
     Channel,
     ClientFactory,
     Encode,
-    Result,
+    EncodedChunk,
     Zygote,
     add_counter_changes,
     encode_chunk,
@@ -114,7 +114,7 @@ class InputLink:
         # the events of one input reach the output in the order the input read them.
         self.submitted = 0
         self.next_to_queue = 0
-        self.finished: dict[int, tuple[Chunk, list[Result]]] = {}
+        self.finished: dict[int, tuple[Chunk, EncodedChunk]] = {}
         self.queue_lock = threading.Lock()
 
     def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
@@ -178,6 +178,10 @@ class WorkerPool:
         with self._lock:
             while not self._closing and (link.in_flight >= CHUNKS_PER_INPUT or self._over_queue_bound(link, count)):
                 if not wait:
+                    # A source that cannot wait drops only what the queue has no room for: past the chunk limit
+                    # its chunks still go (UDP bursts).
+                    if not self._over_queue_bound(link, count):
+                        break
                     client.stats.dropped += count
                     return True
                 # The queue does not signal this pool when it frees space: look again soon.
@@ -335,7 +339,7 @@ class WorkerPool:
                       "in the main process", client.settings.input_id, chunk.attempts, chunk.count)
         self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
 
-    def _deliver(self, chunk: Chunk, results: list[Result]) -> None:
+    def _deliver(self, chunk: Chunk, results: EncodedChunk) -> None:
         """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits."""
         link = chunk.link
         with link.queue_lock:
@@ -344,7 +348,7 @@ class WorkerPool:
                 self._queue_chunk(*link.finished.pop(link.next_to_queue))
                 link.next_to_queue += 1
 
-    def _queue_chunk(self, chunk: Chunk, results: list[Result]) -> None:
+    def _queue_chunk(self, chunk: Chunk, results: EncodedChunk) -> None:
         """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""
         link = chunk.link
         client = link.client
@@ -352,19 +356,15 @@ class WorkerPool:
         events: list[Event] = []
         done: list[int] = []
         sequence = chunk.first
-        for result in results:
-            if result is None or not result:
+        from_encoded = Event.from_encoded
+        for documents in results.per_payload():
+            if not documents:
                 done.append(sequence)
-            elif type(result) is bytes:
-                event = Event.from_encoded(result)
-                event.ack_token = (acker, sequence)
-                events.append(event)
+            elif len(documents) == 1:
+                events.append(from_encoded(documents[0], (acker, sequence)))
             else:
-                token = (SharedAcknowledgement(acker, sequence, len(result)), sequence)
-                for document in result:
-                    event = Event.from_encoded(document)
-                    event.ack_token = token
-                    events.append(event)
+                token = (SharedAcknowledgement(acker, sequence, len(documents)), sequence)
+                events.extend(from_encoded(document, token) for document in documents)
             sequence += 1
         if done:
             acker.done_many(done)

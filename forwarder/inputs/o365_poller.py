@@ -35,11 +35,11 @@ from forwarder.stats import InputStats
 PARK_SECONDS = 1800.0
 # Microsoft asks for 15 minutes between two starts of one subscription.
 SUBSCRIPTION_START_INTERVAL = 900.0
-# Records of a blob handed to the pipeline together, with one cursor (a blob can hold many thousands).
+# Records of a blob handed to the pipeline together, each with its cursor (a blob can hold many thousands).
 CHUNK_RECORDS = 1000
 
 # `client.publish_raw`: (builder, context, payloads, cursor) -> False when stopping.
-PublishRaw = Callable[[Builder, Any, list[Any], dict[str, Any]], bool]
+PublishRaw = Callable[[Builder, Any, list[Any], list[dict[str, Any] | None]], bool]
 Commit = Callable[[dict[str, Any]], None]
 
 
@@ -230,8 +230,8 @@ class SourcePoller:
             return True
         context = (self.tenant.tenant_id, self.config.set_id_from_audit_record)
         elsewhere = self._builds_elsewhere()
-        # Each chunk's cursor is this blob position with the `next` record after the chunk (the last chunk's:
-        # the blob delivered), so a restart resumes inside the blob, replaying at most one chunk.
+        # Each record's cursor is this blob position with the `next` record after it (the blob's last record's:
+        # the blob delivered), so a restart resumes after the last acknowledged record.
         self.cursor.publishing(blob, first)
         position = self.cursor.to_json()
         progress = position["blob"]
@@ -241,9 +241,12 @@ class SourcePoller:
         try:
             for start in range(first, len(records), CHUNK_RECORDS):
                 stop = min(start + CHUNK_RECORDS, len(records))
-                cursor = done.to_json() if stop == len(records) else {**position, "blob": {**progress, "next": stop}}
+                cursors: list[dict[str, Any] | None] = [{self.source: {**position, "blob": {**progress, "next": after}}}
+                                                        for after in range(start + 1, stop + 1)]
+                if stop == len(records):
+                    cursors[-1] = {self.source: done.to_json()}
                 payloads = [record_payload(record, elsewhere) for record in records[start:stop]]
-                if not self._publish(build_record_event, context, payloads, {self.source: cursor}):
+                if not self._publish(build_record_event, context, payloads, cursors):
                     self._halt.set()
                     return False
         except BaseException:

@@ -282,8 +282,8 @@ def test_the_duo_module_reads_each_enabled_fileset_through_its_own_input_and_map
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_records_built_in_worker_processes_arrive_as_duo_wrote_them_and_mapped(tmp_path, duo, workers):
-    """With workers a record travels to them as its JSON bytes: `message`, `@timestamp` to the microsecond, the
-    mapping and `_id` come out as they do when the record is built in the forwarder's own process."""
+    """With workers a page travels to them as the answer's raw bytes: `message`, `@timestamp` to the microsecond,
+    the mapping and `_id` come out as they do when the record is built in the forwarder's own process."""
     first_ms = int(time.time() * 1000) - 3600_000
     records = {}
     for number in range(2300):  # three pages

@@ -139,8 +139,8 @@ def test_events_without_an_id_are_deduped_by_fingerprint_and_event_types_filter(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_events_are_built_in_worker_processes_and_an_integer_beyond_64_bits_stays_exact(tmp_path, api, workers):
-    """With workers an event travels to them as its JSON; one orjson cannot write (an integer beyond 64 bits)
-    travels as the standard library's text and is read back exactly, in `message` and in the mapped fields."""
+    """With workers the page travels to them as the answer's bytes and is decoded there as the input decodes it,
+    by the standard library: an integer beyond 64 bits stays exact, in `message` and in the mapped fields."""
     huge = 123456789012345678901234567890
     expected = fill(api, 250, time.time() - 3600, 5)
     api.add({**make_event(900, time.time() - 30), "detection_count": huge})

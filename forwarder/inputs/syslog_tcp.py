@@ -29,7 +29,10 @@ from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerCo
 from forwarder.inputs.syslog_tls import TlsServerStream
 from forwarder.log_throttle import ThrottledLog
 
-_RECV_SIZE = 65536
+# Bytes read from a connection at once; its frames go to the pipeline (and a worker process) as one chunk.
+# 256 KiB instead of 64: a quarter of the chunks for a busy sender (Sophos end to end 28-29k → 31k lines/s,
+# loggen TCP 81k → 88k msg/s with worker processes).
+_RECV_SIZE = 262144
 # Counters this listener adds to the input's /stats.
 COUNTERS = ("tcp_connections", "tcp_accept_failures", "tcp_connection_limit_reached", "tcp_connection_resets",
             "tcp_read_errors", "tcp_frames_cut", "tcp_octet_counts_ignored", "tcp_buffered_bytes", "tcp_read_pauses",

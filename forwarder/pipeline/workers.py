@@ -44,6 +44,7 @@ from forwarder.platform import current_platform
 log = logging.getLogger("forwarder.workers")
 
 CHUNKS_PER_INPUT = 4
+DROPPABLE_CHUNKS_PER_INPUT = 16
 MAX_ATTEMPTS = 3
 
 
@@ -173,14 +174,14 @@ class WorkerPool:
             acker.done(acker.track(cursor))
             return True
         if self._local:
-            return self._publish_here(link, build, context, payloads, cursor, wait, None)
+            return self._publish_here(link, build, context, payloads, cursor, wait)
         count = len(payloads)
         with self._lock:
             while not self._closing and (link.in_flight >= CHUNKS_PER_INPUT or self._over_queue_bound(link, count)):
                 if not wait:
-                    # A source that cannot wait drops only what the queue has no room for: past the chunk limit
-                    # its chunks still go (UDP bursts).
-                    if not self._over_queue_bound(link, count):
+                    # A source that cannot wait drops what the queue has no room for; past the chunk limit its
+                    # chunks still go (UDP bursts), up to a hard cap (a disk queue has no bound in events).
+                    if not self._over_queue_bound(link, count) and link.in_flight < DROPPABLE_CHUNKS_PER_INPUT:
                         break
                     client.stats.dropped += count
                     return True
@@ -194,13 +195,16 @@ class WorkerPool:
             self._next_chunk += 1
             order = link.submitted
             link.submitted += 1
+        first = acker.track_each(cursor) if isinstance(cursor, list) else acker.track_many(len(payloads), cursor)
         try:
             message = pickle.dumps((chunk_id, link.index, build, context, payloads), pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as error:
-            self._release(link, count)
-            return self._publish_here(link, build, context, payloads, cursor, wait, error)
-        first = acker.track_each(cursor) if isinstance(cursor, list) else acker.track_many(len(payloads), cursor)
-        chunk = Chunk(chunk_id, link, first, len(payloads), message, droppable=not wait, order=order)
+            # Built here, and queued in its place among the input's chunks.
+            self._warn_unpicklable(link, build, error)
+            chunk = Chunk(chunk_id, link, first, count, b"", droppable=not wait, order=order)
+            self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
+            return True
+        chunk = Chunk(chunk_id, link, first, count, message, droppable=not wait, order=order)
         slot = min(self._slots, key=lambda candidate: len(candidate.pending))
         with slot.lock:
             if slot.pid:
@@ -211,14 +215,17 @@ class WorkerPool:
         return True
 
     def _publish_here(self, link: InputLink, build: Builder, context: Any, payloads: list[Any],
-                      cursor: Cursors, wait: bool, error: Exception | None) -> bool:
+                      cursor: Cursors, wait: bool) -> bool:
+        """Once no worker can be had, chunks are built and published here, in this thread."""
+        return link.client.publish_raw_here(build, context, payloads, cursor, wait)
+
+    def _warn_unpicklable(self, link: InputLink, build: Builder, error: Exception) -> None:
         """A chunk that cannot be pickled (a builder that is not a module-level function) is built here."""
         name = getattr(build, "__qualname__", repr(build))
-        if error is not None and name not in self._unpicklable_logged:
+        if name not in self._unpicklable_logged:
             self._unpicklable_logged.add(name)
             log.warning("%s: builder %s cannot go to a worker process (%s); its events are built in the main "
                         "process", link.client.settings.input_id, name, error)
-        return link.client.publish_raw_here(build, context, payloads, cursor, wait)
 
     def close_intake(self) -> None:
         """No new chunks from now on (shutdown); inputs waiting for room return False."""
@@ -273,19 +280,34 @@ class WorkerPool:
                 chunk_id, results, changes, records = pickle.loads(slot.connection.recv_bytes())
             except (EOFError, OSError):
                 if self._closing or not self._replace(slot):
+                    self._abandon_pending(slot)
                     return
                 continue
             with slot.lock:
                 chunk = slot.pending.pop(chunk_id, None)
             if chunk is None:
                 continue
-            _log_records(records)
-            stats = chunk.link.client.stats
-            filtered, extra = changes
-            with self._lock:  # two collectors may report for one input
-                stats.filtered += filtered
-                add_counter_changes(stats.extra, extra)
-            self._deliver(chunk, results)
+            try:
+                _log_records(records)
+                stats = chunk.link.client.stats
+                filtered, extra = changes
+                with self._lock:  # two collectors may report for one input
+                    stats.filtered += filtered
+                    add_counter_changes(stats.extra, extra)
+                self._deliver(chunk, results)
+            except Exception as error:
+                # A defect here must not end the collector: its slot's chunks would never finish.
+                log.error("%s: the result of a chunk of %d record(s) cannot be queued (%s: %s); they are not "
+                          "committed and are read again at the next start", chunk.link.client.settings.input_id,
+                          chunk.count, type(error).__name__, error)
+                self._deliver(chunk, None)
+
+    def _abandon_pending(self, slot: Slot) -> None:
+        """What a worker held when it ended at shutdown: abandoned now, so the shutdown does not wait for it."""
+        with slot.lock:
+            chunks, slot.pending = list(slot.pending.values()), {}
+        for chunk in chunks:
+            self._deliver(chunk, None)
 
     def _send(self, slot: Slot) -> None:
         """Writes the slot's chunks to its worker; a chunk lost with a dead worker is sent again by `_replace`
@@ -304,6 +326,8 @@ class WorkerPool:
         """
         with slot.lock:
             slot.connection.close()
+            if self._closing:
+                return False
             old_pid = slot.pid
             self.restarts += 1
             try:
@@ -318,6 +342,8 @@ class WorkerPool:
             with contextlib.suppress(Empty):
                 while True:
                     slot.outbox.get_nowait()
+            if self._closing:
+                slot.outbox.put(None)  # close() may have asked the sender to end before the drain
             for chunk in retry:
                 chunk.attempts += 1
                 slot.outbox.put(chunk.message)
@@ -339,14 +365,22 @@ class WorkerPool:
                       "in the main process", client.settings.input_id, chunk.attempts, chunk.count)
         self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
 
-    def _deliver(self, chunk: Chunk, results: EncodedChunk) -> None:
-        """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits."""
+    def _deliver(self, chunk: Chunk, results: EncodedChunk | None) -> None:
+        """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits.
+
+        None abandons the chunk in its turn (shutdown, a defect): its records stay uncommitted.
+        """
         link = chunk.link
         with link.queue_lock:
             link.finished[chunk.order] = (chunk, results)
             while link.next_to_queue in link.finished:
-                self._queue_chunk(*link.finished.pop(link.next_to_queue))
+                ready, ready_results = link.finished.pop(link.next_to_queue)
                 link.next_to_queue += 1
+                if ready_results is None:
+                    _abandon(ready, 0)
+                    self._release(link, ready.count)
+                else:
+                    self._queue_chunk(ready, ready_results)
 
     def _queue_chunk(self, chunk: Chunk, results: EncodedChunk) -> None:
         """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""

@@ -159,3 +159,15 @@ def test_counters_of_every_worker_add_up_nested_ones_too(pipeline):
     assert len(events) == 40
     wait_until(lambda: pipeline.stats.extra.get("built") == 40, 10, "every worker's counts")
     assert pipeline.stats.extra["categories"] == {"a": 20, "b": 10, "c": 10}
+
+
+def test_an_unpicklable_builder_keeps_its_place_among_the_chunks_of_its_input(pipeline, caplog):
+    """Built here, the chunk still takes its turn: the chunks after it are not held back forever."""
+    def local_builder(context, payload, stats):
+        return Event({"message": payload.upper()})
+
+    with caplog.at_level(logging.WARNING, logger="forwarder.workers"):
+        for chunk in range(12):
+            builder = local_builder if chunk % 3 == 1 else build_split
+            assert pipeline.client.publish_raw(builder, None, [f"c{chunk}"], {"chunk": chunk})
+    assert [m.lower() for m in messages(pipeline.take(12))] == [f"c{chunk}" for chunk in range(12)]

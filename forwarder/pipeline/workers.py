@@ -23,13 +23,13 @@ import contextlib
 import logging
 import pickle
 import threading
-from dataclasses import dataclass, field
-from queue import Empty, SimpleQueue
+from queue import Empty
 from typing import Any
 
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import QueueClosed
+from forwarder.pipeline.worker_chunks import Chunk, InputLink, SharedAcknowledgement, Slot, abandon
 from forwarder.pipeline.worker_process import (
     Channel,
     ClientFactory,
@@ -54,73 +54,6 @@ def worker_count(setting: str | int) -> int:
     if not platform.forks_workers():
         return 1
     return platform.usable_cores() if setting == "auto" else int(setting)
-
-
-@dataclass(eq=False)
-class Chunk:
-    id: int
-    link: InputLink
-    first: int
-    count: int
-    # The pickled (id, input index, builder, context, payloads): kept until the result is back.
-    message: bytes
-    droppable: bool
-    # Its place among the input's chunks (InputLink.submitted).
-    order: int
-    attempts: int = 1
-
-
-@dataclass(eq=False)
-class Slot:
-    """One worker process: its connection, and the chunks it holds, in the order they were sent."""
-
-    number: int
-    pid: int
-    connection: Channel
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    pending: dict[int, Chunk] = field(default_factory=dict)
-    # What the slot's sender thread writes to the worker. Nothing blocks on the worker's socket under
-    # `lock`: a worker whose input is full waits for its result to be read, and the collector reading
-    # it takes `lock`.
-    outbox: SimpleQueue[bytes | None] = field(default_factory=SimpleQueue)
-
-
-class SharedAcknowledgement:
-    """One payload that became several events: its sequence is done when all of them are."""
-
-    def __init__(self, acker: Any, sequence: int, events: int) -> None:
-        self._acker = acker
-        self._sequence = sequence
-        self._remaining = events
-        self._lock = threading.Lock()
-
-    def done_many(self, sequences: list[int]) -> None:
-        with self._lock:
-            self._remaining -= len(sequences)
-            finished = self._remaining == 0
-        if finished:
-            self._acker.done(self._sequence)
-
-
-class InputLink:
-    """What an input's PipelineClient holds when workers build its events (`client.workers`)."""
-
-    def __init__(self, pool: WorkerPool, index: int, client: PipelineClient, queue: Any) -> None:
-        self.pool = pool
-        self.index = index
-        self.client = client
-        self.queue = queue
-        self.in_flight = 0
-        # Chunks are numbered per input when submitted and queued in that order, whichever worker is faster:
-        # the events of one input reach the output in the order the input read them.
-        self.submitted = 0
-        self.next_to_queue = 0
-        self.finished: dict[int, tuple[Chunk, EncodedChunk]] = {}
-        self.queue_lock = threading.Lock()
-
-    def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
-               cursor: Cursors, wait: bool = True) -> bool:
-        return self.pool.submit(self, build, context, payloads, cursor, wait)
 
 
 class WorkerPool:
@@ -242,11 +175,11 @@ class WorkerPool:
                 slot.connection.close()
                 chunks, slot.pending = list(slot.pending.values()), {}
             for chunk in chunks:
-                _abandon(chunk, 0)
+                abandon(chunk, 0)
         for link in self._links:
             with link.queue_lock:
                 for chunk, _results in link.finished.values():
-                    _abandon(chunk, 0)
+                    abandon(chunk, 0)
                 link.finished.clear()
         self._zygote.close()
 
@@ -377,7 +310,7 @@ class WorkerPool:
                 ready, ready_results = link.finished.pop(link.next_to_queue)
                 link.next_to_queue += 1
                 if ready_results is None:
-                    _abandon(ready, 0)
+                    abandon(ready, 0)
                     self._release(link, ready.count)
                 else:
                     self._queue_chunk(ready, ready_results)
@@ -410,7 +343,7 @@ class WorkerPool:
                 link.queue.put_many(events)
             except QueueClosed as closed:
                 client.stats.published += closed.queued
-                _abandon(chunk, closed.queued, events)
+                abandon(chunk, closed.queued, events)
                 return
             client.stats.published += len(events)
         finally:
@@ -431,17 +364,6 @@ class WorkerPool:
             else:
                 stats.dropped += 1
                 event.ack_token[0].done_many([event.ack_token[1]])
-
-
-def _abandon(chunk: Chunk, queued: int, events: list[Event] | None = None) -> None:
-    """The chunk's sequences that never reached the queue stay uncommitted (shutdown)."""
-    acker = chunk.link.client.acker
-    if events is None:
-        sequences = range(chunk.first, chunk.first + chunk.count)
-    else:
-        sequences = sorted({event.ack_token[1] for event in events[queued:]})
-    for sequence in sequences:
-        acker.abandon(sequence)
 
 
 def _log_records(records: list[tuple[str, int, str]]) -> None:

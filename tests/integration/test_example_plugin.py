@@ -281,6 +281,8 @@ def test_uninstalled_or_broken_plugin(tmp_path, monkeypatch):
         line = forwarder.wait_for_log("input not started")
         assert "broken-plugin 1.0" in line["message"] and "Traceback" not in forwarder.log_path.read_text()
         forwarder.wait_for_log("forwarder started")
+        # The listener binds on its input's thread, after "forwarder started" on a busy machine.
+        forwarder.wait_for_log("listening on")
         with socket.create_connection(("127.0.0.1", syslog_port), timeout=10) as sender:
             sender.sendall(b"<13>Jun 10 06:13:20 host app: still running\n")
         wait_until(lambda: any("still running" in e.get("message", "") for e in output_events(home)), 30,

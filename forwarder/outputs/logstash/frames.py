@@ -10,7 +10,8 @@ sequence number: only per-window numbering satisfies both.
 from __future__ import annotations
 
 import struct
-import zlib
+
+from forwarder.outputs.logstash.deflate import compress
 
 # Every frame starts with the version byte '2' and a type byte: W(indow), J(SON), C(ompressed), A(CK).
 ACK_SIZE = 6
@@ -46,7 +47,7 @@ def seal_window(count: int, frames: bytes, compression_level: int) -> bytes:
     """`W` + the `count` J `frames`, compressed into one `C` frame unless level 0."""
     if compression_level <= 0:
         return _window_header(count) + frames
-    return compressed_window(count, zlib.compress(frames, compression_level))
+    return compressed_window(count, compress(frames, compression_level))
 
 
 def compressed_window(count: int, compressed: bytes) -> bytes:

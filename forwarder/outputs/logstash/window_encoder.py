@@ -9,10 +9,10 @@ message and says why, tagged `_encoding_failure`.
 from __future__ import annotations
 
 import logging
-import zlib
 from concurrent.futures import Executor, Future
 
 from forwarder.outputs.codec import EventEncoder
+from forwarder.outputs.logstash.deflate import compressor as zlib_stream
 from forwarder.outputs.logstash.frames import compressed_window, json_frames, seal_window
 from forwarder.pipeline.event import Event
 
@@ -40,15 +40,15 @@ class WindowEncoder:
     def encode_in_background(self, events: list[Event], compressor: Executor | None) -> Future[bytes]:
         """The window's bytes, deflated on `compressor` (one thread) while the next chunk's JSON is encoded here.
 
-        JSON encoding holds the GIL and zlib releases it, so feeding one
-        zlib stream chunk by chunk lets both run at once instead of one
+        JSON encoding holds the GIL and deflate (ISA-L or zlib) releases it,
+        so feeding one zlib stream chunk by chunk lets both run at once instead of one
         after the other. The result is still one `C` frame.
         """
         if compressor is None or not self.compresses:
             done: Future[bytes] = Future()
             done.set_result(self.encode(events))
             return done
-        stream = zlib.compressobj(self._compression_level)
+        stream = zlib_stream(self._compression_level)
         parts = []
         for start in range(0, len(events), COMPRESSION_CHUNK):
             frames = json_frames(self.payloads(events[start:start + COMPRESSION_CHUNK]), first_sequence=start + 1)

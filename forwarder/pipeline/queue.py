@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from forwarder.pipeline.event import Event
@@ -78,6 +79,7 @@ class EventQueue:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._items = threading.Condition(self._lock)
+        self._space_listeners: list[Callable[[], None]] = []
 
     def put(self, event: Event) -> None:
         """Blocks while the queue is full; an event larger than the byte bound still passes alone."""
@@ -167,11 +169,18 @@ class EventQueue:
             events = [self._ready.popleft() for _ in range(count)]
         return Batch(events, self)
 
+    def on_space(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` whenever acknowledged events free space: for publishers that wait elsewhere
+        than in `put` (the worker pool counts the records its workers hold against this queue's bound)."""
+        self._space_listeners.append(listener)
+
     def release(self, events: list[Event]) -> None:
         with self._lock:
             self._active_events -= len(events)
             self._active_bytes -= sum(e.size for e in events)
             self._space.notify_all()
+        for listener in self._space_listeners:
+            listener()
 
     def finish(self) -> None:
         """Nothing to save at the end: what was not acknowledged is read again from the inputs' cursors."""

@@ -65,6 +65,7 @@ class WorkerPool:
         self._setup: Any = None
         self._slots: list[Slot] = []
         self._links: list[InputLink] = []
+        self._watched_queues: list[Any] = []
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._next_chunk = 0
@@ -91,6 +92,14 @@ class WorkerPool:
     def attach(self, client: PipelineClient, index: int, queue: Any) -> None:
         client.workers = InputLink(self, index, client, queue)
         self._links.append(client.workers)
+        if getattr(queue, "max_events", None) is not None and queue not in self._watched_queues:
+            self._watched_queues.append(queue)
+            queue.on_space(self._space_freed)
+
+    def _space_freed(self) -> None:
+        """An input waiting for the queue's bound goes on as soon as an acknowledgement frees space."""
+        with self._lock:
+            self._room.notify_all()
 
     def _spawn(self) -> tuple[int, Channel]:
         pid, connection = self._zygote.spawn()
@@ -118,8 +127,8 @@ class WorkerPool:
                         break
                     client.stats.dropped += count
                     return True
-                # The queue does not signal this pool when it frees space: look again soon.
-                self._room.wait(0.05)
+                # Woken when a chunk comes back or the queue frees space (`_space_freed`).
+                self._room.wait(0.5)
             if self._closing:
                 return False
             link.in_flight += 1

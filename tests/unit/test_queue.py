@@ -118,3 +118,17 @@ def test_put_many_closed_part_way_says_how_many_went_in():
     queue.close()
     worker.join(5)
     assert outcome == [2]
+
+
+def test_space_listeners_hear_of_every_acknowledgement_that_frees_space():
+    """The worker pool waits on its own lock for the queue's bound: the queue must wake it, not a poll."""
+    queue = EventQueue(max_events=4, max_bytes=10_000, flush_min_events=1, flush_timeout=0)
+    freed: list[int] = []
+    queue.on_space(lambda: freed.append(queue.active_events))
+    for _ in range(4):
+        queue.put(event())
+    batch = queue.get_batch(4, wait=1)
+    assert freed == []
+    batch.ack_through(1)
+    batch.ack_all()
+    assert freed == [3, 0]

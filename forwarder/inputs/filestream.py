@@ -20,12 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from forwarder.inputs.base import InputContext, InputType
-from forwarder.inputs.file_events import FileContext, build_file_event, file_payload, split_parsers
+from forwarder.inputs.file_events import (
+    FileContext,
+    build_file_event,
+    build_line_event,
+    file_payload,
+    split_parsers,
+)
 from forwarder.inputs.file_reader import (
     FilePosition,
     FileReader,
     FileRewritten,
     IdentityChanged,
+    RawLine,
     file_identity,
 )
 from forwarder.inputs.filestream_config import FilestreamConfig, default_id, parse_config
@@ -72,6 +79,8 @@ class FilestreamInput:
         self._removals: dict[str, None] = {}
         self._lines_filtered = bool(config.include_lines or config.exclude_lines)
         self._parsers, self._ndjson_stages = split_parsers(config.parsers, self._lines_filtered)
+        # Lines go to the pipeline as read (decoded in the worker processes) when nothing here needs their text.
+        self._raw_lines = not self._parsers and not self._lines_filtered
         for name in ("files_open", "files_seen", *COUNTERS):
             context.stats.extra.setdefault(name, 0)
 
@@ -238,7 +247,7 @@ class FilestreamInput:
         assert reader is not None
         before = reader.bytes_read
         try:
-            lines = reader.read_lines(READ_BUDGET)
+            lines = reader.read_raw_lines(READ_BUDGET) if self._raw_lines else reader.read_lines(READ_BUDGET)
         except FileRewritten as exc:
             if not self._publish_all(tracked, tracked.parsers.flush(time.monotonic())):
                 return None
@@ -253,10 +262,14 @@ class FilestreamInput:
         now = time.monotonic()
         if reader.bytes_read != before:
             tracked.last_activity = now
-        records: list[Message] = []
-        for line in lines:
-            records.extend(tracked.parsers.feed(line, now))
-        if not self._publish_all(tracked, records):
+        if self._raw_lines:
+            published = self._publish_raw_lines(tracked, lines)  # type: ignore[arg-type]
+        else:
+            records: list[Message] = []
+            for line in lines:
+                records.extend(tracked.parsers.feed(line, now))  # type: ignore[arg-type]
+            published = self._publish_all(tracked, records)
+        if not published:
             return None
         if reader.bytes_read != before:
             return True
@@ -329,11 +342,26 @@ class FilestreamInput:
             cursors[-1] = last
         return self._context.client.publish_raw(build_file_event, self._file_context(tracked), payloads, cursors)
 
+    def _publish_raw_lines(self, tracked: TrackedFile, lines: list[RawLine]) -> bool:
+        """`_publish_all` for lines as read, when the input has no parser or line filter of its own: each
+        line goes undecoded (`build_line_event` decodes it) with the position after it."""
+        reader = tracked.reader
+        assert reader is not None
+        context = self._file_context(tracked)
+        publish_raw = self._context.client.publish_raw
+        for start in range(0, len(lines), PUBLISH_CHUNK):
+            if self._context.stop.is_set():
+                return False
+            chunk = lines[start:start + PUBLISH_CHUNK]
+            payloads = [(data, offset, truncated) for data, offset, _, truncated, _ in chunk]
+            cursors = [reader.cursor(tracked.identity, tracked.path, end, skip) for _, _, end, _, skip in chunk]
+            if not publish_raw(build_line_event, context, payloads, cursors):
+                return False
+        return True
+
     @staticmethod
     def _cursor(tracked: TrackedFile, reader: FileReader, message: Message) -> dict[str, Any]:
-        position = FilePosition(message.end, message.skip_to_newline, reader.fingerprint, reader.fingerprint_size,
-                                reader.generation)
-        return {tracked.identity: position.to_cursor(tracked.path)}
+        return reader.cursor(tracked.identity, tracked.path, message.end, message.skip_to_newline)
 
     def _wanted(self, content: str) -> bool:
         if self._config.include_lines and not any(p.search(content) for p in self._config.include_lines):

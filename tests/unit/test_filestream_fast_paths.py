@@ -1,0 +1,252 @@
+"""The filestream input's short ways give exactly what the long ways give, over a corpus of edge cases.
+
+Two short ways: lines handed to the pipeline undecoded and built by `build_line_event` (with
+orjson reading a plain ndjson line straight into the event's fields) instead of decoded into a
+Message by the reader and built by `build_file_event`; and the reader cutting a chunk with one
+`bytes.split` instead of looking for each newline. Each is compared with the long way on every
+case; built events go on through the real pipeline client (agent, host, tags, `fields`,
+processors) down to the bytes the output sends.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forwarder.inputs.file_events import _plain_ndjson_event, build_file_event, build_line_event, file_payload
+from forwarder.inputs.file_reader import FilePosition, FileReader, decode_line, file_identity
+from forwarder.inputs.ndjson_parser import NdjsonConfig
+from forwarder.outputs.codec import EventEncoder, _fallback
+from forwarder.pipeline.client import AgentInfo, ClientSettings, PipelineClient
+from forwarder.pipeline.event import Event
+from forwarder.pipeline.json_text import json_bytes
+from forwarder.pipeline.processors import build_processors
+from forwarder.schema.section import Section
+from forwarder.stats import InputStats
+
+SURROGATE_PAIR = b'"\\ud83d\\ude00"'
+CORPUS: list[bytes] = [
+    b'{"a":1,"b":"x","c":[1,2,{"d":null}],"e":{"f":{"g":true}}}',
+    b'{"a":1,"a":2}',
+    b'{"n":{"x":1,"x":{"y":2}},"n":{"z":3}}',
+    b'{"log":{"level":"info"},"x":1}',
+    b'{"log":"text"}',
+    b'{"log":{"offset":5,"file":{"path":"/elsewhere"},"flags":["mine"]}}',
+    b'{"message":"inner","x":1}',
+    b'{"message":17}',
+    b'{"tags":["a"],"x":1}',
+    b'{"tags":"not a list"}',
+    b'{"@timestamp":"2024-01-02T03:04:05.678Z","x":1}',
+    b'{"@timestamp":17}',
+    b'{"@timestamp":"garbage"}',
+    b'{"@metadata":{"_id":"own","pipeline":"p","beat":"other"},"x":1}',
+    b'{"@metadata":"text"}',
+    b'{"type":"t"}',
+    b'{"type":"_x"}',
+    b'{"type":5}',
+    b'{"input":{"type":"x"},"agent":{"name":"a"},"ecs":{"version":"1"},"host":{"name":"h"},"fields":{"f":1}}',
+    b'{"host":"a string","agent":[1],"input":null}',
+    b'{"error":{"message":"mine"}}',
+    b'{"a.b":1,"a":{"c":2},"x.y.z":3}',
+    b'{"id":"doc-1","nested":{"id":"n"}}',
+    b'{"json":{"keep":1}}',
+    b"[1,2]",
+    b'"a string"',
+    b"1",
+    b"null",
+    b"",
+    b"   ",
+    b"{}",
+    b'{"a":1',
+    b"not json at all",
+    b'{"a":NaN}',
+    b'{"k":"v"} trailing',
+    b'{"u":"\\u00e9\\u2603 ' + SURROGATE_PAIR[1:-1] + b'"}',
+    b'{"lone":"\\ud800"}',
+    b'{"lone_low":"\\udc00x"}',
+    '{"raw":"é☃😀","ключ":"значение"}'.encode(),
+    b'{"bad":"\xff\xfe"}',
+    b'{"surrogate_bytes":"\xed\xa0\x80"}',
+    b'\xef\xbb\xbf{"bom":1}',
+    b'{"big":123456789012345678901234567890,"neg":-9223372036854775809}',
+    b'{"max":18446744073709551615,"over":18446744073709551616}',
+    b'{"f":1.0,"e":1E5,"z":-0.0,"small":5e-324,"exp":1.5e-7}',
+    b'{"inf":1e400}',
+    b'  {"ws":1}  ',
+    b'\t{"ws":2}\r',
+    b'{"control":"\x01"}',
+    b'{"nul":"\\u0000","esc":"\\"\\\\\\/\\b\\f\\n\\r\\t"}',
+    b'{"deep":' + b"[" * 100 + b"]" * 100 + b"}",
+    b'{"too_deep_for_orjson_dumps":' + b"[" * 300 + b"]" * 300 + b"}",
+    b'{"":1,"true":true,"false":false,"null":null}',
+    b'{"x":"' + b"y" * 5000 + b'"}',
+    b"plain text line with \x00 and \xc3\xa9",
+]
+
+CONFIGS: list[tuple[NdjsonConfig, ...]] = [
+    (),
+    (NdjsonConfig(),),
+    (NdjsonConfig(overwrite_keys=True),),
+    (NdjsonConfig(add_error_key=False),),
+    (NdjsonConfig(overwrite_keys=True, add_error_key=False),),
+    (NdjsonConfig(message_key="message"),),
+    (NdjsonConfig(document_id="id"),),
+    (NdjsonConfig(target="json"),),
+    (NdjsonConfig(expand_keys=True, overwrite_keys=True),),
+    (NdjsonConfig(), NdjsonConfig(add_error_key=False)),
+]
+
+
+def processors(items: list[dict[str, Any]]) -> list[Any]:
+    problems: list[Any] = []
+    built = build_processors(Section({"processors": items}, "", "test", problems).sections("processors"))
+    assert not problems
+    return built
+
+
+def client(**settings: Any) -> PipelineClient:
+    return PipelineClient(ClientSettings("corpus", "filestream", **settings), None, None, [],  # type: ignore[arg-type]
+                          AgentInfo(name="host-1", id="agent-id", ephemeral_id="eph-id"),
+                          InputStats("corpus", "filestream"), dict)
+
+
+def clients() -> list[PipelineClient]:
+    return [
+        client(),
+        client(tags=["t1", "forwarded"], fields={"env": "prod", "n": {"k": 1}}),
+        client(fields={"log": {"x": 1}, "message": "from fields", "tags": ["f"], "@timestamp": "2020-01-01T00:00:00Z"},
+               fields_under_root=True),
+        client(fields={"@metadata": {"m": 1}}, fields_under_root=True),
+        client(processors=processors([
+            {"add_fields": {"target": "", "fields": {"added": {"v": 1}}}},
+            {"drop_fields": {"fields": ["agent.ephemeral_id", "x"], "ignore_missing": True}},
+            {"rename": {"fields": [{"from": "a", "to": "renamed_a"}], "ignore_missing": True}},
+            {"drop_event": {"when": {"equals": {"x": 1}}}},
+        ])),
+    ]
+
+
+def same_now(fast: Event, slow: Event, before: float, after: float) -> None:
+    """Events stamped with the time they were built get one stamp; any other timestamp must be equal."""
+    if before <= fast.timestamp <= after and before <= slow.timestamp <= after:
+        fast.timestamp = slow.timestamp = 1700000000.123
+    assert fast.timestamp == slow.timestamp
+
+
+def long_way(context: Any, data: bytes, offset: int, truncated: bool) -> Event | None:
+    """What the input did before: decode into a Message, hand over its parts, build from them."""
+    return build_file_event(context, file_payload(decode_line(data, offset, offset + len(data) + 1, truncated)),
+                            InputStats("corpus", "filestream"))
+
+
+def encoded_the_long_way(encoder: EventEncoder, event: Event) -> bytes:
+    return json_bytes(encoder.document(event), _fallback)
+
+
+@pytest.mark.parametrize("stages", CONFIGS, ids=lambda stages: repr(stages) if stages else "no parsers")
+def test_lines_built_in_the_worker_equal_lines_decoded_by_the_reader(stages):
+    context = ("/var/log/app.ndjson", "2049", "1234", "2049-1234", stages)
+    encoder = EventEncoder()
+    pipelines = clients()
+    compared = 0
+    for data in CORPUS:
+        for offset in (0, 1234):
+            for truncated in (False, True):
+                for pipeline in pipelines:
+                    before = time.time()
+                    fast = build_line_event(context, (data, offset, truncated), pipeline.stats)
+                    slow = long_way(context, data, offset, truncated)
+                    after = time.time()
+                    case = f"{data[:80]!r} at {offset}, truncated={truncated}"
+                    if slow is None:
+                        assert fast is None, case
+                        continue
+                    assert fast is not None, case
+                    same_now(fast, slow, before, after)
+                    assert (fast.fields, fast.meta) == (slow.fields, slow.meta), case
+                    try:
+                        slow = pipeline.prepare(slow)
+                    except Exception as refused:
+                        # A record whose `host` or `input` is not an object (the pipeline's to fix).
+                        with pytest.raises(type(refused)):
+                            pipeline.prepare(fast)
+                        continue
+                    fast = pipeline.prepare(fast)
+                    if slow is None:
+                        assert fast is None, case
+                        continue
+                    assert fast is not None, case
+                    assert encoder.encode(fast) == encoded_the_long_way(encoder, slow), case
+                    compared += 1
+    assert compared > len(CORPUS) * 10
+
+
+def test_the_plain_ndjson_way_is_taken_for_ordinary_objects_and_refuses_the_special_ones():
+    context = ("/p", "1", "2", "1-2", (NdjsonConfig(),))
+    taken = [data for data in CORPUS if _plain_ndjson_event(context, data, 7) is not None]
+    assert CORPUS[0] in taken and b'{"a":1,"a":2}' in taken and b'  {"ws":1}  ' in taken
+    assert len(taken) >= 20
+    for refused in (b'{"log":"text"}', b'{"@timestamp":17}', b'{"@metadata":"text"}', b'{"type":"t"}', b"{}",
+                    b"[1,2]", b'{"bad":"\xff\xfe"}', b'\xef\xbb\xbf{"bom":1}', b'{"inf":1e400}'):
+        assert _plain_ndjson_event(context, refused, 7) is None, refused
+
+
+def reference_lines(content: bytes, limit: int) -> list[tuple[bytes, int, bool]]:
+    """(bytes, offset, truncated) of every complete line, as Filebeat cuts them: at `\\n`, one `\\r` before it
+    dropped, cut at `limit` bytes."""
+    lines = []
+    offset = 0
+    for part in content.split(b"\n")[:-1]:
+        text = part[:-1] if part.endswith(b"\r") else part
+        lines.append((text[:limit], offset, len(text) > limit))
+        offset += len(part) + 1
+    return lines
+
+
+def random_content(generator: random.Random, limit: int) -> bytes:
+    pieces = []
+    for _ in range(generator.randrange(200, 600)):
+        kind = generator.random()
+        if kind < 0.05:
+            length = generator.randrange(limit - 2, limit + 3)
+        elif kind < 0.08:
+            length = generator.randrange(limit, 70_000)
+        else:
+            length = generator.randrange(0, 300)
+        body = bytes(generator.choice(b"ab{}\"\r x\xc3\xa9") for _ in range(min(length, 64))) * (length // 64 + 1)
+        ending = generator.choice([b"\n", b"\r\n", b"\r\r\n", b"\n"])
+        pieces.append(body[:length] + ending)
+    pieces.append(b"unfinished last line")
+    return b"".join(pieces)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cutting_chunks_at_once_finds_the_lines_and_offsets_of_cutting_line_by_line(tmp_path: Path, seed):
+    generator = random.Random(seed)
+    limit = generator.choice([100, 1000, 4096])
+    content = random_content(generator, limit)
+    path = tmp_path / "lines.log"
+    path.write_bytes(content)
+    stat = path.stat()
+    reader = FileReader.open(str(path), file_identity(stat), FilePosition(), limit)
+    got: list[tuple[bytes, int, bool]] = []
+    ends: list[int] = []
+    try:
+        while not reader.at_eof:
+            for data, offset, end, truncated, skip in reader.read_raw_lines(generator.randrange(1, 200_000)):
+                got.append((data, offset, truncated))
+                ends.append(end)
+                assert skip == (end < len(content) and content[end - 1:end] != b"\n")
+    finally:
+        reader.close()
+    assert got == reference_lines(content, limit)
+    assert ends == sorted(ends)
+    assert reader.position.offset == content.rindex(b"\n") + 1
+    for skip in (False, True):
+        reader.restart()
+        expected = FilePosition(ends[-1], skip, reader.fingerprint, reader.fingerprint_size, reader.generation)
+        assert reader.cursor("id", str(path), ends[-1], skip) == {"id": expected.to_cursor(str(path))}

@@ -95,12 +95,37 @@ def input_counters(forwarder: ForwarderRun) -> dict:
 
 def kernel_udp_drops(port: int) -> int:
     """The `drops` column of /proc/net/udp for the socket bound to 127.0.0.1:port."""
+    return kernel_udp_state(port)[0]
+
+
+def kernel_udp_state(port: int) -> tuple[int, int]:
+    """(`drops`, bytes waiting in the receive queue) of the socket bound to 127.0.0.1:port, from /proc/net/udp."""
     local = f"0100007F:{port:04X}"
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[1] == local:
-            return int(fields[-1])
-    return -1
+            return int(fields[-1]), int(fields[4].split(":")[1], 16)
+    return -1, -1
+
+
+class UdpTrace:
+    """`--udp-trace`: one line per 0.1 s of a UDP run (how many datagrams loggen sent is not known
+    before it ends, so the server's and the input's counts stand in for what was taken)."""
+
+    def __init__(self, forwarder: ForwarderRun, port: int, receiver: Receiver) -> None:
+        self.forwarder, self.port, self.receiver = forwarder, port, receiver
+        self.started = time.monotonic()
+        self.last = (0, 0, 0, 0)
+        print("udp trace:   t  kernel-drops  rxq-bytes  ours-dropped  published  server-acked", flush=True)
+
+    def tick(self) -> None:
+        drops, queued = kernel_udp_state(self.port)
+        counters = input_counters(self.forwarder)
+        now = (drops, counters.get("dropped", 0), counters.get("published", 0), self.receiver.events)
+        deltas = [current - before for current, before in zip(now, self.last, strict=True)]
+        self.last = now
+        print(f"udp trace: {time.monotonic() - self.started:5.1f}  {deltas[0]:12,}  {queued:9,}  {deltas[1]:12,}  "
+              f"{deltas[2]:9,}  {deltas[3]:12,}", flush=True)
 
 
 def settle(receiver: Receiver, target: int, seconds: float) -> None:
@@ -134,11 +159,12 @@ def tcp_run(messages: int, workers: str, keep: bool) -> None:
         counters = input_counters(forwarder)
         received = receiver.events
         cpu = cpu_seconds(forwarder.process.pid) / max(received, 1) * 1e6
+        main_cpu = cpu_seconds(forwarder.process.pid, descendants=False) / max(received, 1) * 1e6
         print(f"tcp  workers {workers or 'default'}: {received:,} of {sent:,} messages acknowledged in "
               f"{done - started:.2f} s: "
               f"{received / (done - started):,.0f} msg/s; drops {sent - received} (loggen - server), "
-              f"/stats dropped {counters.get('dropped', 0)}; forwarder CPU {cpu:.0f} µs a message "
-              f"(start-up included), {receiver.cpu_per_event()}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
+              f"/stats dropped {counters.get('dropped', 0)}; forwarder CPU {cpu:.1f} µs a message "
+              f"(main process {main_cpu:.1f}; start-up included), {receiver.cpu_per_event()}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
               f"({load()})", flush=True)
     finally:
         forwarder.stop()
@@ -147,7 +173,7 @@ def tcp_run(messages: int, workers: str, keep: bool) -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool) -> bool:
+def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool, trace: bool = False) -> bool:
     """One fixed-rate UDP run; True when nothing was dropped anywhere."""
     home = Path(tempfile.mkdtemp(prefix="bench-syslog-udp-"))
     port = free_port(socket.SOCK_DGRAM)
@@ -160,9 +186,12 @@ def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool)
                                    "-I", str(seconds), "127.0.0.1", str(port)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         early = None  # kernel drops in the first 2 s: loggen starts with a burst above its rate
+        tracer = UdpTrace(forwarder, port, receiver) if trace else None
         while loggen.poll() is None:
             if early is None and time.monotonic() - started >= 2.0:
                 early = kernel_udp_drops(port) - kernel_before
+            if tracer:
+                tracer.tick()
             time.sleep(0.1)
         output = loggen.stdout.read()
         sent = loggen_count(output)
@@ -197,6 +226,8 @@ def main() -> None:
     arguments.add_argument("--udp-read-buffer", default="", help="protocol.udp.read_buffer, e.g. 16MiB")
     arguments.add_argument("--workers", default="", help="forwarder.workers (auto or a count); unset: the default")
     arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
+    arguments.add_argument("--udp-trace", action="store_true",
+                           help="print kernel drops, receive queue, our drops and counts every 0.1 s of a UDP run")
     options = arguments.parse_args()
     if shutil.which("loggen") is None:
         raise SystemExit("loggen is missing: apt-get install -y syslog-ng-core")
@@ -205,7 +236,8 @@ def main() -> None:
     if options.tcp_messages:
         tcp_run(options.tcp_messages, options.workers, options.keep)
     for rate in (int(value) for value in options.udp_rates.split(",") if value):
-        if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.workers, options.keep):
+        if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.workers, options.keep,
+                   options.udp_trace):
             print(f"udp  {rate:,} msg/s: no drops")
             break
 

@@ -55,8 +55,19 @@ def build_datagram_event(chunk: SyslogChunk, payload: Datagram, stats: InputStat
     return syslog_event(_parser(chunk.format, chunk.timezone), data, source, truncated, chunk.received)
 
 
-def syslog_event(parser: SyslogParser, data: bytes, source: str, truncated: bool, received: float) -> Event:
-    """The event of one message: `message`, `log.syslog.*`, `log.source.address`, and tags saying what went wrong."""
+def syslog_event(parser: SyslogParser, data: bytes, source: str, truncated: bool, received: float,
+                 quick: bool = True) -> Event:
+    """The event of one message: `message`, `log.syslog.*`, `log.source.address`, and tags saying what went wrong.
+
+    A well-formed RFC 5424 message takes the parser's quick path; `quick=False` forces the general one (the
+    tests compare the two events).
+    """
+    if quick and not truncated:
+        quick = parser.parse_rfc5424_quickly(data)
+        if quick is not None:
+            message, syslog, timestamp = quick
+            return Event({"message": message, "log": {"source": {"address": source}, "syslog": syslog}},
+                         received if timestamp is None else timestamp, {})
     parsed = parser.parse(data, received)
     log: dict[str, Any] = {"source": {"address": source}}
     fields: dict[str, Any] = {"message": parsed.message, "log": log}

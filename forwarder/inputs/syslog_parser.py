@@ -134,6 +134,65 @@ class SyslogParser:
             result.error = str(exc)
         return result
 
+    def parse_rfc5424_quickly(self, data: bytes) -> tuple[str, dict[str, Any], float | None] | None:
+        """(message, `log.syslog`, timestamp) of a well-formed RFC 5424 message, as `parse` makes them; None for
+        anything else (another format, bytes that are not UTF-8, a header `parse` would report), which
+        `parse` then reads.
+
+        The same steps as `parse` without its intermediate objects, for the common case: a busy sender's
+        messages cost about half as much (bench/README.md, syslog).
+        """
+        close = data.find(b">", 2, 5)
+        if close < 0 or data[0] != 0x3C or self.format == "rfc3164" or data[close + 1:close + 3] != b"1 ":
+            return None
+        digits = data[1:close]
+        if not digits.isdigit():  # ASCII digits only; `parse` also takes other Unicode digits
+            return None
+        priority = int(digits)
+        if priority > 191:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        parts = text.rstrip(_TRAILER).split(" ", 6)
+        if len(parts) < 7:
+            return None
+        _, stamp, hostname, appname, procid, msgid, tail = parts
+        if not (hostname and appname and procid and msgid):
+            return None
+        syslog: dict[str, Any] = {
+            "priority": priority,
+            "facility": {"code": priority >> 3, "name": FACILITY_NAMES[priority >> 3]},
+            "severity": {"code": priority & 7, "name": SEVERITY_NAMES[priority & 7]},
+            "version": "1",
+        }
+        timestamp = None
+        try:
+            if stamp != "-":
+                timestamp = self._rfc3339(stamp, "malformed RFC 5424 timestamp")
+            if hostname != "-":
+                syslog["hostname"] = hostname
+            if appname != "-":
+                syslog["appname"] = appname
+            if procid != "-":
+                syslog["procid"] = procid
+            if msgid != "-":
+                syslog["msgid"] = msgid
+            if tail[:1] == "-":
+                message = tail[1:]
+            elif tail[:1] == "[":
+                syslog["structured_data"], message = _structured_data(tail)
+            else:
+                return None
+        except _Malformed:
+            return None
+        if message:
+            if message[0] != " ":
+                return None
+            message = message[2:] if message[1:2] == _BOM else message[1:]
+        return message, syslog, timestamp
+
     def _parse_rfc5424(self, rest: str, result: ParsedSyslog) -> None:
         if not rest.startswith("1 "):
             raise _Malformed("not an RFC 5424 message: expected version 1 after <PRI>")

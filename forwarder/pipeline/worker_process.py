@@ -27,6 +27,7 @@ import struct
 import threading
 from array import array
 from collections.abc import Callable
+from itertools import accumulate, pairwise
 from typing import Any
 
 from forwarder.pipeline.client import Builder, PipelineClient
@@ -53,18 +54,22 @@ class EncodedChunk:
         counts = array("I")
         lengths = array("I")
         documents: list[bytes] = []
+        one_each = True
         for result in results:
-            if result is None:
-                counts.append(0)
-            elif type(result) is bytes:
+            if type(result) is bytes:
                 counts.append(1)
                 lengths.append(len(result))
                 documents.append(result)
+            elif result is None:
+                one_each = False
+                counts.append(0)
             else:
+                one_each = False
                 counts.append(len(result))
                 lengths.extend(len(document) for document in result)
                 documents.extend(result)
-        self.counts = counts.tobytes()
+        # Empty when every payload made exactly one document, the common case, which then needs no counts.
+        self.counts = b"" if one_each else counts.tobytes()
         self.lengths = lengths.tobytes()
         self.documents = b"".join(documents)
 
@@ -74,24 +79,32 @@ class EncodedChunk:
     def __setstate__(self, state: tuple[bytes, bytes, bytes]) -> None:
         self.counts, self.lengths, self.documents = state
 
-    def per_payload(self) -> list[list[bytes]]:
-        """The documents of each payload, in order (an empty list: nothing to send)."""
-        counts = array("I")
-        counts.frombytes(self.counts)
+    @property
+    def one_document_each(self) -> bool:
+        return not self.counts
+
+    def split(self) -> list[bytes]:
+        """Every document of the chunk, in order."""
         lengths = array("I")
         lengths.frombytes(self.lengths)
         documents = self.documents
+        return [documents[start:end] for start, end in pairwise(accumulate(lengths, initial=0))]
+
+    def per_payload(self) -> list[list[bytes]]:
+        """The documents of each payload, in order (an empty list: nothing to send)."""
+        documents = self.split()
+        if self.one_document_each:
+            return [[document] for document in documents]
+        counts = array("I")
+        counts.frombytes(self.counts)
         result: list[list[bytes]] = []
-        position = 0
         index = 0
         for count in counts:
-            made = []
-            for length in lengths[index:index + count]:
-                made.append(documents[position:position + length])
-                position += length
+            result.append(documents[index:index + count])
             index += count
-            result.append(made)
         return result
+
+
 # The output's JSON encoding of a prepared event (EventEncoder.encode_or_replace).
 Encode = Callable[[Event], bytes]
 # Makes the prepare-side clients of every input, in the order of settings.inputs, once the agent is known.

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import pickle
 import threading
+from itertools import count
 from queue import Empty
 from typing import Any
 
@@ -331,17 +332,21 @@ class WorkerPool:
         acker = client.acker
         events: list[Event] = []
         done: list[int] = []
-        sequence = chunk.first
         from_encoded = Event.from_encoded
-        for documents in results.per_payload():
-            if not documents:
-                done.append(sequence)
-            elif len(documents) == 1:
-                events.append(from_encoded(documents[0], (acker, sequence)))
-            else:
-                token = (SharedAcknowledgement(acker, sequence, len(documents)), sequence)
-                events.extend(from_encoded(document, token) for document in documents)
-            sequence += 1
+        if results.one_document_each:
+            events = [from_encoded(document, (acker, sequence))
+                      for sequence, document in zip(count(chunk.first), results.split())]
+        else:
+            sequence = chunk.first
+            for documents in results.per_payload():
+                if not documents:
+                    done.append(sequence)
+                elif len(documents) == 1:
+                    events.append(from_encoded(documents[0], (acker, sequence)))
+                else:
+                    token = (SharedAcknowledgement(acker, sequence, len(documents)), sequence)
+                    events.extend(from_encoded(document, token) for document in documents)
+                sequence += 1
         if done:
             acker.done_many(done)
         try:

@@ -16,7 +16,6 @@ import ssl
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from forwarder.backoff import Backoff
@@ -38,7 +37,7 @@ _SETTLED_AFTER = 10.0
 @dataclass
 class _PreparedWindow:
     window: Window
-    data: Future[bytes]
+    data: bytes
 
 
 class BatchSource:
@@ -104,23 +103,15 @@ class LumberjackWorker:
         self._connection: LumberjackConnection | None = None
         self._lock = threading.Lock()
         self._current: Batch | None = None
-        # Windows encoded (and being compressed) but not yet handed to the connection.
+        # Windows encoded but not yet handed to the connection.
         self._ahead: deque[_PreparedWindow] = deque()
-        # zlib releases the GIL, so compressing on this thread overlaps with the JSON encoding.
-        self._compressor = (
-            ThreadPoolExecutor(1, thread_name_prefix="logstash-compress") if encoder.compresses else None
-        )
         self._offset = 0
         self._connected_before = False
         self._ttl_expired = False
 
     def run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._connect_and_send()
-        finally:
-            if self._compressor is not None:
-                self._compressor.shutdown(wait=False)
+        while not self._stop.is_set():
+            self._connect_and_send()
 
     def interrupt(self) -> None:
         """Unblocks a connect, send or wait in progress (the stop event is already set)."""
@@ -171,10 +162,10 @@ class LumberjackWorker:
     def _send_batches(self, connection: LumberjackConnection) -> None:
         """Returns on stop or when `ttl` asks for a fresh connection; raises ConnectionBroken.
 
-        Compression runs on the compressor thread, overlapping with the JSON
-        encoding of the same window and, when the queue already holds the
-        next batch, of the next window, which is prepared before this one is
-        sent.
+        When the queue already holds the next batch, its first window is
+        encoded (and deflated: ISA-L is fast enough that a thread of its own
+        cost more in hand-offs than it saved) before this one is sent, so it
+        is ready the moment a pipelining slot frees.
         """
         while not self._stop.is_set():
             if connection.failure is not None:
@@ -198,7 +189,7 @@ class LumberjackWorker:
         batch = self._current
         assert batch is not None
         count = min(self._window_size.size, len(batch) - self._offset)
-        data = self._encoder.encode_in_background(batch.events[self._offset:self._offset + count], self._compressor)
+        data = self._encoder.encode(batch.events[self._offset:self._offset + count])
         prepared = _PreparedWindow(Window(batch, self._offset, count), data)
         self._offset += count
         if self._offset >= len(batch):
@@ -209,7 +200,7 @@ class LumberjackWorker:
         """Sends prepared windows, oldest first, until `keep` are left; each stays known to `_give_back` until sent."""
         while len(self._ahead) > keep:
             prepared = self._ahead[0]
-            connection.send(prepared.window, prepared.data.result())
+            connection.send(prepared.window, prepared.data)
             self._ahead.popleft()
 
     def _give_back(self, unacked: list[Batch]) -> int:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from itertools import accumulate, islice, repeat
 from typing import Any
 
 from forwarder.inputs.line_message import TRUNCATED_FLAG, Message
 
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 64 * 1024
+_PLUS_ONE = (1).__add__
 
 # One line as read: (bytes without the newline, cut at the limit; offset; end, right after its newline or
 # the bytes consumed of an over-long line; truncated; the rest of the line is being skipped after `end`).
@@ -40,6 +42,20 @@ def decode_line(data: bytes, offset: int, end: int, truncated: bool, skip_to_new
     if offset == 0 and text.startswith("\ufeff"):
         text = text[1:]
     return Message(text, offset, end, len(data), skip_to_newline, flags=[TRUNCATED_FLAG] if truncated else [])
+
+
+def _cut(chunk: bytes) -> list[bytes]:
+    """`chunk.split(b"\\n")`, five times faster for lines of a kilobyte or more: `find` is a memchr, while
+    `split` on one byte compares byte by byte (53 against 10 µs for 64 KiB of 1.6 KB lines)."""
+    parts = []
+    append = parts.append
+    find = chunk.find
+    start = 0
+    while (newline := find(b"\n", start)) >= 0:
+        append(chunk[start:newline])
+        start = newline + 1
+    append(chunk[start:])
+    return parts
 
 
 @dataclass
@@ -222,7 +238,8 @@ class FileReader:
         self._fingerprint, self._fingerprint_size = _digest(head), len(head)
 
     def _split(self, chunk: bytes, lines: list[RawLine]) -> None:
-        """Cuts a chunk at once (`bytes.split`, in C) and walks the lines only to number their bytes."""
+        """Cuts a chunk into lines and numbers their bytes in C (`accumulate`, `zip`); only a chunk with a
+        carriage return or an over-long line is walked line by line."""
         if self._skipping:
             newline = chunk.find(b"\n")
             if newline < 0:
@@ -234,23 +251,19 @@ class FileReader:
         buffer = self._buffer
         limit = self._max_line_bytes
         if b"\n" in chunk:
-            parts = chunk.split(b"\n")
+            parts = _cut(chunk)
             if buffer:
                 # The line the previous chunk ended in, without its newline yet.
                 parts[0] = bytes(buffer) + parts[0]
             buffer = self._buffer = bytearray(parts.pop())
-            offset = self._line_start
-            append = lines.append
-            for part in parts:
-                end = offset + len(part) + 1
-                if part.endswith(b"\r"):
-                    part = part[:-1]
-                if len(part) > limit:
-                    append((part[:limit], offset, end, True, False))
-                else:
-                    append((part, offset, end, False, False))
-                offset = end
-            self._line_start = offset
+            # Where each line starts, and after the last one where the next starts: its length plus its newline.
+            starts = list(accumulate(map(_PLUS_ONE, map(len, parts)), initial=self._line_start))
+            self._line_start = starts[-1]
+            # (A one-byte search is a memchr; `b"\r\n" in chunk` cost 50 µs a chunk.)
+            if b"\r" in chunk or parts[0].endswith(b"\r") or max(map(len, parts)) > limit:
+                self._cut_one_by_one(parts, starts, lines)
+            else:
+                lines.extend(zip(parts, starts, islice(starts, 1, None), repeat(False), repeat(False)))
         else:
             buffer += chunk
         # One byte of slack: a line of exactly `limit` bytes may still end in "\r\n".
@@ -260,6 +273,17 @@ class FileReader:
             self._line_start += consumed
             buffer.clear()
             self._skipping = True
+
+    def _cut_one_by_one(self, parts: list[bytes], starts: list[int], lines: list[RawLine]) -> None:
+        limit = self._max_line_bytes
+        append = lines.append
+        for part, offset, end in zip(parts, starts, islice(starts, 1, None), strict=False):
+            if part.endswith(b"\r"):
+                part = part[:-1]
+            if len(part) > limit:
+                append((part[:limit], offset, end, True, False))
+            else:
+                append((part, offset, end, False, False))
 
     def close(self) -> None:
         if self._fd >= 0:

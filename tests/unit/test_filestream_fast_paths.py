@@ -207,28 +207,31 @@ def reference_lines(content: bytes, limit: int) -> list[tuple[bytes, int, bool]]
     return lines
 
 
-def random_content(generator: random.Random, limit: int) -> bytes:
+def random_content(generator: random.Random, limit: int, plain: bool) -> bytes:
+    """Lines of random lengths; unless `plain`, with carriage returns and lines at and over the limit."""
+    alphabet = b'ab{}" x\xc3\xa9' if plain else b'ab{}"\r x\xc3\xa9'
     pieces = []
     for _ in range(generator.randrange(200, 600)):
-        kind = generator.random()
+        kind = 1.0 if plain else generator.random()
         if kind < 0.05:
             length = generator.randrange(limit - 2, limit + 3)
         elif kind < 0.08:
             length = generator.randrange(limit, 70_000)
         else:
-            length = generator.randrange(0, 300)
-        body = bytes(generator.choice(b"ab{}\"\r x\xc3\xa9") for _ in range(min(length, 64))) * (length // 64 + 1)
-        ending = generator.choice([b"\n", b"\r\n", b"\r\r\n", b"\n"])
+            length = generator.randrange(0, min(300, limit))
+        body = bytes(generator.choice(alphabet) for _ in range(min(length, 64))) * (length // 64 + 1)
+        ending = b"\n" if plain else generator.choice([b"\n", b"\r\n", b"\r\r\n", b"\n"])
         pieces.append(body[:length] + ending)
     pieces.append(b"unfinished last line")
     return b"".join(pieces)
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["carriage returns and long lines", "plain lines"])
 @pytest.mark.parametrize("seed", range(6))
-def test_cutting_chunks_at_once_finds_the_lines_and_offsets_of_cutting_line_by_line(tmp_path: Path, seed):
+def test_cutting_chunks_at_once_finds_the_lines_and_offsets_of_cutting_line_by_line(tmp_path: Path, seed, plain):
     generator = random.Random(seed)
     limit = generator.choice([100, 1000, 4096])
-    content = random_content(generator, limit)
+    content = random_content(generator, limit, plain)
     path = tmp_path / "lines.log"
     path.write_bytes(content)
     stat = path.stat()

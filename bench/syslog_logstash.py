@@ -52,7 +52,8 @@ def free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
-def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: str, workers: str) -> ForwarderRun:
+def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: str, workers: str,
+          queue_events: int = 0) -> ForwarderRun:
     config = home / "forwarder.yml"
     config.write_text(textwrap.dedent(f"""\
         filebeat.inputs:
@@ -70,7 +71,8 @@ def start(home: Path, transport: str, port: int, lumber_port: int, read_buffer: 
         http.enabled: true
         http.port: 0
         logging.metrics.enabled: false
-        """) + (f"forwarder.workers: {workers}\n" if workers else ""))
+        """) + (f"forwarder.workers: {workers}\n" if workers else "")
+        + (f"queue.mem.events: {queue_events}\n" if queue_events else ""))
     config.chmod(0o600)
     forwarder = start_forwarder(home, "unused")
     deadline = time.monotonic() + 30
@@ -164,8 +166,8 @@ def tcp_run(messages: int, workers: str, keep: bool) -> None:
               f"{done - started:.2f} s: "
               f"{received / (done - started):,.0f} msg/s; drops {sent - received} (loggen - server), "
               f"/stats dropped {counters.get('dropped', 0)}; forwarder CPU {cpu:.1f} µs a message "
-              f"(main process {main_cpu:.1f}; start-up included), {receiver.cpu_per_event()}; VmRSS max {max(rss, default=0) / 1024:.0f} MiB "
-              f"({load()})", flush=True)
+              f"(main process {main_cpu:.1f}; start-up included), {receiver.cpu_per_event()}; "
+              f"VmRSS max {max(rss, default=0) / 1024:.0f} MiB ({load()})", flush=True)
     finally:
         forwarder.stop()
         receiver.stop()
@@ -173,12 +175,13 @@ def tcp_run(messages: int, workers: str, keep: bool) -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool, trace: bool = False) -> bool:
+def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool, trace: bool = False,
+            queue_events: int = 0) -> bool:
     """One fixed-rate UDP run; True when nothing was dropped anywhere."""
     home = Path(tempfile.mkdtemp(prefix="bench-syslog-udp-"))
     port = free_port(socket.SOCK_DGRAM)
     receiver = Receiver(rate * seconds * 2)
-    forwarder = start(home, "udp", port, receiver.port, read_buffer, workers)
+    forwarder = start(home, "udp", port, receiver.port, read_buffer, workers, queue_events)
     try:
         kernel_before = kernel_udp_drops(port)
         started = time.monotonic()
@@ -200,7 +203,13 @@ def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool,
         counters = input_counters(forwarder)
         received = receiver.events
         ours = counters.get("dropped", 0)
+        # Per datagram the input read (queued or dropped by us): what the kernel dropped cost nothing.
+        taken = max(counters.get("published", 0) + ours, 1)
+        cpu = cpu_seconds(forwarder.process.pid) / taken * 1e6
+        main_cpu = cpu_seconds(forwarder.process.pid, descendants=False) / taken * 1e6
         buffer = f"read_buffer {read_buffer}" if read_buffer else "default read_buffer"
+        if queue_events:
+            buffer += f", queue.mem.events {queue_events}"
         rate_found = re.findall(r"average rate = ([0-9.]+)", output)
         sent_rate = float(rate_found[-1]) if rate_found else sent / seconds
         print(f"udp  workers {workers or 'default'}, target {rate:,} msg/s for {seconds} s, {buffer}: "
@@ -208,7 +217,8 @@ def udp_run(rate: int, seconds: int, read_buffer: str, workers: str, keep: bool,
               f"server acknowledged {received:,}; drops: kernel {kernel} ({early} in the first 2 s; "
               f"/proc/net/udp; input's "
               f"udp_kernel_drops {counters.get('udp_kernel_drops', 'n/a')}), /stats dropped {ours}, "
-              f"loggen - server {sent - received} ({load()})", flush=True)
+              f"loggen - server {sent - received}; forwarder CPU {cpu:.1f} µs a datagram read (main process "
+              f"{main_cpu:.1f}) ({load()})", flush=True)
         return kernel == 0 and ours == 0 and sent == received
     finally:
         forwarder.stop()
@@ -225,6 +235,8 @@ def main() -> None:
     arguments.add_argument("--udp-seconds", type=int, default=10)
     arguments.add_argument("--udp-read-buffer", default="", help="protocol.udp.read_buffer, e.g. 16MiB")
     arguments.add_argument("--workers", default="", help="forwarder.workers (auto or a count); unset: the default")
+    arguments.add_argument("--queue-events", type=int, default=0, help="queue.mem.events for the UDP runs (default: "
+                           "the forwarder's)")
     arguments.add_argument("--keep", action="store_true", help="keep the forwarder's home directories")
     arguments.add_argument("--udp-trace", action="store_true",
                            help="print kernel drops, receive queue, our drops and counts every 0.1 s of a UDP run")
@@ -237,7 +249,7 @@ def main() -> None:
         tcp_run(options.tcp_messages, options.workers, options.keep)
     for rate in (int(value) for value in options.udp_rates.split(",") if value):
         if udp_run(rate, options.udp_seconds, options.udp_read_buffer, options.workers, options.keep,
-                   options.udp_trace):
+                   options.udp_trace, options.queue_events):
             print(f"udp  {rate:,} msg/s: no drops")
             break
 

@@ -208,7 +208,8 @@ def reference_lines(content: bytes, limit: int) -> list[tuple[bytes, int, bool]]
 
 
 def random_content(generator: random.Random, limit: int, plain: bool) -> bytes:
-    """Lines of random lengths; unless `plain`, with carriage returns and lines at and over the limit."""
+    """Lines of random lengths (short and long ones: the reader cuts them two ways); unless `plain`, with
+    carriage returns and lines at and over the limit."""
     alphabet = b'ab{}" x\xc3\xa9' if plain else b'ab{}"\r x\xc3\xa9'
     pieces = []
     for _ in range(generator.randrange(200, 600)):
@@ -218,7 +219,7 @@ def random_content(generator: random.Random, limit: int, plain: bool) -> bytes:
         elif kind < 0.08:
             length = generator.randrange(limit, 70_000)
         else:
-            length = generator.randrange(0, min(300, limit))
+            length = generator.randrange(0, limit if plain else min(300, limit))
         body = bytes(generator.choice(alphabet) for _ in range(min(length, 64))) * (length // 64 + 1)
         ending = b"\n" if plain else generator.choice([b"\n", b"\r\n", b"\r\r\n", b"\n"])
         pieces.append(body[:length] + ending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 from forwarder.inputs.base import InputContext, InputType
 from forwarder.inputs.syslog_config import SyslogConfig, parse_config
@@ -65,7 +66,7 @@ class SyslogInput:
                                          "(counted as dropped)", self.context.input_id,
                                          self._counters.lost_at_shutdown)
 
-    def _publish(self, frames: list[bytes], source: str, truncated: bool) -> bool:
+    def _publish(self, frames: Sequence[bytes], source: str, truncated: bool) -> bool:
         chunk = SyslogChunk(self.config.format, self.config.timezone, time.time(), source, truncated)
         return self.context.client.publish_raw(build_stream_event, chunk, frames)
 

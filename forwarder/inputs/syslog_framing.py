@@ -16,6 +16,8 @@ ends at the next delimiter or where the count says, whichever comes first
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from typing import NamedTuple
 
 # Longest MSG-LEN we read as a count; a longer digit run is a delimited frame that starts with digits.
@@ -28,6 +30,37 @@ class Frame(NamedTuple):
     payload: bytes
     # True when the frame was longer than the size limit (or cut off by the end of the stream).
     truncated: bool
+
+
+class FrameBlock:
+    """Whole frames that lay one after another in a read: the bytes that hold them and where each lies.
+
+    What a busy sender's read becomes. It goes to the pipeline as one sequence of payloads: it pickles as
+    two byte strings (a list of 800 frames pickles frame by frame), and the frames are cut out of it only
+    where the events are built (a worker process), so the reading thread copies each byte once.
+    """
+
+    __slots__ = ("data", "bounds")
+
+    def __init__(self, data: bytes, bounds: bytes) -> None:
+        self.data = data
+        # array("Q") bytes: the start and end offset of each frame in `data`.
+        self.bounds = bounds
+
+    def __len__(self) -> int:
+        return len(self.bounds) // (2 * _BOUND_SIZE)
+
+    def __iter__(self) -> Iterator[bytes]:
+        bounds = array("Q")
+        bounds.frombytes(self.bounds)
+        data = self.data
+        return (data[bounds[index]:bounds[index + 1]] for index in range(0, len(bounds), 2))
+
+    def __reduce__(self) -> tuple[type[FrameBlock], tuple[bytes, bytes]]:
+        return FrameBlock, (self.data, self.bounds)
+
+
+_BOUND_SIZE = array("Q").itemsize
 
 
 def _whole_frame(payload: bytes) -> Frame:
@@ -63,6 +96,8 @@ class SyslogFrameSplitter:
         self._skip_left: int | None = None
         # How far the buffer has been searched for a delimiter already.
         self._scanned = 0
+        # The buffer holds only the start of a counted frame, its count not read yet (`feed_blocks`).
+        self._waiting = False
 
     @property
     def buffered_bytes(self) -> int:
@@ -70,28 +105,46 @@ class SyslogFrameSplitter:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buffer += data
         frames: list[Frame] = []
+        for item in self.feed_blocks(data):
+            if type(item) is FrameBlock:
+                frames.extend(_whole_frame(payload) for payload in item)
+            else:
+                frames.append(item)  # type: ignore[arg-type]
+        return frames
+
+    def feed_blocks(self, data: bytes) -> list[FrameBlock | Frame]:
+        """`feed`, with each run of whole frames that lie one after another as one FrameBlock."""
+        self._buffer += data
+        items: list[FrameBlock | Frame] = []
         while True:
             if not (self._counted or self._skipping or self._count_bound is not None):
-                self._take_whole_frames(frames)
+                block, self._waiting = self._take_whole_frames()
+                if block is not None:
+                    items.append(block)
+                if self._waiting:
+                    return items
             frame = self._next_frame()
             if frame is None:
-                return frames
-            frames.append(frame)
+                return items
+            items.append(frame)
 
-    def _take_whole_frames(self, frames: list[Frame]) -> None:
-        """The frames that lie whole at the start of the buffer, up to the first that needs `_next_frame`.
+    def _take_whole_frames(self) -> tuple[FrameBlock | None, bool]:
+        """The frames that lie whole at the start of the buffer, up to the first that needs `_next_frame`, and
+        whether the rest is only the start of a counted frame (nothing for `_next_frame` to do yet).
 
         The common case of a busy sender, in one pass over the buffer and one deletion at the end instead
-        of one per frame: what this leaves (a frame not complete yet, an oversized frame, a count over the
-        limit, a NUL trailer) is read by `_next_frame` exactly as before.
+        of one per frame: what this leaves (an oversized frame, a count over the limit, a NUL trailer, a
+        delimited frame not complete yet) is read by `_next_frame` exactly as before.
         """
         buffer = self._buffer
         size = len(buffer)
         limit = self.max_message_size
         delimiter = self.delimiter
+        bounds = array("Q")
+        add = bounds.append
         position = 0
+        waiting = False
         while position < size:
             first = buffer[position]
             if first in _BETWEEN_FRAMES:
@@ -100,30 +153,46 @@ class SyslogFrameSplitter:
             if first in _DIGITS:
                 space = buffer.find(b" ", position, position + _MAX_COUNT_DIGITS + 1)
                 if space < 0 and size - position <= _MAX_COUNT_DIGITS:
-                    break  # digits so far: a count, or the start of a line, decided by the next bytes
+                    # Digits so far: a count, or the start of a line, decided by the next bytes.
+                    waiting = buffer[position:].isdigit()
+                    break
                 if space >= 0 and first != 0x30 and buffer[position:space].isdigit():
                     count = int(buffer[position:space])
                     end = space + 1 + count
-                    if count > limit or end > size:
+                    if count > limit:
                         break
-                    frames.append(_whole_frame(bytes(buffer[space + 1:end])))
+                    if end > size:
+                        waiting = True
+                        break
+                    add(space + 1)
+                    add(end)
                     position = end
                     continue
             end = buffer.find(delimiter, position)
             if end < 0 or buffer.find(b"\0", position, end) >= 0:
                 break
-            payload = bytes(buffer[position:end])
+            stop = end - 1 if end > position and buffer[end - 1] == 0x0D else end
+            if stop - position > limit:
+                break
+            add(position)
+            add(stop)
             position = end + len(delimiter)
-            if payload.endswith(b"\r"):
-                payload = payload[:-1]
-            frames.append(Frame(payload[:limit], True) if len(payload) > limit else _whole_frame(payload))
+        block = FrameBlock(bytes(buffer[:position]), bounds.tobytes()) if bounds else None
         if position:
             del buffer[:position]
             self._scanned = 0
+        return block, waiting
 
     def finish(self) -> list[Frame]:
         """The stream ended: a frame left incomplete is returned as it is (marked truncated if it announced more)."""
         frames = []
+        if self._waiting:
+            # The start of a counted frame `feed_blocks` left for more bytes: its count is read now, as
+            # `feed` would have, so that what arrived of it goes on without the count.
+            self._waiting = False
+            frame = self._next_frame()
+            if frame is not None:
+                frames.append(frame)
         if self._counted:
             frames.append(Frame(bytes(self._buffer), True))
         elif self._count_bound is not None and not self._skipping:
@@ -137,6 +206,7 @@ class SyslogFrameSplitter:
         self._counted = self._skipping = False
         self._count_bound = self._skip_left = None
         self._remaining = self._scanned = 0
+        self._waiting = False
         return frames
 
     def _next_frame(self) -> Frame | None:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +85,10 @@ class SyslogCounters:
 @dataclass(frozen=True)
 class ListenerContext:
     input_id: str
-    # publish(frames, source, truncated): the frames of one TCP read (or of a connection's end), from the
-    # peer `source`, all cut or none. Blocks while the queue is full; False when the forwarder is stopping.
-    publish: Callable[[list[bytes], str, bool], bool]
+    # publish(frames, source, truncated): frames of one TCP read (or of a connection's end; a list, or a
+    # FrameBlock), from the peer `source`, all cut or none. Blocks while the queue is full; False when the
+    # forwarder is stopping.
+    publish: Callable[[Sequence[bytes], str, bool], bool]
     # try_publish(datagrams): never blocks; what finds no room is dropped and counted. False when stopping.
     try_publish: Callable[[list[Datagram]], bool]
     stop: threading.Event

@@ -18,13 +18,13 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from enum import Enum
-from itertools import groupby
 from typing import Any
 
 from forwarder.inputs.syslog_buffer_budget import BufferBudget
 from forwarder.inputs.syslog_config import TcpConfig
-from forwarder.inputs.syslog_framing import Frame, SyslogFrameSplitter
+from forwarder.inputs.syslog_framing import Frame, FrameBlock, SyslogFrameSplitter
 from forwarder.inputs.syslog_listeners import POLL_SECONDS, Listener, ListenerContext, address_text
 from forwarder.inputs.syslog_tls import TlsServerStream
 from forwarder.log_throttle import ThrottledLog
@@ -203,7 +203,7 @@ class TcpListener(Listener):
                 return _End.CLOSED
             idle_since = time.monotonic()
             ignored_before = splitter.ignored_counts
-            frames = splitter.feed(data)
+            frames = splitter.feed_blocks(data)
             if splitter.ignored_counts > ignored_before:
                 self._note_ignored_counts(splitter, source, splitter.ignored_counts - ignored_before)
             self._budget.hold(key, splitter.buffered_bytes)
@@ -212,16 +212,16 @@ class TcpListener(Listener):
                 return _End.PIPELINE_STOPPED
         return _End.STOPPING
 
-    def _publish(self, frames: list[Frame], source: str, cut: bool) -> bool:
-        """Publishes frames in order, one chunk per run of frames that are (or are not) truncated; `cut`
-        marks them all truncated. False when the pipeline stopped taking them: the rest is counted as lost."""
-        published = 0
-        for truncated, run in groupby(frames, key=lambda frame: cut or frame.truncated):
-            payloads = [frame.payload for frame in run]
+    def _publish(self, frames: Sequence[FrameBlock | Frame], source: str, cut: bool) -> bool:
+        """Publishes frames in order (`_chunks`); `cut` marks them all truncated. False when the pipeline
+        stopped taking them: the rest is counted as lost."""
+        chunks = _chunks(frames, cut)
+        left = sum(len(payloads) for _, payloads in chunks)
+        for truncated, payloads in chunks:
             if not self.context.publish(payloads, source, truncated):
-                self._counters.lose_at_shutdown(len(frames) - published)
+                self._counters.lose_at_shutdown(left)
                 return False
-            published += len(payloads)
+            left -= len(payloads)
         return True
 
     def _forward_rest(self, frames: list[Frame], end: _End, source: str) -> None:
@@ -251,3 +251,29 @@ class TcpListener(Listener):
         self._pause_warnings.report("%s: %d bytes of unfinished messages held across connections "
                                   "(protocol.tcp.max_buffered_bytes %d): reading paused until they complete",
                                   self._label, self._budget.total, self.config.max_buffered_bytes)
+
+
+def _chunks(frames: Sequence[FrameBlock | Frame], cut: bool) -> list[tuple[bool, Sequence[bytes]]]:
+    """(truncated, payloads) to publish: a block of whole frames as it is, the other frames one chunk per run
+    that is (or is not) truncated; with `cut` every frame is truncated."""
+    chunks: list[tuple[bool, Sequence[bytes]]] = []
+    run: list[bytes] = []
+    run_truncated = False
+    for item in frames:
+        if type(item) is FrameBlock and not cut:
+            if run:
+                chunks.append((run_truncated, run))
+                run = []
+            chunks.append((False, item))
+            continue
+        pieces = [(payload, True) for payload in item] if type(item) is FrameBlock else [item]
+        for payload, truncated in pieces:
+            truncated = truncated or cut
+            if run and truncated != run_truncated:
+                chunks.append((run_truncated, run))
+                run = []
+            run_truncated = truncated
+            run.append(payload)
+    if run:
+        chunks.append((run_truncated, run))
+    return chunks

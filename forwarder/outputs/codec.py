@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
+
 from forwarder import __version__
 from forwarder.pipeline.event import Event, format_timestamp
 from forwarder.pipeline.json_text import json_bytes
@@ -20,6 +22,8 @@ class EventEncoder:
     def __init__(self, index: str = "filebeat", version: str = __version__) -> None:
         self.index = index.lower()
         self.version = version
+        # `{"beat":…,"type":"_doc","version":…` without its closing brace: the same for every event.
+        self._metadata_head = orjson.dumps({"beat": self.index, "type": "_doc", "version": version})[:-1]
 
     def document(self, event: Event) -> dict[str, Any]:
         metadata = {"beat": self.index, "type": "_doc", "version": self.version}
@@ -31,9 +35,33 @@ class EventEncoder:
     def encode(self, event: Event) -> bytes:
         if event.encoded is not None:
             return event.encoded
+        fields, meta = event.fields, event.meta
+        if type(fields) is dict and type(meta) is dict and not (
+                "@timestamp" in fields or "@metadata" in fields or "beat" in meta or "type" in meta
+                or "version" in meta):
+            try:
+                return self._joined(event)
+            except orjson.JSONEncodeError:
+                pass
         # Rarely orjson refuses (a non-string key from a YAML `fields` map, an integer beyond 64 bits):
         # json_bytes falls back to slower encoders instead of failing the batch.
         return json_bytes(self.document(event), _fallback)
+
+    def _joined(self, event: Event) -> bytes:
+        """The bytes of encoding `document`, joined from the encoded fields and metadata instead.
+
+        orjson writes an object as its members in order between braces, without spaces, so the
+        document's JSON is its `@timestamp`, the fixed head of `@metadata`, the event's metadata and its
+        fields, each object's members cut out of its braces. That saves building the document (a copy
+        of every top-level field and of the metadata) and a sixth of the encoding. Only for events whose
+        fields hold no `@timestamp` or `@metadata` and whose metadata does not replace the fixed ones:
+        `document` puts those elsewhere.
+        """
+        body = orjson.dumps(event.fields, default=_fallback)
+        meta = orjson.dumps(event.meta, default=_fallback) if event.meta else b"{}"
+        return b"".join((b'{"@timestamp":"', format_timestamp(event.timestamp).encode(), b'","@metadata":',
+                         self._metadata_head, b"," if len(meta) > 2 else b"", memoryview(meta)[1:],
+                         b"," if len(body) > 2 else b"", memoryview(body)[1:]))
 
     def encode_or_replace(self, event: Event) -> bytes:
         """`encode`, or when even the fallbacks refuse, a replacement event saying why (never a lost event)."""

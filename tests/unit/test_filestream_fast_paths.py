@@ -1,11 +1,12 @@
 """The filestream input's short ways give exactly what the long ways give, over a corpus of edge cases.
 
-Two short ways: lines handed to the pipeline undecoded and built by `build_line_event` (with
+Three short ways: lines handed to the pipeline undecoded and built by `build_line_event` (with
 orjson reading a plain ndjson line straight into the event's fields) instead of decoded into a
-Message by the reader and built by `build_file_event`; and the reader cutting a chunk with one
-`bytes.split` instead of looking for each newline. Each is compared with the long way on every
-case; built events go on through the real pipeline client (agent, host, tags, `fields`,
-processors) down to the bytes the output sends.
+Message by the reader and built by `build_file_event`; the reader cutting a whole chunk and
+numbering its lines at once; and `EventEncoder.encode` joining the encoded fields and metadata
+instead of encoding a document built from them. Each is compared with the long way on every case;
+built events go on through the real pipeline client (agent, host, tags, `fields`, processors) down
+to the bytes the output sends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -193,6 +195,43 @@ def test_the_plain_ndjson_way_is_taken_for_ordinary_objects_and_refuses_the_spec
     for refused in (b'{"log":"text"}', b'{"@timestamp":17}', b'{"@metadata":"text"}', b'{"type":"t"}', b"{}",
                     b"[1,2]", b'{"bad":"\xff\xfe"}', b'\xef\xbb\xbf{"bom":1}', b'{"inf":1e400}'):
         assert _plain_ndjson_event(context, refused, 7) is None, refused
+
+
+ENCODER_CASES: list[Event] = [
+    Event({}, timestamp=1.5),
+    Event({}, timestamp=1.5, meta={"_id": "only metadata"}),
+    Event({"message": "m"}, timestamp=1700000000.9996),
+    Event({"message": "m"}, timestamp=1700000000.9996, meta={"_id": "x", "pipeline": "p"}),
+    Event({"@timestamp": "own", "message": "m"}, timestamp=2.0),
+    Event({"@metadata": {"own": 1}, "message": "m"}, timestamp=2.0, meta={"_id": "y"}),
+    Event({"message": "m"}, timestamp=3.0, meta={"beat": "other", "_id": "z"}),
+    Event({"message": "m"}, timestamp=3.0, meta={"type": "t"}),
+    Event({"message": "m"}, timestamp=3.0, meta={"_id": "v", "version": "0"}),
+    Event({"fields": {1: "numeric key", 2.5: "float key"}}, timestamp=4.0),
+    Event({"big": 123456789012345678901234567890, "n": {"neg": -(2 ** 70)}}, timestamp=5.0),
+    Event({"max": 2 ** 64 - 1, "min": -(2 ** 63)}, timestamp=5.0),
+    Event({"raw": b"\xffbytes", "set": {3}, "tuple": (1, 2), "path": Path("/var/log")}, timestamp=6.0),
+    Event({"lone": "\ud800", "ok": "é"}, timestamp=7.0),
+    Event({"m": 1}, timestamp=8.0, meta={"_id": b"bytes id", "n": {5: "x"}}),
+    Event({"m": 1}, timestamp=8.0, meta={"lone": "\udfff"}),
+    Event({"f": float("nan"), "g": float("inf"), "deep": [[[[]]]]}, timestamp=9.0),
+    Event({"nested": {"@timestamp": "inner is fine", "@metadata": 1}}, timestamp=10.0),
+    Event({"a": 1}, timestamp=-0.0005, meta={"": ""}),
+    Event(MappingProxyType({"read-only": 1}), timestamp=11.0, meta={"_id": "r"}),  # type: ignore[arg-type]
+    Event({"a": 1}, timestamp=11.0, meta=MappingProxyType({"_id": "r"})),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize("event", ENCODER_CASES, ids=range(len(ENCODER_CASES)))
+def test_encoding_without_building_the_document_writes_the_same_bytes(event):
+    for encoder in (EventEncoder(), EventEncoder("Custom-Index", version="9.9.9")):
+        try:
+            expected = encoded_the_long_way(encoder, event)
+        except Exception as refused:
+            with pytest.raises(type(refused)):
+                encoder.encode(event)
+            continue
+        assert encoder.encode(event) == expected
 
 
 def reference_lines(content: bytes, limit: int) -> list[tuple[bytes, int, bool]]:

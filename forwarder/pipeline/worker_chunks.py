@@ -44,6 +44,10 @@ class Slot:
     # `lock`: a worker whose input is full waits for its result to be read, and the collector reading
     # it takes `lock`.
     outbox: SimpleQueue[bytes | None] = field(default_factory=SimpleQueue)
+    # When the worker last showed progress: a result read, or work given to it while it had none.
+    progress_at: float = 0.0
+    # True while the collector waits for the worker's next result (not while it queues one).
+    receiving: bool = False
 
 
 class SharedAcknowledgement:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import pickle
 import threading
+import time
 from itertools import count
 from queue import Empty
 from typing import Any
@@ -40,6 +41,7 @@ from forwarder.pipeline.worker_process import (
     add_counter_changes,
     encode_chunk,
 )
+from forwarder.pipeline.worker_watchdog import STALLED_AFTER, watch_workers
 from forwarder.platform import current_platform
 
 log = logging.getLogger("forwarder.workers")
@@ -58,9 +60,12 @@ def worker_count(setting: str | int) -> int:
 
 
 class WorkerPool:
-    def __init__(self, count: int, make_clients: ClientFactory, encode: Encode) -> None:
+    def __init__(self, count: int, make_clients: ClientFactory, encode: Encode,
+                 stalled_after: float = STALLED_AFTER) -> None:
         """Forks the zygote: call before any thread of the forwarder starts."""
         self.count = count
+        self._stalled_after = stalled_after
+        self._closed = threading.Event()
         self._encode = encode
         self._zygote = Zygote(make_clients, encode)
         self._setup: Any = None
@@ -87,6 +92,8 @@ class WorkerPool:
             self._slots.append(slot)
             threading.Thread(target=self._collect, args=(slot,), name=f"worker-results-{number}", daemon=True).start()
             threading.Thread(target=self._send, args=(slot,), name=f"worker-chunks-{number}", daemon=True).start()
+        threading.Thread(target=watch_workers, args=(self._slots, self._stalled_after, self._closed),
+                         name="worker-watchdog", daemon=True).start()
         log.info("%d worker processes build, map and encode events (pids %s)", self.count,
                  ", ".join(str(slot.pid) for slot in self._slots))
 
@@ -151,6 +158,8 @@ class WorkerPool:
         slot = min(self._slots, key=lambda candidate: len(candidate.pending))
         with slot.lock:
             if slot.pid:
+                if not slot.pending:
+                    slot.progress_at = time.monotonic()
                 slot.pending[chunk_id] = chunk
                 slot.outbox.put(message)
                 return True
@@ -179,6 +188,7 @@ class WorkerPool:
     def close(self) -> None:
         """Ends the workers and the zygote; what they still held is abandoned, to be read again at the next start."""
         self.close_intake()
+        self._closed.set()
         for slot in self._slots:
             slot.outbox.put(None)
             with slot.lock:
@@ -219,14 +229,18 @@ class WorkerPool:
 
     def _collect(self, slot: Slot) -> None:
         while True:
+            slot.receiving = True
             try:
                 chunk_id, results, changes, records = pickle.loads(slot.connection.recv_bytes())
             except (EOFError, OSError):
+                slot.receiving = False
                 if self._closing or not self._replace(slot):
                     self._abandon_pending(slot)
                     return
                 continue
+            slot.receiving = False
             with slot.lock:
+                slot.progress_at = time.monotonic()
                 chunk = slot.pending.pop(chunk_id, None)
             if chunk is None:
                 continue
@@ -273,6 +287,7 @@ class WorkerPool:
                 return False
             old_pid = slot.pid
             self.restarts += 1
+            slot.progress_at = time.monotonic()
             try:
                 slot.pid, slot.connection = self._spawn()
             except OSError as error:

@@ -138,6 +138,10 @@ class Platform(ABC):
         """In a worker, right after the fork: child processes are waited for again, and it is named."""
         raise OSError("this platform cannot fork")
 
+    def kill_worker(self, pid: int) -> None:
+        """Ends a worker process that stopped answering, at once (its chunks go to the one forked in its place)."""
+        raise OSError("this platform cannot fork")
+
     def windows_product(self) -> tuple[str, str] | None:
         """(ProductName, build) of Windows, read from its registry; None on any other system."""
         return None

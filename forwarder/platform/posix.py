@@ -72,6 +72,9 @@ class PosixPlatform(Platform):
     def become_worker(self) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
+    def kill_worker(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
     def installed_paths(self) -> InstalledPaths:
         return InstalledPaths(home=PurePosixPath("/usr/share/forwarder"), config=PurePosixPath("/etc/forwarder"),
                               data=PurePosixPath("/var/lib/forwarder"), logs=PurePosixPath("/var/log/forwarder"))

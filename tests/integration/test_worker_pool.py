@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -34,7 +35,7 @@ def build_split(context: str, payload: str, stats: InputStats) -> Event | list[E
 
 
 class Pipeline:
-    def __init__(self) -> None:
+    def __init__(self, stalled_after: float = 120.0) -> None:
         self.commits: list[dict] = []
         self.queue = EventQueue(10_000, 1 << 30, 1, 0.01)
         self.acker = InputAcker(self.commits.append, "test::pool-test::")
@@ -44,7 +45,7 @@ class Pipeline:
         def make_clients(worker_agent: AgentInfo) -> list[PipelineClient]:
             return [PipelineClient(SETTINGS, None, None, [], worker_agent, InputStats("pool-test", "test"), dict)]
 
-        self.pool = WorkerPool(2, make_clients, encoder.encode_or_replace)
+        self.pool = WorkerPool(2, make_clients, encoder.encode_or_replace, stalled_after=stalled_after)
         self.stats = InputStats("pool-test", "test")
         self.client = PipelineClient(SETTINGS, self.queue, self.acker, [], agent, self.stats, dict)
         self.pool.start(agent)
@@ -171,3 +172,64 @@ def test_an_unpicklable_builder_keeps_its_place_among_the_chunks_of_its_input(pi
             builder = local_builder if chunk % 3 == 1 else build_split
             assert pipeline.client.publish_raw(builder, None, [f"c{chunk}"], {"chunk": chunk})
     assert [m.lower() for m in messages(pipeline.take(12))] == [f"c{chunk}" for chunk in range(12)]
+
+
+def build_hanging_once(marker: str, payload: str, stats: InputStats) -> Event:
+    """'hang' never returns the first time any worker builds it (the marker file says it was tried)."""
+    if payload == "hang" and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3600)
+    return Event({"message": payload})
+
+
+def test_a_worker_that_stops_answering_is_replaced_and_its_chunks_built_by_the_next(tmp_path, caplog):
+    pipeline = Pipeline(stalled_after=1.0)
+    try:
+        first_pids = set(pipeline.pool.snapshot()["pids"])
+        marker = str(tmp_path / "tried")
+        cursors = [{"s": 1}, {"s": 2}, {"s": 3}]
+        assert pipeline.client.publish_raw(build_hanging_once, marker, ["a", "hang", "b"], cursors)
+        assert pipeline.client.publish_raw(build_hanging_once, marker, ["c"], [{"s": 4}])
+        events = pipeline.take(4)
+        assert messages(events) == ["a", "hang", "b", "c"]
+        assert os.path.exists(marker), "the first worker really hung on the record"
+        snapshot = pipeline.pool.snapshot()
+        assert snapshot["restarts"] == 1
+        assert len(set(snapshot["pids"]) - first_pids) == 1
+        assert "has returned nothing for 1 s while holding" in caplog.text
+    finally:
+        pipeline.pool.close()
+
+
+def build_gated(gate: str, payload: str, stats: InputStats) -> Event:
+    """Waits for the gate file, so that chunks can be handed out before any of them is built."""
+    deadline = time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return Event({"message": payload})
+
+
+def test_a_worker_is_not_taken_for_hung_while_the_queue_holds_its_results_back(tmp_path):
+    """A full queue (the output down) stops a collector reading the results its worker has ready."""
+    pipeline = Pipeline(stalled_after=1.0)
+    try:
+        gate = str(tmp_path / "gate")
+        chunks = [[f"1{letter}" for letter in "abcde"], ["2a"], ["3a"]]
+        for number, payloads in enumerate(chunks):
+            assert pipeline.client.publish_raw(build_gated, gate, payloads, [{"s": number}] * len(payloads))
+        assert [len(slot.pending) for slot in pipeline.pool._slots] == [2, 1], "chunks 1 and 3 on the first worker"
+        pipeline.queue.max_events = 3
+        open(gate, "w").close()
+        wait_until(lambda: pipeline.queue.active_events == 3, 30, "the queue full")
+        time.sleep(2.5)  # more than twice stalled_after: a worker wrongly taken for hung would be replaced by now
+        assert pipeline.pool.snapshot()["restarts"] == 0
+        delivered: list[str] = []
+        while len(delivered) < 7:
+            batch = pipeline.queue.get_batch(8, wait=5.0)
+            assert batch is not None
+            delivered += messages(batch.events)
+            batch.ack_all()
+        assert delivered == [*chunks[0], *chunks[1], *chunks[2]]
+        assert pipeline.pool.snapshot()["restarts"] == 0
+    finally:
+        pipeline.pool.close()

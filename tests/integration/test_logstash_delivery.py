@@ -27,7 +27,7 @@ FILESTREAM_TO_LOGSTASH = """
     output.logstash:
       hosts: ["{address}"]
       timeout: 5s
-      backoff.init: 0.5s
+      backoff.init: {backoff_init}
       backoff.max: {backoff_max}
     logging.metrics.enabled: false
 """
@@ -71,7 +71,8 @@ def test_kill_9_three_times_at_random_moments_loses_nothing(tmp_path):
     chooser = random.Random(seed)
     with LumberjackServer(store_events=False, decode_json=False, on_window=counter) as server:
         forwarder = ForwarderProcess(tmp_path / "home", FILESTREAM_TO_LOGSTASH.format(
-            path=source, queue_events=QUEUE_EVENTS, registry_flush="0s", address=server.address, backoff_max="2s"))
+            path=source, queue_events=QUEUE_EVENTS, registry_flush="0s", address=server.address, backoff_init="0.5s",
+            backoff_max="2s"))
         try:
             for kill in range(3):
                 forwarder.start()
@@ -92,23 +93,28 @@ def test_kill_9_three_times_at_random_moments_loses_nothing(tmp_path):
     assert len(counter.ids) == total, "a replayed line carries the same @metadata._id"
 
 
-def test_receiver_down_for_30_seconds_then_back(tmp_path):
+def test_receiver_down_until_reconnects_back_off_to_their_cap_then_back(tmp_path):
+    """The outage lasts until the delay between attempts has grown to backoff.max and stayed there, not a fixed time."""
     first, second = 20_000, 20_000
     source = tmp_path / "numbered.log"
     numbered_file(source, first)
     counter = LineCounter()
     with LumberjackServer(store_events=False, decode_json=False, on_window=counter) as server:
         forwarder = ForwarderProcess(tmp_path / "home", FILESTREAM_TO_LOGSTASH.format(
-            path=source, queue_events=QUEUE_EVENTS, registry_flush="1s", address=server.address, backoff_max="8s"))
+            path=source, queue_events=QUEUE_EVENTS, registry_flush="1s", address=server.address, backoff_init="0.1s",
+            backoff_max="1.6s"))
         try:
             forwarder.start()
             wait_until(lambda: counter.distinct() >= first, 60, "the first lines")
+            retries_before = len(_retry_delays(forwarder))
             server.stop_listening()
             server.drop_connections()
             with open(source, "a") as handle:
                 handle.write("".join(f"line {n:06d} {'y' * 48}\n" for n in range(first, first + second)))
-            outage = threading.Event()
-            assert not outage.wait(30), "the receiver stays down for 30 seconds"
+            # delay ceilings 0.1, 0.2, 0.4, 0.8, 1.6, 1.6 s: the sixth failed attempt waits at the cap, so the
+            # receiver stays down through five growing delays
+            wait_until(lambda: len(_retry_delays(forwarder)) >= retries_before + 6, 60,
+                       "six failed attempts while the receiver is down")
             assert forwarder.alive(), "the forwarder must not exit while the receiver is down"
             server.resume_listening()
             wait_until(lambda: counter.distinct() >= first + second, 60, "every line after the receiver is back")
@@ -116,12 +122,16 @@ def test_receiver_down_for_30_seconds_then_back(tmp_path):
         finally:
             forwarder.stop()
     assert set(counter.numbers) == set(range(first + second))
-    retries = [line["message"] for line in forwarder.log_lines() if "retrying in" in line.get("message", "")]
-    delays = [_seconds(re.search(r"retrying in ([\d.]+)(m?s)", m)) for m in retries]
-    assert len(retries) >= 3, f"backoff must be visible in the log: {retries}"
-    assert max(delays) > min(delays), f"the delay grows between attempts: {retries}"
+    delays = _retry_delays(forwarder)
+    assert len(delays) >= 3, f"backoff must be visible in the log: {delays}"
+    assert max(delays) > min(delays), f"the delay grows between attempts: {delays}"
     assert any(line.get("message", "").startswith("logstash: reconnected") or
                line.get("message", "").startswith("logstash: connected") for line in forwarder.log_lines()[-50:])
+
+
+def _retry_delays(forwarder: ForwarderProcess) -> list[float]:
+    retries = [line["message"] for line in forwarder.log_lines() if "retrying in" in line.get("message", "")]
+    return [_seconds(re.search(r"retrying in ([\d.]+)(m?s)", m)) for m in retries]
 
 
 def _seconds(match: re.Match) -> float:

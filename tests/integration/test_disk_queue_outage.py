@@ -2,15 +2,14 @@
 
 The real forwarder process reads three numbered streams — a UDP sender at a
 steady 2,000 messages/s, a TCP sender, and lines appended to a file — into
-`output.logstash` with `queue.disk`. The Lumberjack receiver is stopped for
-FORWARDER_SOAK_OUTAGE seconds (default 20; the issue's 3-minute soak is
+`output.logstash` with `queue.disk`. The Lumberjack receiver is stopped until
+the disk queue holds twice what the default `queue.mem` (8,192 events) could hold
+before dropping UDP (about 6 s at these rates), and for at least
+FORWARDER_SOAK_OUTAGE seconds (default 0; the issue's 3-minute soak is
 `FORWARDER_SOAK_OUTAGE=180 python3 -m pytest -q tests/integration/test_disk_queue_outage.py`),
-then started again. At 2,000 msg/s a 20 s outage is ~40,000 UDP messages alone,
-several times what the default `queue.mem` (8,192 events) could hold before
-dropping them; the test shows the disk queue held that many.
+then started again; the test shows the disk queue held that many.
 
-The outage length is the scenario, not a synchronization: everything else
-waits for the state it asserts.
+The senders' rates are the scenario; everything else waits for the state it asserts.
 """
 
 from __future__ import annotations
@@ -29,12 +28,14 @@ import orjson
 from tests.fakes.lumberjack_server import LumberjackServer
 from tests.integration.forwarder_process import ForwarderProcess, wait_until
 
-OUTAGE = float(os.environ.get("FORWARDER_SOAK_OUTAGE", "20"))
+OUTAGE = float(os.environ.get("FORWARDER_SOAK_OUTAGE", "0"))
 UDP_RATE = 2000
 TCP_RATE = 500
 FILE_RATE = 500
+RATES = {"udp": UDP_RATE, "tcp": TCP_RATE, "file": FILE_RATE}
 # The memory queue's default bound: an outage that puts more than this in the queue would have dropped UDP.
 MEMORY_QUEUE_EVENTS = 8192
+BACKLOG = 2 * MEMORY_QUEUE_EVENTS
 WRITE_AHEAD = 2048
 
 CONFIG = """
@@ -241,17 +242,13 @@ class Soak:
         wait_until(lambda: all(self.received.count(s) >= 500 for s in self.senders), 60,
                    "the first messages of every stream at the receiver")
 
-    def outage(self, seconds: float, during: Callable[[], None] | None = None) -> None:
-        """The receiver is down for `seconds` (its port closed, connections reset); /stats is watched meanwhile."""
+    def outage(self, until: Callable[[dict], bool], what: str) -> None:
+        """The receiver is down (its port closed, connections reset) until `until(stats)` holds on a /stats read
+        and at least OUTAGE seconds have passed; `until` may kill and restart the forwarder."""
         self.server.stop_listening()
         self.server.drop_connections()
-        ends = time.monotonic() + seconds
-        while time.monotonic() < ends:
-            if during is not None and during():
-                during = None
-            if self.forwarder.alive():
-                self.stats()
-            threading.Event().wait(min(0.5, max(0.0, ends - time.monotonic())))  # the outage's length is the test
+        lasts = time.monotonic() + OUTAGE
+        wait_until(lambda: until(self.stats()) and time.monotonic() >= lasts, OUTAGE + 120, what, interval=0.2)
         self.server.resume_listening()
 
     def stop_sending(self) -> dict[str, int]:
@@ -277,7 +274,7 @@ def test_receiver_outage_is_absorbed_by_the_disk_queue_and_nothing_is_lost(tmp_p
     try:
         soak.start_forwarder()
         soak.start_sending()
-        soak.outage(OUTAGE)
+        soak.outage(lambda stats: stats["queue"]["events"] >= BACKLOG, f"{BACKLOG} events held by the disk queue")
         # The senders keep going while the backlog drains: new events queue behind it.
         before = soak.received.count("udp")
         wait_until(lambda: soak.received.count("udp") > before + UDP_RATE, 120, "the receiver taking events again")
@@ -316,8 +313,7 @@ def test_sigkill_during_the_outage_loses_nothing_acknowledged_to_an_input(tmp_pa
     soak = Soak(tmp_path)
     acked_at_kill: dict[str, int] = {}
 
-    def kill_and_restart() -> bool:
-        stats = soak.stats()
+    def kill_and_restart(stats: dict) -> None:
         for stream in ("udp", "tcp"):
             acked_at_kill[stream] = stats["inputs"][f"soak-{stream}"]["acked"]
             published = stats["inputs"][f"soak-{stream}"]["published"]
@@ -327,13 +323,21 @@ def test_sigkill_during_the_outage_loses_nothing_acknowledged_to_an_input(tmp_pa
         assert udp["dropped"] == 0 and udp.get("udp_kernel_drops", 0) == 0 == kernel_udp_drops(soak.udp_port), udp
         soak.forwarder.kill_hard()
         soak.start_forwarder()
-        return True
 
-    halfway = time.monotonic() + OUTAGE / 2
+    def killed_then_every_stream_queued_again(stats: dict) -> bool:
+        """Kill once the disk queue holds a memory queue's worth and half the outage is over; the outage goes on
+        until the restarted forwarder has queued a second of every stream."""
+        if acked_at_kill:
+            return all(stats["inputs"][f"soak-{s}"]["published"] >= rate for s, rate in RATES.items())
+        if stats["queue"]["events"] >= MEMORY_QUEUE_EVENTS and time.monotonic() >= halfway:
+            kill_and_restart(stats)
+        return False
+
     try:
         soak.start_forwarder()
         soak.start_sending()
-        soak.outage(OUTAGE, during=lambda: time.monotonic() >= halfway and kill_and_restart())
+        halfway = time.monotonic() + OUTAGE / 2
+        soak.outage(killed_then_every_stream_queued_again, "the kill, the restart and new messages of every stream")
         sent = soak.stop_sending()
         wait_until(lambda: soak.drained({"file": sent["file"]}), 180,
                    f"every line of the file ({sent['file']}) at the receiver and the queue empty")

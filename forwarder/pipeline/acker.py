@@ -93,7 +93,12 @@ class InputAcker:
     def done(self, sequence: int) -> None:
         self.done_many((sequence,))
 
-    def done_many(self, sequences: Iterable[int]) -> None:
+    def dropped(self, sequence: int) -> None:
+        """An event the queue had no room for (UDP): later cursors may commit past it, but it was not delivered,
+        so `acked` does not count it (`stats.dropped` does)."""
+        self.done_many((sequence,), delivered=False)
+
+    def done_many(self, sequences: Iterable[int], delivered: bool = True) -> None:
         """Marks events acknowledged; commits the cursors that became contiguous, in one call."""
         committed: dict[str, Any] = {}
         with self._lock:
@@ -107,7 +112,8 @@ class InputAcker:
                     pending[index][0] = _DONE
                     newly += 1
             self._outstanding -= newly
-            self.acked += newly
+            if delivered:
+                self.acked += newly
             while pending and pending[0][0] == _DONE:
                 cursor = pending.popleft()[1]
                 self._base += 1

@@ -206,7 +206,7 @@ class PipelineClient:
             self._acker.abandon(event.ack_token[1])
             return None
         if not queued:
-            self._acker.done(event.ack_token[1])
+            self._acker.dropped(event.ack_token[1])
             self.stats.dropped += 1
             return False
         self.stats.published += 1

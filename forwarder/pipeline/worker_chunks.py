@@ -57,14 +57,17 @@ class SharedAcknowledgement:
         self._acker = acker
         self._sequence = sequence
         self._remaining = events
+        self._delivered = False
         self._lock = threading.Lock()
 
-    def done_many(self, sequences: list[int]) -> None:
+    def done_many(self, sequences: list[int], delivered: bool = True) -> None:
+        """Done when all its events are; delivered (counted in `acked`) when any of them was."""
         with self._lock:
             self._remaining -= len(sequences)
+            self._delivered = self._delivered or delivered
             finished = self._remaining == 0
         if finished:
-            self._acker.done(self._sequence)
+            self._acker.done_many((self._sequence,), delivered=self._delivered)
 
 
 class InputLink:

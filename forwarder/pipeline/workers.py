@@ -385,14 +385,16 @@ class WorkerPool:
             try:
                 queued = link.queue.try_put(event)
             except QueueClosed:
+                # Stopping: a datagram has no cursor to be read again from, so what did not get in is lost.
+                stats.dropped += len(events) - position
                 for rest in events[position:]:
-                    rest.ack_token[0].done_many([rest.ack_token[1]])
+                    rest.ack_token[0].done_many([rest.ack_token[1]], delivered=False)
                 return
             if queued:
                 stats.published += 1
             else:
                 stats.dropped += 1
-                event.ack_token[0].done_many([event.ack_token[1]])
+                event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
 
 
 def _log_records(records: list[tuple[str, int, str]]) -> None:

@@ -233,3 +233,20 @@ def test_a_worker_is_not_taken_for_hung_while_the_queue_holds_its_results_back(t
         assert pipeline.pool.snapshot()["restarts"] == 0
     finally:
         pipeline.pool.close()
+
+
+def test_what_a_droppable_chunk_finds_no_room_for_is_dropped_and_not_counted_as_acknowledged():
+    """UDP: a chunk goes even when the queue cannot take it all; the rest is dropped, counted once."""
+    pipeline = Pipeline()
+    pipeline.queue.max_events = 3
+    try:
+        assert pipeline.client.try_publish_raw(build_split, "udp", ["1", "2", "3", "4", "5"])
+        wait_until(lambda: pipeline.stats.dropped == 2, 30, "two datagrams dropped")
+        batch = pipeline.queue.get_batch(8, wait=5.0)
+        assert messages(batch.events) == ["1", "2", "3"]
+        batch.ack_all()
+        assert pipeline.acker.acked == 3
+        assert pipeline.stats.published == 3
+        assert pipeline.acker.in_flight == 0
+    finally:
+        pipeline.pool.close()

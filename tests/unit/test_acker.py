@@ -126,3 +126,15 @@ def test_a_tracked_chunk_commits_its_cursor_only_when_every_event_of_it_is_ackno
     acker.done(2)
     assert commits.calls == [{"t::i::obj": 600}]
     assert acker.in_flight == 0
+
+
+def test_a_dropped_event_lets_later_cursors_commit_but_is_not_counted_as_acknowledged():
+    commits = []
+    acker = InputAcker(commits.append, "p::")
+    first = acker.track(None)
+    second = acker.track({"s": 2})
+    acker.dropped(first)
+    acker.done(second)
+    assert commits == [{"p::s": 2}]
+    assert acker.acked == 1
+    assert acker.in_flight == 0

@@ -28,6 +28,8 @@ CONFIG = """
         paths: ["{input}"]
         prospector.scanner.check_interval: 0.1s
     forwarder.registry.flush: 0s
+    # each ship() waits for its lines: without a short flush.timeout every batch waits the default 1 s
+    queue.mem.flush.timeout: 10ms
     output.file:
       path: ${{path.home}}/events
     logging.to_stderr: true

@@ -300,7 +300,10 @@ def test_stopping_before_the_ack_hands_the_message_back_at_once(tmp_path: Path, 
     held = threading.Event()
     with LumberjackServer(behaviour=Behaviour(hold=held)) as server:
         home = tmp_path / "home"
-        forwarder = ForwarderProcess(home, to_logstash(aws, queue, server.address)).start()  # visibility 300s
+        # visibility 300s; the stop waits 1 s, not the default 5 s, for the acknowledgements Logstash holds
+        forwarder = ForwarderProcess(home, to_logstash(aws, queue, server.address) + """
+        forwarder.shutdown_timeout: 1s
+        """).start()
         try:
             server.wait_for_events(20, timeout=60)
             assert forwarder.terminate() == 0

@@ -1,6 +1,6 @@
 """`queue.disk`: events wait on disk, so a long Logstash outage fills a disk instead of dropping syslog.
 
-Same interface as the memory queue (`put`, `put_many`, `try_put`,
+Same interface as the memory queue (`put`, `put_many`, `try_put`, `try_put_many`,
 `get_batch`, `close`), different promise to the inputs: an event is
 acknowledged to its input — its cursor may commit — once it is durable in a
 segment (written and fsynced), not when Logstash has it. The output then
@@ -121,13 +121,19 @@ class DiskQueue:
                 self._add(event)
 
     def try_put(self, event: Event) -> bool:
+        return self.try_put_many([event]) == 1
+
+    def try_put_many(self, events: list[Event]) -> int:
         with self._lock:
             if self._closed:
                 raise QueueClosed()
-            if not self._has_room(event.size):
-                return False
-            self._add(event)
-            return True
+            queued = 0
+            for event in events:
+                if not self._has_room(event.size):
+                    break
+                self._add(event)
+                queued += 1
+            return queued
 
     def _has_room(self, size: int) -> bool:
         if len(self._unwritten) >= self.settings.write_ahead:

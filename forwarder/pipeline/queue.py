@@ -128,18 +128,27 @@ class EventQueue:
 
     def try_put(self, event: Event) -> bool:
         """Non-blocking put for sources that cannot wait (UDP); False when full."""
+        return self.try_put_many([event]) == 1
+
+    def try_put_many(self, events: list[Event]) -> int:
+        """`try_put` for a chunk under one lock: queues events in order while they fit; returns how many did."""
         with self._lock:
             if self._closed:
                 raise QueueClosed()
-            if self._active_events > 0 and (
-                self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
-            ):
-                return False
-            self._ready.append(event)
-            self._active_events += 1
-            self._active_bytes += event.size
-            self._items.notify()
-            return True
+            was_empty = not self._ready
+            queued = 0
+            for event in events:
+                if self._active_events > 0 and (
+                    self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
+                ):
+                    break
+                self._ready.append(event)
+                self._active_events += 1
+                self._active_bytes += event.size
+                queued += 1
+            if queued and (was_empty or len(self._ready) >= self.flush_min_events):
+                self._items.notify()
+            return queued
 
     def get_batch(self, max_size: int, wait: float = 1.0) -> Batch | None:
         """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events`.

@@ -381,20 +381,15 @@ class WorkerPool:
     def _offer(self, link: InputLink, events: list[Event]) -> None:
         """A droppable chunk (UDP) never waits for room: what the queue cannot take now is dropped, counted."""
         stats = link.client.stats
-        for position, event in enumerate(events):
-            try:
-                queued = link.queue.try_put(event)
-            except QueueClosed:
-                # Stopping: a datagram has no cursor to be read again from, so what did not get in is lost.
-                stats.dropped += len(events) - position
-                for rest in events[position:]:
-                    rest.ack_token[0].done_many([rest.ack_token[1]], delivered=False)
-                return
-            if queued:
-                stats.published += 1
-            else:
-                stats.dropped += 1
-                event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
+        try:
+            queued = link.queue.try_put_many(events)
+        except QueueClosed:
+            # Stopping: a datagram has no cursor to be read again from, so what did not get in is lost.
+            queued = 0
+        stats.published += queued
+        stats.dropped += len(events) - queued
+        for event in events[queued:]:
+            event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
 
 
 def _log_records(records: list[tuple[str, int, str]]) -> None:

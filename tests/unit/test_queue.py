@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue, QueueClosed
 
@@ -132,3 +134,14 @@ def test_space_listeners_hear_of_every_acknowledgement_that_frees_space():
     batch.ack_through(1)
     batch.ack_all()
     assert freed == [3, 0]
+
+
+def test_try_put_many_queues_in_order_what_fits_and_says_how_many():
+    queue = EventQueue(max_events=3, max_bytes=10_000, flush_min_events=2, flush_timeout=0)
+    events = [event() for _ in range(5)]
+    assert queue.try_put_many(events) == 3
+    assert queue.get_batch(5, wait=1).events == events[:3]
+    assert queue.try_put_many([event()]) == 0
+    queue.close()
+    with pytest.raises(QueueClosed):
+        queue.try_put_many([event()])

@@ -96,7 +96,9 @@ SETTINGS = (
     Setting("protocol.udp.max_message_size", SIZE, "10KiB", "longer datagrams are truncated and tagged "
             "`_truncated`", positive=True),
     Setting("protocol.udp.read_buffer", SIZE, None, "the socket's receive buffer (`SO_RCVBUF`); `0`: the OS "
-            "default", minimum=0, doc_default="OS default"),
+            "default. Linux caps it at `net.core.rmem_max` unless the forwarder runs as root (then "
+            "`SO_RCVBUFFORCE` sets it whole)",
+            minimum=0, doc_default="OS default"),
     *ignored("protocol.udp.timeout", doc="accepted for Filebeat compatibility, without effect: a datagram is "
              "read whole"),
     Setting("protocol.tcp.host", LISTEN_ADDRESS, None, "listen on TCP at this `ip:port`; octet counting and "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +112,7 @@ class PipelineClient:
     def acker(self) -> InputAcker:
         return self._acker
 
-    def publish_raw(self, build: Builder, context: Any, payloads: list[Any], cursor: Cursors = None) -> bool:
+    def publish_raw(self, build: Builder, context: Any, payloads: Sequence[Any], cursor: Cursors = None) -> bool:
         """`publish_many` for what an input read but has not turned into events yet.
 
         `build(context, payload, stats)` makes each payload's event(s) (None: nothing to send). With
@@ -127,14 +127,14 @@ class PipelineClient:
             return self.workers.submit(self, build, context, payloads, cursor)
         return self.publish_raw_here(build, context, payloads, cursor)
 
-    def try_publish_raw(self, build: Builder, context: Any, payloads: list[Any]) -> bool:
+    def try_publish_raw(self, build: Builder, context: Any, payloads: Sequence[Any]) -> bool:
         """`publish_raw` for sources that cannot wait (UDP syslog): what finds no room is dropped and counted
         in `dropped`, never waited for. False when the forwarder is stopping."""
         if self.workers is not None:
             return self.workers.submit(self, build, context, payloads, None, wait=False)
         return self.publish_raw_here(build, context, payloads, None, wait=False)
 
-    def publish_raw_here(self, build: Builder, context: Any, payloads: list[Any], cursor: Cursors,
+    def publish_raw_here(self, build: Builder, context: Any, payloads: Sequence[Any], cursor: Cursors,
                          wait: bool = True) -> bool:
         """`publish_raw` in this process, whatever `forwarder.workers` says."""
         if isinstance(cursor, list):
@@ -331,7 +331,7 @@ class PipelineClient:
                         self.settings.input_id, name, kind, error, counter)
 
 
-def build_events(build: Builder, context: Any, payloads: list[Any], stats: InputStats) -> list[Event]:
+def build_events(build: Builder, context: Any, payloads: Sequence[Any], stats: InputStats) -> list[Event]:
     events: list[Event] = []
     for payload in payloads:
         built = build(context, payload, stats)

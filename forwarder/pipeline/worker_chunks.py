@@ -8,6 +8,7 @@ that never reached the queue stay uncommitted).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from queue import SimpleQueue
 from typing import Any
@@ -86,7 +87,7 @@ class InputLink:
         self.finished: dict[int, tuple[Chunk, EncodedChunk]] = {}
         self.queue_lock = threading.Lock()
 
-    def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: list[Any],
+    def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: Sequence[Any],
                cursor: Cursors, wait: bool = True) -> bool:
         return self.pool.submit(self, build, context, payloads, cursor, wait)
 

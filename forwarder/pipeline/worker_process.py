@@ -26,7 +26,7 @@ import socket
 import struct
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import accumulate, pairwise
 from typing import Any
 
@@ -158,7 +158,7 @@ class Channel:
 
 
 def encode_chunk(client: PipelineClient, encode: Encode, build: Builder, context: Any,
-                 payloads: list[Any]) -> EncodedChunk:
+                 payloads: Sequence[Any]) -> EncodedChunk:
     """What a worker does with one chunk; the main process does the same when a chunk cannot go to a worker."""
     stats = client.stats
     results: list[Result] = []

@@ -24,6 +24,7 @@ import logging
 import pickle
 import threading
 import time
+from collections.abc import Sequence
 from itertools import count
 from queue import Empty
 from typing import Any
@@ -116,7 +117,7 @@ class WorkerPool:
 
     # ----- the inputs' side ----------------------------------------------------
 
-    def submit(self, link: InputLink, build: Builder, context: Any, payloads: list[Any], cursor: Cursors,
+    def submit(self, link: InputLink, build: Builder, context: Any, payloads: Sequence[Any], cursor: Cursors,
                wait: bool) -> bool:
         client = link.client
         acker = client.acker
@@ -166,7 +167,7 @@ class WorkerPool:
         self._build_here(chunk)
         return True
 
-    def _publish_here(self, link: InputLink, build: Builder, context: Any, payloads: list[Any],
+    def _publish_here(self, link: InputLink, build: Builder, context: Any, payloads: Sequence[Any],
                       cursor: Cursors, wait: bool) -> bool:
         """Once no worker can be had, chunks are built and published here, in this thread."""
         return link.client.publish_raw_here(build, context, payloads, cursor, wait)

@@ -124,8 +124,9 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
-# (second, formatted "YYYY-MM-DDTHH:MM:SS") of the last call: events of a batch mostly share a second,
-# and strftime is the costliest step of encoding an event.
+# (millisecond, its text) and (second, "YYYY-MM-DDTHH:MM:SS") of the last call: events built together mostly
+# share a millisecond, and strftime is the costliest step of encoding an event.
+_last_millisecond: list[tuple[int, str]] = [(-1, "")]
 _last_second: list[tuple[int, str]] = [(-1, "")]
 
 
@@ -135,12 +136,18 @@ def format_timestamp(epoch_seconds: float) -> str:
     Sub-millisecond digits are cut, not rounded, as Go's formatting does
     (`.7215374Z` → `.721Z`); rounding to microseconds first absorbs float error.
     """
-    seconds, ms = divmod(round(epoch_seconds * 1_000_000) // 1000, 1000)
-    cached = _last_second[0]
-    if cached[0] != seconds:
-        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-        _last_second[0] = cached
-    return f"{cached[1]}.{ms:03d}Z"
+    milliseconds = round(epoch_seconds * 1_000_000) // 1000
+    cached = _last_millisecond[0]
+    if cached[0] == milliseconds:
+        return cached[1]
+    seconds, ms = divmod(milliseconds, 1000)
+    second = _last_second[0]
+    if second[0] != seconds:
+        second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _last_second[0] = second
+    text = f"{second[1]}.{ms:03d}Z"
+    _last_millisecond[0] = (milliseconds, text)
+    return text
 
 
 def parse_timestamp(value: Any) -> float:

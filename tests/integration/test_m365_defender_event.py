@@ -80,12 +80,15 @@ def test_mixed_hubs_route_each_record_to_its_fileset_with_its_ecs_fields(tmp_pat
   signinlogs:
     enabled: true
     var.connection_string: "{azure_hub.connection_string}"
+    input.partition_receive_timeout: 200ms
 """,
             "microsoft": f"""
 - module: microsoft
   m365_defender_event:
     var.eventhub: defender-stream
     var.connection_string: "{defender_hub.connection_string}"
+    # a hub's first message, not the 5 s wait for a full batch (partition_receive_timeout)
+    input.partition_receive_timeout: 200ms
 """,
         }.items():
             path = home / "modules.d" / f"{name}.yml"

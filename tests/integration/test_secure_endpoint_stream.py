@@ -134,8 +134,8 @@ def test_every_event_is_delivered_once_then_acknowledged_to_the_broker(
 
 def test_sigkill_mid_stream_loses_nothing_and_repeats_at_most_a_prefetch(
         tmp_path: Path, rabbitmq, queue) -> None:  # noqa: F811
-    prefetch = 40
-    expected = fill(rabbitmq, queue, 0, 5000)
+    prefetch, total = 40, 2500
+    expected = fill(rabbitmq, queue, 0, total)
     home = tmp_path / "home"
     forwarder = ForwarderProcess(home, stream_config(rabbitmq, queue, FILE_OUTPUT, extra=f"""
             prefetch: {prefetch}
@@ -144,7 +144,7 @@ def test_sigkill_mid_stream_loses_nothing_and_repeats_at_most_a_prefetch(
         wait_until(lambda: len(output_events(home)) >= 300, 60, "part of the stream delivered")
         forwarder.kill_hard()
         before_restart = len(output_events(home))
-        assert before_restart < 5000, "the kill came too late to interrupt the stream"
+        assert before_restart < total, "the kill came too late to interrupt the stream"
         forwarder.start()
         wait_until(lambda: set(delivered_ids(home)) >= expected, 90, "every event after the restart")
         wait_until(lambda: rabbitmq.counts(queue) == (0, 0), 30, "every message acknowledged to the broker")

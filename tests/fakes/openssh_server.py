@@ -103,11 +103,18 @@ class OpenSshServer:
 
     def push(self, source: Path, destination: Path) -> None:
         """`scp` of one file to `destination` on this server, with the appliance's key, refusing unknown hosts."""
+        self._scp([source], destination)
+
+    def push_all(self, sources: list[Path], directory: Path) -> None:
+        """One `scp` of several files into `directory`: scp sends them one after the other, in the order given."""
+        self._scp(sources, directory)
+
+    def _scp(self, sources: list[Path], destination: Path) -> None:
         result = subprocess.run(
             ["scp", "-q", "-B", "-P", str(self.port), "-i", str(self.client_key),
              "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
              "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-             str(source), f"{self.user}@127.0.0.1:{destination}"],
+             *map(str, sources), f"{self.user}@127.0.0.1:{destination}"],
             check=False, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise AssertionError(f"scp failed ({result.returncode}): {result.stderr}\nsshd log:\n"

@@ -90,14 +90,17 @@ def test_scp_pushed_saved_files_only_are_forwarded_with_their_ids(tmp_path: Path
         for saved in corpus_files():
             directory = landing / subscription(saved)
             directory.mkdir(parents=True, exist_ok=True)
-            current = staging / saved.name.replace(".s", ".c")
-            current.write_text("Fri Mar 25 20:50:10 2022 Info: CURRENT-FILE-NOT-SAVED MID 999 ICID 999\n")
-            openssh_server.push(current, directory / current.name)
-            openssh_server.push(current, directory / f"{subscription(saved)}.current")
-            old = staging / (saved.name + ".gz")
+            outgoing = staging / subscription(saved)
+            outgoing.mkdir()
+            current_text = "Fri Mar 25 20:50:10 2022 Info: CURRENT-FILE-NOT-SAVED MID 999 ICID 999\n"
+            current = outgoing / saved.name.replace(".s", ".c")
+            current.write_text(current_text)
+            still_open = outgoing / f"{subscription(saved)}.current"
+            still_open.write_text(current_text)
+            old = outgoing / (saved.name + ".gz")
             old.write_bytes(gzip.compress(b"Fri Mar 25 20:50:10 2022 Info: COMPRESSED-OLD-FILE MID 998\n"))
-            openssh_server.push(old, directory / old.name)
-            openssh_server.push(saved, directory / saved.name)
+            # one connection per subscription; the .s file arrives last
+            openssh_server.push_all([current, still_open, old, saved], directory)
             expected += saved.read_text().splitlines()
         events = wait_until(lambda: len(output_events(home)) >= len(expected) and output_events(home), 120,
                             f"{len(expected)} events from the pushed .s files")

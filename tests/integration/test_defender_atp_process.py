@@ -156,7 +156,7 @@ def test_split_evidence_gives_one_event_per_alert_and_evidence(site: DefenderSit
 
 def test_an_alert_updated_twice_is_delivered_three_times_each_once(site: DefenderSite) -> None:
     site.api.add(alert(7, time.time() - 600))
-    site.write_module()
+    site.write_module(interval="200ms")
     site.forwarder.start()
     wait_until(lambda: len(site.events()) >= 1, 60, "the new alert")
     site.api.update("da6372910489_000007", graph_time(time.time()), status="InProgress", assignedTo="analyst@contoso")

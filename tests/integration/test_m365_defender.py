@@ -28,7 +28,7 @@ MAIN_CONFIG = """
       path: ${path.data}/events
     logging.metrics.enabled: false
     """
-POLL_INTERVAL = 2.0
+POLL_INTERVAL = 1.0
 
 
 class TimedGraph(FakeGraphApi):

@@ -40,7 +40,7 @@ def forwarder_for(home: Path, server: FakeHttpsServer, extra: str = "", key_env:
             client_id: "{CLIENT_ID}"
             api_key: "${{{key_env}}}"
             first_interval: 24h
-            interval: 1s
+            interval: 200ms
             limit: 100
             ssl.certificate_authorities: ["{server.ca_path}"]
             backoff.init: 50ms

@@ -256,10 +256,14 @@ class PipelineClient:
         fields = event.fields
         fields["agent"] = dict(self._agent)
         fields["ecs"] = {"version": ECS_VERSION}
-        if self._host_name is not None and "name" not in fields.get("host", {}):
-            fields.setdefault("host", {})["name"] = self._host_name
+        # A record's own `host` or `input` that is not an object is kept as it is, as Filebeat's
+        # no-overwrite merge of these fields does: the forwarder's values only fill objects or gaps.
+        host = fields.setdefault("host", {}) if self._host_name is not None else None
+        if isinstance(host, dict):
+            host.setdefault("name", self._host_name)
         input_fields = fields.setdefault("input", {})
-        input_fields.setdefault("type", settings.input_type)
+        if isinstance(input_fields, dict):
+            input_fields.setdefault("type", settings.input_type)
         for key, value in settings.module_fields.items():
             existing = fields.get(key)
             if isinstance(existing, dict) and isinstance(value, dict):
@@ -269,7 +273,9 @@ class PipelineClient:
                 fields.setdefault(key, dict(value) if isinstance(value, dict) else value)
         if settings.tags:
             existing_tags = fields.get("tags", [])
-            fields["tags"] = list(existing_tags) + [t for t in settings.tags if t not in existing_tags]
+            if not isinstance(existing_tags, list):
+                existing_tags = [existing_tags]  # a record's single tag, kept first
+            fields["tags"] = existing_tags + [t for t in settings.tags if t not in existing_tags]
         if settings.fields:
             if settings.fields_under_root:
                 for key, value in settings.fields.items():

@@ -136,3 +136,23 @@ class InputAcker:
     def wait_all_done(self, timeout: float) -> bool:
         with self._lock:
             return self._all_done.wait_for(lambda: not self._outstanding, timeout)
+
+
+class SharedAcknowledgement:
+    """One payload that became several events: its sequence is done when all of them are."""
+
+    def __init__(self, acker: Any, sequence: int, events: int) -> None:
+        self._acker = acker
+        self._sequence = sequence
+        self._remaining = events
+        self._delivered = False
+        self._lock = threading.Lock()
+
+    def done_many(self, sequences: list[int], delivered: bool = True) -> None:
+        """Done when all its events are; delivered (counted in `acked`) when any of them was."""
+        with self._lock:
+            self._remaining -= len(sequences)
+            self._delivered = self._delivered or delivered
+            finished = self._remaining == 0
+        if finished:
+            self._acker.done_many((self._sequence,), delivered=self._delivered)

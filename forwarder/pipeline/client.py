@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder import __version__
-from forwarder.pipeline.acker import InputAcker
+from forwarder.pipeline.acker import InputAcker, SharedAcknowledgement
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue, QueueClosed
 from forwarder.stats import InputStats
@@ -138,12 +138,45 @@ class PipelineClient:
                          wait: bool = True) -> bool:
         """`publish_raw` in this process, whatever `forwarder.workers` says."""
         if isinstance(cursor, list):
-            return all(self.publish_many(build_events(build, context, [payload], self.stats), payload_cursor)
-                       for payload, payload_cursor in zip(payloads, cursor, strict=True))
+            return self._publish_each(build, context, payloads, cursor)
         events = build_events(build, context, payloads, self.stats)
         if wait:
             return self.publish_many(events, cursor)
         return all(self.try_publish(event) is not None for event in events)
+
+    def _publish_each(self, build: Builder, context: Any, payloads: Sequence[Any], cursors: list[Any]) -> bool:
+        """Payloads with a cursor each (a file's lines): one acker call and one queue call for the chunk.
+
+        A payload that made no event is done at once; one that made several is done when all of them are.
+        """
+        if len(payloads) != len(cursors):
+            raise ValueError(f"{len(payloads)} payloads but {len(cursors)} cursors")
+        prepared = [[event for event in map(self.prepare, build_events(build, context, [payload], self.stats))
+                     if event is not None] for payload in payloads]
+        acker = self._acker
+        first = acker.track_each(cursors)
+        events: list[Event] = []
+        done: list[int] = []
+        for sequence, built in enumerate(prepared, first):
+            token: tuple[Any, int] = (acker, sequence)
+            if not built:
+                done.append(sequence)
+            elif len(built) > 1:
+                token = (SharedAcknowledgement(acker, sequence, len(built)), sequence)
+            for event in built:
+                event.ack_token = token
+                events.append(event)
+        if done:
+            acker.done_many(done)
+        try:
+            self._queue.put_many(events)
+        except QueueClosed as closed:
+            for sequence in sorted({event.ack_token[1] for event in events[closed.queued:]}):
+                acker.abandon(sequence)
+            self.stats.published += closed.queued
+            return False
+        self.stats.published += len(events)
+        return True
 
     def publish(self, event: Event, cursor: dict[str, Any] | None = None) -> bool:
         """Queues `event`; `cursor` ({source: value}) is committed once it and all before it are acked.

@@ -1,8 +1,7 @@
 """What the worker pool keeps for each chunk out in a worker, each worker process and each input.
 
 Apart from workers.py, which moves chunks between these: here is only the state and the small
-rules on it (a payload split into several events is done when all of them are; a chunk's records
-that never reached the queue stay uncommitted).
+rule on it that a chunk's records that never reached the queue stay uncommitted.
 """
 
 from __future__ import annotations
@@ -49,26 +48,6 @@ class Slot:
     progress_at: float = 0.0
     # True while the collector waits for the worker's next result (not while it queues one).
     receiving: bool = False
-
-
-class SharedAcknowledgement:
-    """One payload that became several events: its sequence is done when all of them are."""
-
-    def __init__(self, acker: Any, sequence: int, events: int) -> None:
-        self._acker = acker
-        self._sequence = sequence
-        self._remaining = events
-        self._delivered = False
-        self._lock = threading.Lock()
-
-    def done_many(self, sequences: list[int], delivered: bool = True) -> None:
-        """Done when all its events are; delivered (counted in `acked`) when any of them was."""
-        with self._lock:
-            self._remaining -= len(sequences)
-            self._delivered = self._delivered or delivered
-            finished = self._remaining == 0
-        if finished:
-            self._acker.done_many((self._sequence,), delivered=self._delivered)
 
 
 class InputLink:

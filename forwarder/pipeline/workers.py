@@ -29,10 +29,11 @@ from itertools import count
 from queue import Empty
 from typing import Any
 
+from forwarder.pipeline.acker import SharedAcknowledgement
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import QueueClosed
-from forwarder.pipeline.worker_chunks import Chunk, InputLink, SharedAcknowledgement, Slot, abandon
+from forwarder.pipeline.worker_chunks import Chunk, InputLink, Slot, abandon
 from forwarder.pipeline.worker_process import (
     Channel,
     ClientFactory,

@@ -85,6 +85,25 @@ def test_a_payload_split_into_events_commits_its_cursor_when_the_last_part_is_ac
     assert pipeline.stats.filtered == 1, "a worker's counters come back to the input's stats"
 
 
+def test_in_one_process_a_chunk_with_a_cursor_per_payload_commits_the_same_way():
+    """`forwarder.workers: 1` (and Windows): the same chunk built here, queued in one call."""
+    commits: list[dict] = []
+    queue = EventQueue(10_000, 1 << 30, 1, 0.01)
+    stats = InputStats("pool-test", "test")
+    client = PipelineClient(SETTINGS, queue, InputAcker(commits.append, "test::pool-test::"), [], AgentInfo(),
+                            stats, dict)
+    assert client.publish_raw(build_split, "ctx", ["one", "a,b,c", "", "two"], [{"s": 1}, {"s": 2}, {"s": 3}, {"s": 4}])
+    events = queue.get_batch(10, wait=1.0).events
+    assert [event.fields["message"] for event in events] == ["one", "a", "b", "c", "two"]
+    for event in events[:3]:
+        event.ack_token[0].done_many([event.ack_token[1]])
+    assert commits == [{"test::pool-test::s": 1}], "the split payload is not done until all its parts are"
+    events[3].ack_token[0].done_many([events[3].ack_token[1]])
+    assert commits[-1] == {"test::pool-test::s": 3}, "the split payload and the empty one after it"
+    events[4].ack_token[0].done_many([events[4].ack_token[1]])
+    assert commits[-1] == {"test::pool-test::s": 4}
+    assert stats.published == 5 and stats.filtered == 1
+
 def test_a_builder_that_raises_costs_its_record_only(pipeline, caplog):
     with caplog.at_level(logging.ERROR, logger="forwarder.workers"):
         assert pipeline.client.publish_raw(build_split, "ctx", ["first", "boom", "last"], {"s": 9})

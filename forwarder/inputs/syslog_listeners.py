@@ -13,10 +13,8 @@ story. TCP (syslog_tcp.py) can push back instead.
 from __future__ import annotations
 
 import logging
-import platform
 import select
 import socket
-import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -47,12 +45,6 @@ DATAGRAMS_PER_CHUNK = 1024
 CHUNK_LINGER_SECONDS = 0.010
 # A plain int: `int & socket.MSG_TRUNC` runs the enum module's Python code, 0.7 µs a datagram.
 _MSG_TRUNC = int(socket.MSG_TRUNC)
-# Linux's SO_RCVBUFFORCE (the Python socket module does not name it): 33 wherever Linux uses the generic
-# socket option numbers, which the machines listed do; elsewhere only SO_RCVBUF is used.
-_SO_RCVBUFFORCE = 33 if sys.platform.startswith("linux") and platform.machine() in (
-    "x86_64", "i686", "aarch64", "armv7l", "armv8l", "ppc64le", "ppc64", "s390x", "riscv64") else None
-
-
 class SyslogCounters:
     """The input's counters in /stats; many connection threads write them, hence the lock."""
 
@@ -100,13 +92,8 @@ def set_receive_buffer(sock: socket.socket, size: int) -> None:
     """SO_RCVBUF of `size`; on Linux with CAP_NET_ADMIN (root) SO_RCVBUFFORCE, which net.core.rmem_max does
     not cap: a sender's burst that the default maximum (often 4 MiB, about 3,000 datagrams) cannot hold is
     absorbed by the buffer the configuration asks for."""
-    if _SO_RCVBUFFORCE is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
-            return
-        except OSError:
-            pass  # no CAP_NET_ADMIN: the capped option below
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    if not current_platform().force_receive_buffer(sock, size):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def address_text(peer: Any) -> str:

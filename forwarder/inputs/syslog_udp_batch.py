@@ -16,13 +16,13 @@ listener keeps its `recvmsg` loop; `open_batch_receiver` then returns None.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import socket
 import sys
 from collections.abc import Callable
 
 from forwarder.inputs.syslog_events import Datagram
+from forwarder.platform import current_platform
 
 # sockaddr_storage: room for any peer address.
 _ADDRESS_SIZE = 128
@@ -53,19 +53,6 @@ class _MessageHeader(ctypes.Structure):
 
 class _MultiMessageHeader(ctypes.Structure):
     _fields_ = [("msg_hdr", _MessageHeader), ("msg_len", ctypes.c_uint)]
-
-
-def _recvmmsg() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.recvmmsg
-    except (OSError, AttributeError):
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
-    return function
 
 
 def address_from_bytes(raw: bytes) -> tuple[str, int] | None:
@@ -175,7 +162,7 @@ def open_batch_receiver(sock: socket.socket, max_message_size: int, capacity: in
                         kernel_drops: Callable[[list[tuple[int, int, bytes]]], int | None],
                         source_text: Callable[[tuple[str, int]], str]) -> BatchReceiver | None:
     """A BatchReceiver for `sock`, or None where `recvmmsg` cannot be called (the caller reads one at a time)."""
-    call = _recvmmsg()
+    call = current_platform().recvmmsg()
     if call is None or ctypes.sizeof(ctypes.c_size_t) != 8 or socket.CMSG_LEN(0) != _CMSG_HEADER:
         return None
     return BatchReceiver(sock, call, max_message_size, capacity, kernel_drops, source_text)

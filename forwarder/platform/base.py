@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -115,6 +115,16 @@ class Platform(ABC):
 
     def kernel_drops(self, ancillary: Iterable[tuple[int, int, bytes]]) -> int | None:
         """The kernel's drop counter from a `recvmsg` ancillary list, when it is there."""
+        return None
+
+    def force_receive_buffer(self, sock: socket.socket, size: int) -> bool:
+        """Sets a receive buffer of `size` beyond the system's cap (Linux's SO_RCVBUFFORCE, which needs
+        CAP_NET_ADMIN); False where that cannot be done, and the caller sets SO_RCVBUF, which is capped."""
+        return False
+
+    def recvmmsg(self) -> Callable[..., int] | None:
+        """libc's recvmmsg (many datagrams per system call, the interpreter lock released once), where the
+        system has it."""
         return None
 
     def usable_cores(self) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
 import fcntl
 import os
+import platform
 import signal
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from forwarder.platform.base import InstalledPaths, Platform
@@ -20,6 +22,9 @@ PR_SET_PDEATHSIG = 1
 # Linux socket option: a counter of datagrams the kernel dropped, sent as ancillary data with each datagram.
 # The number means something else on other systems, so only LinuxPlatform sets it.
 SO_RXQ_OVFL = 40
+SO_RCVBUFFORCE = 33
+_GENERIC_SOCKET_OPTIONS = ("x86_64", "i686", "aarch64", "armv7l", "armv8l", "ppc64le", "ppc64", "s390x",
+                           "riscv64")
 
 
 class PosixPlatform(Platform):
@@ -85,6 +90,26 @@ class LinuxPlatform(PosixPlatform):
 
     def usable_cores(self) -> int:
         return len(os.sched_getaffinity(0))
+
+    def force_receive_buffer(self, sock: socket.socket, size: int) -> bool:
+        # SO_RCVBUFFORCE is 33 wherever Linux uses the generic socket option numbers, which these machines do.
+        if platform.machine() not in _GENERIC_SOCKET_OPTIONS:
+            return False
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        except OSError:
+            return False  # no CAP_NET_ADMIN
+        return True
+
+    def recvmmsg(self) -> Callable[..., int] | None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            function = libc.recvmmsg
+        except (OSError, AttributeError):
+            return None
+        function.restype = ctypes.c_int
+        function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+        return function
 
     def become_zygote(self) -> None:
         super().become_zygote()

@@ -226,6 +226,7 @@ class DiskQueue:
         with self._lock:
             self._writer_done = True
             self._items.notify_all()
+            self._refill.notify_all()  # the reader ends once the writer has: at once, not at its next poll
 
     def _write(self, events: list[Event], backoff: Backoff) -> bool:
         """Writes and fsyncs one frame; False when the queue closed while the disk kept failing."""

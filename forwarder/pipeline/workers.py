@@ -50,6 +50,8 @@ log = logging.getLogger("forwarder.workers")
 
 CHUNKS_PER_INPUT = 4
 DROPPABLE_CHUNKS_PER_INPUT = 16
+# How long a droppable chunk waits for room before it is dropped (see `submit`).
+DROPPABLE_WAIT_SECONDS = 1.0
 MAX_ATTEMPTS = 3
 
 
@@ -128,15 +130,18 @@ class WorkerPool:
         if self._local:
             return self._publish_here(link, build, context, payloads, cursor, wait)
         count = len(payloads)
+        give_up_at = time.monotonic() + DROPPABLE_WAIT_SECONDS
         with self._lock:
             while not self._closing and (link.in_flight >= CHUNKS_PER_INPUT or self._over_queue_bound(link, count)):
                 if not wait:
-                    # A source that cannot wait drops what the queue has no room for; past the chunk limit its
-                    # chunks still go (UDP bursts), up to a hard cap (a disk queue has no bound in events).
+                    # A source that cannot wait long (UDP): past the chunk limit its chunks still go, up to a hard
+                    # cap (a disk queue has no bound in events); when the queue has no room it waits a moment,
+                    # while the socket's receive buffer holds a burst, then drops the chunk, counted.
                     if not self._over_queue_bound(link, count) and link.in_flight < DROPPABLE_CHUNKS_PER_INPUT:
                         break
-                    client.stats.dropped += count
-                    return True
+                    if time.monotonic() >= give_up_at:
+                        client.stats.dropped += count
+                        return True
                 # Woken when a chunk comes back or the queue frees space (`_space_freed`).
                 self._room.wait(0.5)
             if self._closing:

@@ -269,3 +269,27 @@ def test_what_a_droppable_chunk_finds_no_room_for_is_dropped_and_not_counted_as_
         assert pipeline.acker.in_flight == 0
     finally:
         pipeline.pool.close()
+
+
+def test_a_droppable_chunk_waits_a_moment_for_room_before_it_is_dropped():
+    """A UDP burst: the queue is full for a moment; the socket's buffer holds the datagrams meanwhile."""
+    pipeline = Pipeline()
+    pipeline.queue.max_events = 3
+    try:
+        assert pipeline.client.try_publish_raw(build_split, "udp", ["1", "2", "3"])
+        first = pipeline.take(3)
+        returned = threading.Event()
+        threading.Thread(target=lambda: (pipeline.client.try_publish_raw(build_split, "udp", ["4", "5"]),
+                                         returned.set()), daemon=True).start()
+        assert not returned.wait(0.3), "no room yet: the chunk waits"
+        pipeline.queue.release(first)
+        assert returned.wait(5)
+        assert messages(pipeline.take(2)) == ["4", "5"]
+        assert pipeline.stats.dropped == 0
+
+        started = time.monotonic()
+        assert pipeline.client.try_publish_raw(build_split, "udp", ["6", "7"])
+        assert time.monotonic() - started >= 0.9, "it waited its second"
+        assert pipeline.stats.dropped == 2, "then no room: dropped, counted"
+    finally:
+        pipeline.pool.close()

@@ -62,8 +62,11 @@ def test_pretty_output_of_an_event_that_is_only_its_document(harness, capfdbinar
     output.start(harness.queue)
     read_back = Event.from_encoded(EventEncoder().encode(Event({"message": "from disk"}, 1_700_000_000.0)))
     harness.queue.put(read_back)
-    deadline = time.monotonic() + 10
-    while "from disk" not in (text := capfdbinary.readouterr().out.decode()) and time.monotonic() < deadline:
+    # Each readouterr() takes what was written since the last one: the document may come in several parts.
+    text = ""
+    deadline = time.monotonic() + 30
+    while not ("from disk" in text and text.rstrip().endswith("}")) and time.monotonic() < deadline:
         time.sleep(0.01)
+        text += capfdbinary.readouterr().out.decode()
     output.stop(2)
     assert '\n  "message": "from disk"' in text and '"@timestamp": "2023-11-14T22:13:20.000Z"' in text

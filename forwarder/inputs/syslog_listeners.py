@@ -44,7 +44,7 @@ DATAGRAMS_PER_CHUNK = 1024
 # to 10 (bench/syslog_logstash.py, UDP).
 CHUNK_LINGER_SECONDS = 0.010
 # A plain int: `int & socket.MSG_TRUNC` runs the enum module's Python code, 0.7 µs a datagram.
-_MSG_TRUNC = int(socket.MSG_TRUNC)
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0))  # with a default: imported on Windows too
 class SyslogCounters:
     """The input's counters in /stats; many connection threads write them, hence the lock."""
 

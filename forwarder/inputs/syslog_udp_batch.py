@@ -30,9 +30,9 @@ _ADDRESS_SIZE = 128
 _MAX_BUFFER_BYTES = 8 << 20
 # Bytes of a cmsghdr where size_t is 64 bits wide.
 _CMSG_HEADER = 16
-# Plain ints: `int & socket.MSG_TRUNC` goes through the enum module's Python code, 0.7 µs a datagram.
-_MSG_TRUNC = int(socket.MSG_TRUNC)
-_MSG_DONTWAIT = int(socket.MSG_DONTWAIT)
+# A plain int: `int & socket.MSG_TRUNC` goes through the enum module's Python code, 0.7 µs a datagram.
+# Looked up with a default: this module is imported on Windows too, where recvmmsg is never used.
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0))
 
 
 class _IoVec(ctypes.Structure):
@@ -108,6 +108,7 @@ class BatchReceiver:
         self._name_length_at = (_MultiMessageHeader.msg_hdr.offset + _MessageHeader.msg_namelen.offset) // 4
         self._kernel_drops = kernel_drops
         self._source_text = source_text
+        self._dont_wait = int(socket.MSG_DONTWAIT)  # only ever built where recvmmsg exists (Linux)
         self._last_address = b""
         self._last_source = ""
 
@@ -117,7 +118,7 @@ class BatchReceiver:
         if limit <= 0:
             return None
         ctypes.memmove(self._headers, self._pristine, limit * ctypes.sizeof(_MultiMessageHeader))
-        received = self._call(self._sock.fileno(), self._headers, limit, _MSG_DONTWAIT, None)
+        received = self._call(self._sock.fileno(), self._headers, limit, self._dont_wait, None)
         if received < 0:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):

@@ -327,3 +327,16 @@ def test_windows_product_comes_from_the_registry_and_is_none_when_it_cannot_be_r
     assert windows(winreg=FakeWinreg(None)).windows_product() is None
     assert windows(winreg=FakeWinreg({"ProductName": "x"})).windows_product() is None
     assert platform_named("linux").windows_product() is None
+
+
+def test_the_syslog_input_imports_where_the_socket_module_has_no_linux_flags():
+    """Windows' socket module has no MSG_DONTWAIT (and maybe no MSG_TRUNC): only the Linux path may need them."""
+    script = (
+        "import socket\n"
+        "for name in ('MSG_DONTWAIT', 'MSG_TRUNC'):\n"
+        "    delattr(socket, name)\n"
+        "import forwarder.inputs.syslog\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -305,8 +305,10 @@ class PipelineClient:
             else:
                 fields.setdefault(key, dict(value) if isinstance(value, dict) else value)
         if settings.tags:
-            existing_tags = fields.get("tags", [])
-            if not isinstance(existing_tags, list):
+            existing_tags = fields.get("tags")
+            if existing_tags is None:
+                existing_tags = []
+            elif not isinstance(existing_tags, list):
                 existing_tags = [existing_tags]  # a record's single tag, kept first
             fields["tags"] = existing_tags + [t for t in settings.tags if t not in existing_tags]
         if settings.fields:

@@ -29,6 +29,8 @@ class Chunk:
     # Its place among the input's chunks (InputLink.submitted).
     order: int
     attempts: int = 1
+    # Set when a worker was killed for hanging while it built this chunk (worker_watchdog.py).
+    hung: bool = False
 
 
 @dataclass(eq=False)

@@ -288,6 +288,12 @@ def _capture_logs() -> list[tuple[str, int, str]]:
     return handler.records
 
 
+def log_worker_records(records: list[tuple[str, int, str]]) -> None:
+    """Logs, under this process's handlers, what a worker logged while it built a chunk."""
+    for name, level, message in records:
+        logging.getLogger(name).log(level, "%s", message)
+
+
 def _counters(stats: InputStats) -> tuple[int, dict[str, Any]]:
     return stats.filtered, copy.deepcopy(stats.extra)
 

@@ -37,6 +37,8 @@ def watch_workers(slots: list[Slot], stalled_after: float, closed: threading.Eve
                     continue
                 pid, held = slot.pid, len(slot.pending)
                 slot.progress_at = now
+                # A worker builds its chunks in the order they were sent: the oldest is the one it hangs on.
+                next(iter(slot.pending.values())).hung = True
             log.error("worker process %d has returned nothing for %.0f s while holding %d chunk(s); it is stopped "
                       "and a new one is given its chunks", pid, stalled_after, held)
             with contextlib.suppress(OSError):

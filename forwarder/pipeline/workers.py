@@ -42,6 +42,7 @@ from forwarder.pipeline.worker_process import (
     Zygote,
     add_counter_changes,
     encode_chunk,
+    log_worker_records,
 )
 from forwarder.pipeline.worker_watchdog import STALLED_AFTER, watch_workers
 from forwarder.platform import current_platform
@@ -127,8 +128,8 @@ class WorkerPool:
         if not payloads:
             acker.done(acker.track(cursor))
             return True
-        if self._local:
-            return self._publish_here(link, build, context, payloads, cursor, wait)
+        if self._local:  # no worker can be had: built and published here, in this thread
+            return link.client.publish_raw_here(build, context, payloads, cursor, wait)
         count = len(payloads)
         give_up_at = time.monotonic() + DROPPABLE_WAIT_SECONDS
         with self._lock:
@@ -143,7 +144,7 @@ class WorkerPool:
                         client.stats.dropped += count
                         return True
                 # Woken when a chunk comes back or the queue frees space (`_space_freed`).
-                self._room.wait(0.5)
+                self._room.wait(0.5 if wait else max(0.0, min(0.5, give_up_at - time.monotonic())))
             if self._closing:
                 return False
             link.in_flight += 1
@@ -172,11 +173,6 @@ class WorkerPool:
                 return True
         self._build_here(chunk)
         return True
-
-    def _publish_here(self, link: InputLink, build: Builder, context: Any, payloads: Sequence[Any],
-                      cursor: Cursors, wait: bool) -> bool:
-        """Once no worker can be had, chunks are built and published here, in this thread."""
-        return link.client.publish_raw_here(build, context, payloads, cursor, wait)
 
     def _warn_unpicklable(self, link: InputLink, build: Builder, error: Exception) -> None:
         """A chunk that cannot be pickled (a builder that is not a module-level function) is built here."""
@@ -236,6 +232,8 @@ class WorkerPool:
 
     def _collect(self, slot: Slot) -> None:
         while True:
+            # Time spent queuing the last result (a full queue) is not the worker's: its clock starts now.
+            slot.progress_at = time.monotonic()
             slot.receiving = True
             try:
                 chunk_id, results, changes, records = pickle.loads(slot.connection.recv_bytes())
@@ -245,6 +243,12 @@ class WorkerPool:
                     self._abandon_pending(slot)
                     return
                 continue
+            except Exception as error:  # a result that cannot be read: the worker is replaced, its chunks resent
+                log.error("worker process %d sent a result that cannot be read (%s: %s); it is replaced", slot.pid,
+                          type(error).__name__, error)
+                with contextlib.suppress(OSError):
+                    current_platform().kill_worker(slot.pid)
+                continue
             slot.receiving = False
             with slot.lock:
                 slot.progress_at = time.monotonic()
@@ -252,7 +256,7 @@ class WorkerPool:
             if chunk is None:
                 continue
             try:
-                _log_records(records)
+                log_worker_records(records)
                 stats = chunk.link.client.stats
                 filtered, extra = changes
                 with self._lock:  # two collectors may report for one input
@@ -323,8 +327,15 @@ class WorkerPool:
         return bool(slot.pid)
 
     def _build_here(self, chunk: Chunk) -> None:
-        _chunk_id, _index, build, context, payloads = pickle.loads(chunk.message)
         client = chunk.link.client
+        if chunk.hung:
+            # Built here it would hang this process's input and output threads too: its records are given up.
+            client.stats.extra["hung_records"] = client.stats.extra.get("hung_records", 0) + chunk.count
+            log.error("%s: %d record(s) that worker processes hung on %d times are not sent (hung_records in "
+                      "/stats)", client.settings.input_id, chunk.count, chunk.attempts)
+            self._deliver(chunk, EncodedChunk([None] * chunk.count))
+            return
+        _chunk_id, _index, build, context, payloads = pickle.loads(chunk.message)
         if chunk.attempts >= MAX_ATTEMPTS:
             log.error("%s: %d worker processes in turn ended while building one chunk of %d record(s); it is built "
                       "in the main process", client.settings.input_id, chunk.attempts, chunk.count)
@@ -397,8 +408,3 @@ class WorkerPool:
         stats.dropped += len(events) - queued
         for event in events[queued:]:
             event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
-
-
-def _log_records(records: list[tuple[str, int, str]]) -> None:
-    for name, level, message in records:
-        logging.getLogger(name).log(level, "%s", message)

@@ -35,6 +35,7 @@ RECORDS = [
     '{"n": 3, "tags": "one"}',
     '{"n": 4, "host": ["a", "list"], "input": 7, "tags": 5}',
     '{"n": 5, "host": {"ip": "10.0.0.1"}, "input": {"id": "x"}, "tags": ["kept"]}',
+    '{"n": 6, "tags": null}',
 ]
 
 
@@ -49,11 +50,12 @@ def test_a_record_s_own_host_input_and_tags_of_any_shape_are_kept(tmp_path, work
                             env={**os.environ, "FORWARDER_WORKERS": workers})
     assert result.returncode == 0, result.stderr[-3000:]
     events = {event["n"]: event for event in output_events(tmp_path)}
-    assert sorted(events) == [1, 2, 3, 4, 5]
+    assert sorted(events) == [1, 2, 3, 4, 5, 6]
     assert events[1]["host"] == "a string" and events[1]["input"] == {"type": "filestream"}
     assert events[2]["input"] is None and "name" in events[2]["host"]
     assert events[3]["tags"] == ["one", "configured"]
     assert events[4]["host"] == ["a", "list"] and events[4]["input"] == 7 and events[4]["tags"] == [5, "configured"]
     assert events[5]["host"]["ip"] == "10.0.0.1" and "name" in events[5]["host"]
     assert events[5]["input"] == {"id": "x", "type": "filestream"} and events[5]["tags"] == ["kept", "configured"]
+    assert events[6]["tags"] == ["configured"]
     assert "build_failures" not in result.stderr and "Traceback" not in result.stderr

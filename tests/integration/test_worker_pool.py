@@ -220,6 +220,29 @@ def test_a_worker_that_stops_answering_is_replaced_and_its_chunks_built_by_the_n
         pipeline.pool.close()
 
 
+def build_hanging_always(context: str, payload: str, stats: InputStats) -> Event:
+    if payload == "hang":
+        time.sleep(3600)
+    return Event({"message": payload})
+
+
+def test_a_chunk_that_hangs_every_worker_is_given_up_not_built_in_the_main_process(caplog):
+    """Built here, it would hang the main process: after three workers hung on it its records are given up."""
+    pipeline = Pipeline(stalled_after=0.5)
+    try:
+        assert pipeline.client.publish_raw(build_hanging_always, "ctx", ["a", "hang"], [{"s": 1}, {"s": 2}])
+        assert pipeline.client.publish_raw(build_hanging_always, "ctx", ["b"], [{"s": 3}])
+        events = pipeline.take(1)
+        assert messages(events) == ["b"], "the input goes on after the hung chunk"
+        assert pipeline.stats.extra["hung_records"] == 2
+        assert pipeline.pool.snapshot()["restarts"] == 3
+        assert "2 record(s) that worker processes hung on 3 times are not sent" in caplog.text
+        events[0].ack_token[0].done_many([events[0].ack_token[1]])
+        assert pipeline.commits[-1] == {"test::pool-test::s": 3}, "cursors move past the given-up records"
+    finally:
+        pipeline.pool.close()
+
+
 def build_gated(gate: str, payload: str, stats: InputStats) -> Event:
     """Waits for the gate file, so that chunks can be handed out before any of them is built."""
     deadline = time.monotonic() + 30

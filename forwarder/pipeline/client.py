@@ -373,9 +373,14 @@ class PipelineClient:
 
 
 def build_events(build: Builder, context: Any, payloads: Sequence[Any], stats: InputStats) -> list[Event]:
+    """The events of `payloads` built here; a builder that raises costs its record only, as in a worker."""
     events: list[Event] = []
     for payload in payloads:
-        built = build(context, payload, stats)
+        try:
+            built = build(context, payload, stats)
+        except Exception as error:
+            count_build_failure(stats, error)
+            continue
         if built is None:
             continue
         if isinstance(built, Event):
@@ -383,6 +388,14 @@ def build_events(build: Builder, context: Any, payloads: Sequence[Any], stats: I
         else:
             events.extend(built)
     return events
+
+
+def count_build_failure(stats: InputStats, error: Exception) -> None:
+    """A builder turns bad input into a tagged event: what raises is a defect. The record is counted and logged,
+    not retried: retrying would stop every record behind it (a file read again from the same line forever)."""
+    stats.extra["build_failures"] = stats.extra.get("build_failures", 0) + 1
+    log.error("%s: building an event failed (%s: %s); the record is not sent (build_failures in /stats)",
+              stats.input_id, type(error).__name__, error)
 
 
 def _copy(value: Any) -> Any:

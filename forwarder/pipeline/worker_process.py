@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, pairwise
 from typing import Any
 
-from forwarder.pipeline.client import Builder, PipelineClient
+from forwarder.pipeline.client import Builder, PipelineClient, count_build_failure
 from forwarder.pipeline.event import Event
 from forwarder.platform import current_platform
 from forwarder.stats import InputStats
@@ -165,13 +165,8 @@ def encode_chunk(client: PipelineClient, encode: Encode, build: Builder, context
     for payload in payloads:
         try:
             results.append(_build_and_encode(client, encode, build, context, payload))
-        except Exception as error:
-            # A builder turns bad input into a tagged event, and prepare and encode have their own error
-            # policies: what raises here is a defect. The record is counted and logged, not retried:
-            # retrying would stop every record behind it.
-            stats.extra["build_failures"] = stats.extra.get("build_failures", 0) + 1
-            log.error("%s: building an event failed (%s: %s); the record is not sent (build_failures in /stats)",
-                      client.settings.input_id, type(error).__name__, error)
+        except Exception as error:  # prepare and encode have their own error policies: this is a defect
+            count_build_failure(stats, error)
             results.append(None)
     return EncodedChunk(results)
 

@@ -104,6 +104,16 @@ def test_in_one_process_a_chunk_with_a_cursor_per_payload_commits_the_same_way()
     assert commits[-1] == {"test::pool-test::s": 4}
     assert stats.published == 5 and stats.filtered == 1
 
+def test_in_one_process_a_builder_that_raises_costs_its_record_only_too(caplog):
+    """Without workers a raising builder once ended the input, which then read the same record again forever."""
+    queue = EventQueue(10_000, 1 << 30, 1, 0.01)
+    stats = InputStats("pool-test", "test")
+    client = PipelineClient(SETTINGS, queue, InputAcker(lambda commit: None, "p::"), [], AgentInfo(), stats, dict)
+    assert client.publish_raw(build_split, "ctx", ["first", "boom", "last"], [{"s": 1}, {"s": 2}, {"s": 3}])
+    assert [event.fields["message"] for event in queue.get_batch(10, wait=1.0).events] == ["first", "last"]
+    assert stats.extra["build_failures"] == 1
+    assert "pool-test: building an event failed (ValueError: a defect in a builder)" in caplog.text
+
 def test_a_builder_that_raises_costs_its_record_only(pipeline, caplog):
     with caplog.at_level(logging.ERROR, logger="forwarder.workers"):
         assert pipeline.client.publish_raw(build_split, "ctx", ["first", "boom", "last"], {"s": 9})

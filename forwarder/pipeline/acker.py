@@ -148,6 +148,9 @@ class SharedAcknowledgement:
         self._delivered = False
         self._lock = threading.Lock()
 
+    def done(self, sequence: int) -> None:
+        self.done_many([sequence])
+
     def done_many(self, sequences: list[int], delivered: bool = True) -> None:
         """Done when all its events are; delivered (counted in `acked`) when any of them was."""
         with self._lock:

@@ -138,3 +138,17 @@ def test_a_dropped_event_lets_later_cursors_commit_but_is_not_counted_as_acknowl
     assert commits == [{"p::s": 2}]
     assert acker.acked == 1
     assert acker.in_flight == 0
+
+
+def test_a_payload_split_into_events_is_done_when_every_part_is():
+    from forwarder.pipeline.acker import SharedAcknowledgement
+
+    commits = []
+    acker = InputAcker(commits.append, "p::")
+    sequence = acker.track({"s": 1})
+    shared = SharedAcknowledgement(acker, sequence, 3)
+    shared.done(sequence)
+    shared.done_many([sequence])
+    assert commits == []
+    shared.done(sequence)
+    assert commits == [{"p::s": 1}] and acker.acked == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import platform
@@ -103,8 +102,7 @@ class LinuxPlatform(PosixPlatform):
 
     def recvmmsg(self) -> Callable[..., int] | None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            function = libc.recvmmsg
+            function = ctypes.CDLL(None, use_errno=True).recvmmsg  # the C library this process already runs on
         except (OSError, AttributeError):
             return None
         function.restype = ctypes.c_int

@@ -13,8 +13,6 @@ ISA-L has four levels, not ten: `compression_level` 1–3 map to its level 1,
 
 from __future__ import annotations
 
-from typing import Any
-
 try:
     from isal import isal_zlib as _library
 except ImportError:  # no wheel for this platform: the standard library's zlib
@@ -35,8 +33,3 @@ else:
 def compress(data: bytes, level: int) -> bytes:
     """One complete zlib stream of `data` at `compression_level` `level` (1–9)."""
     return _library.compress(data, library_level(level))
-
-
-def compressor(level: int) -> Any:
-    """A streaming compressor (`compress(part)` … `flush()`) whose output is one zlib stream."""
-    return _library.compressobj(library_level(level))

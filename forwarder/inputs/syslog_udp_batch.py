@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import socket
 import sys
 from collections.abc import Callable
@@ -62,8 +63,20 @@ def address_from_bytes(raw: bytes) -> tuple[str, int] | None:
     if family == socket.AF_INET and len(raw) >= 8:
         return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
     if family == socket.AF_INET6 and len(raw) >= 24:
-        return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
+        host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+        scope = int.from_bytes(raw[24:28], sys.byteorder) if len(raw) >= 28 else 0
+        if scope:  # a link-local sender: `recvmsg` names its interface after a `%`
+            host = f"{host}%{_interface_name(scope)}"
+        return host, port
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _interface_name(index: int) -> str:
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return str(index)
 
 
 class BatchReceiver:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.inputs.syslog_listeners import address_text, set_receive_buffer
-from forwarder.inputs.syslog_udp_batch import open_batch_receiver
+from forwarder.inputs.syslog_udp_batch import address_from_bytes, open_batch_receiver
 from forwarder.platform import current_platform
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="recvmmsg is Linux-only")
@@ -112,3 +112,14 @@ def test_read_buffer_beyond_rmem_max_is_granted_to_root():
         set_receive_buffer(sock, rmem_max * 2)
         # Linux doubles what it is asked for (bookkeeping overhead) and reports the doubled size.
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == rmem_max * 4
+
+
+def test_a_scoped_ipv6_sender_keeps_its_interface_as_recvmsg_names_it():
+    """A link-local sender (fe80::…%eth0): the scope id in the sockaddr becomes `%interface`, as getnameinfo writes."""
+    index = socket.if_nametoindex("lo")
+    raw = (socket.AF_INET6.to_bytes(2, sys.byteorder) + (5514).to_bytes(2, "big") + bytes(4)
+           + socket.inet_pton(socket.AF_INET6, "fe80::1") + index.to_bytes(4, sys.byteorder))
+    expected, _ = socket.getnameinfo(("fe80::1", 5514, 0, index), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+    assert address_from_bytes(raw) == (expected, 5514) == ("fe80::1%lo", 5514)
+    unscoped = raw[:24] + bytes(4)
+    assert address_from_bytes(unscoped) == ("fe80::1", 5514)

@@ -83,48 +83,21 @@ class EventQueue:
 
     def put(self, event: Event) -> None:
         """Blocks while the queue is full; an event larger than the byte bound still passes alone."""
-        with self._lock:
-            while not self._closed and self._active_events > 0 and (
-                self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
-            ):
-                self._space.wait()
-            if self._closed:
-                raise QueueClosed()
-            self._ready.append(event)
-            self._active_events += 1
-            self._active_bytes += event.size
-            if len(self._ready) >= self.flush_min_events or len(self._ready) == 1:
-                self._items.notify()
+        self.put_many([event])
 
     def put_many(self, events: list[Event]) -> None:
         """`put` for a chunk of events under one lock: as many as fit go in, then it waits for space for the rest.
 
         Raises QueueClosed (with how many went in) when the pipeline shuts down part-way.
         """
-        total = len(events)
         index = 0
         with self._lock:
-            while index < total:
-                while not self._closed and self._active_events > 0 and (
-                    self._active_events >= self.max_events
-                    or self._active_bytes + events[index].size > self.max_bytes
-                ):
+            while index < len(events):
+                while not self._closed and not self._fits(events[index]):
                     self._space.wait()
                 if self._closed:
                     raise QueueClosed(index)
-                was_empty = not self._ready
-                while index < total:
-                    event = events[index]
-                    if self._active_events > 0 and (
-                        self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
-                    ):
-                        break
-                    self._ready.append(event)
-                    self._active_events += 1
-                    self._active_bytes += event.size
-                    index += 1
-                if was_empty or len(self._ready) >= self.flush_min_events:
-                    self._items.notify()
+                index = self._append_fitting(events, index)
 
     def try_put(self, event: Event) -> bool:
         """Non-blocking put for sources that cannot wait (UDP); False when full."""
@@ -135,20 +108,28 @@ class EventQueue:
         with self._lock:
             if self._closed:
                 raise QueueClosed()
-            was_empty = not self._ready
-            queued = 0
-            for event in events:
-                if self._active_events > 0 and (
-                    self._active_events >= self.max_events or self._active_bytes + event.size > self.max_bytes
-                ):
-                    break
-                self._ready.append(event)
-                self._active_events += 1
-                self._active_bytes += event.size
-                queued += 1
-            if queued and (was_empty or len(self._ready) >= self.flush_min_events):
-                self._items.notify()
-            return queued
+            return self._append_fitting(events, 0)
+
+    def _fits(self, event: Event) -> bool:
+        return self._active_events == 0 or (
+            self._active_events < self.max_events and self._active_bytes + event.size <= self.max_bytes)
+
+    def _append_fitting(self, events: list[Event], index: int) -> int:
+        """Under the lock: appends events from `index` while they fit; returns the index of the first left out.
+
+        The output is woken when the queue was empty or reaches `flush_min_events`, not for every event.
+        """
+        was_empty = not self._ready
+        start = index
+        while index < len(events) and self._fits(events[index]):
+            event = events[index]
+            self._ready.append(event)
+            self._active_events += 1
+            self._active_bytes += event.size
+            index += 1
+        if index > start and (was_empty or len(self._ready) >= self.flush_min_events):
+            self._items.notify()
+        return index
 
     def get_batch(self, max_size: int, wait: float = 1.0) -> Batch | None:
         """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events`.

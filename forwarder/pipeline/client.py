@@ -19,6 +19,7 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.pipeline.acker import InputAcker, SharedAcknowledgement
+from forwarder.pipeline.builders import Builder, build_events
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue, QueueClosed
 from forwarder.stats import InputStats
@@ -30,8 +31,6 @@ PARSE_FAILURE_TAG = "_parse_failure"
 log = logging.getLogger("forwarder.pipeline")
 
 Processor = Callable[[Event], "Event | None"]
-# Turns one raw payload an input read (a line, a row, a record's bytes) into its event(s); see `publish_raw`.
-Builder = Callable[[Any, Any, InputStats], "Event | list[Event] | None"]
 # What `publish_raw` commits: one cursor for the chunk, or one per payload.
 Cursors = dict[str, Any] | list[dict[str, Any] | None] | None
 
@@ -370,32 +369,6 @@ class PipelineClient:
             log.warning("%s: processor %s failed on an event (%s: %s); it is forwarded as it was before that "
                         "processor, and further failures of this kind are only counted (%s in /stats)",
                         self.settings.input_id, name, kind, error, counter)
-
-
-def build_events(build: Builder, context: Any, payloads: Sequence[Any], stats: InputStats) -> list[Event]:
-    """The events of `payloads` built here; a builder that raises costs its record only, as in a worker."""
-    events: list[Event] = []
-    for payload in payloads:
-        try:
-            built = build(context, payload, stats)
-        except Exception as error:
-            count_build_failure(stats, error)
-            continue
-        if built is None:
-            continue
-        if isinstance(built, Event):
-            events.append(built)
-        else:
-            events.extend(built)
-    return events
-
-
-def count_build_failure(stats: InputStats, error: Exception) -> None:
-    """A builder turns bad input into a tagged event: what raises is a defect. The record is counted and logged,
-    not retried: retrying would stop every record behind it (a file read again from the same line forever)."""
-    stats.extra["build_failures"] = stats.extra.get("build_failures", 0) + 1
-    log.error("%s: building an event failed (%s: %s); the record is not sent (build_failures in /stats)",
-              stats.input_id, type(error).__name__, error)
 
 
 def _copy(value: Any) -> Any:

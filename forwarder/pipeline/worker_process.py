@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, pairwise
 from typing import Any
 
-from forwarder.pipeline.client import Builder, PipelineClient, count_build_failure
+from forwarder.pipeline.builders import Builder, count_build_failure
+from forwarder.pipeline.client import PipelineClient
 from forwarder.pipeline.event import Event
 from forwarder.platform import current_platform
 from forwarder.stats import InputStats

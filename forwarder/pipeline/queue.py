@@ -3,6 +3,11 @@
 Space is given back only when a batch is acknowledged (or given up at
 shutdown), not when an output takes it, so the bound covers events in flight
 too: a stalled receiver stops the inputs instead of growing memory.
+
+A partial batch waits for `flush_min_events` only while events keep coming:
+once no event arrived for `quiet` seconds, waiting longer cannot fill it and
+only delays the tail of a burst (the last events of a file read in bulk, the
+end of a cloud poll) by the whole `flush_timeout` (elastic/beats#37754).
 """
 
 from __future__ import annotations
@@ -66,12 +71,18 @@ def acknowledge(events: list[Event]) -> None:
         acker.done_many(sequences)
 
 
+QUIET_SECONDS = 0.05
+
+
 class EventQueue:
-    def __init__(self, max_events: int, max_bytes: int, flush_min_events: int, flush_timeout: float) -> None:
+    def __init__(self, max_events: int, max_bytes: int, flush_min_events: int, flush_timeout: float,
+                 quiet: float = QUIET_SECONDS) -> None:
         self.max_events = max(1, max_events)
         self.max_bytes = max(1, max_bytes)
         self.flush_min_events = max(1, min(flush_min_events, self.max_events))
         self.flush_timeout = flush_timeout
+        self.quiet = quiet
+        self._last_put = 0.0
         self._ready: deque[Event] = deque()
         self._active_events = 0
         self._active_bytes = 0
@@ -127,12 +138,14 @@ class EventQueue:
             self._active_events += 1
             self._active_bytes += event.size
             index += 1
-        if index > start and (was_empty or len(self._ready) >= self.flush_min_events):
-            self._items.notify()
+        if index > start:
+            self._last_put = time.monotonic()
+            if was_empty or len(self._ready) >= self.flush_min_events:
+                self._items.notify()
         return index
 
     def get_batch(self, max_size: int, wait: float = 1.0) -> Batch | None:
-        """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events`.
+        """Waits up to `wait` for events, then up to `flush_timeout` for `flush_min_events` while they keep coming.
 
         Returns None when nothing arrived, so a worker can check for shutdown.
         Never returns an empty batch, even when another worker took the events
@@ -149,7 +162,7 @@ class EventQueue:
                 want = min(max_size, self.flush_min_events)
                 flush_deadline = time.monotonic() + self.flush_timeout
                 while len(self._ready) < want and not self._closed:
-                    remaining = flush_deadline - time.monotonic()
+                    remaining = min(flush_deadline, self._last_put + self.quiet) - time.monotonic()
                     if remaining <= 0:
                         break
                     self._items.wait(remaining)

@@ -40,18 +40,42 @@ def test_byte_bound_blocks_but_an_oversized_event_passes_alone():
     assert queue.try_put(event(60)) is False
 
 
-def test_batch_waits_for_min_events_up_to_flush_timeout():
-    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=5, flush_timeout=0.3)
+def test_batch_waits_for_min_events_while_events_keep_coming_up_to_flush_timeout():
+    queue = EventQueue(max_events=1000, max_bytes=100_000, flush_min_events=500, flush_timeout=0.3, quiet=5.0)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.01):
+            queue.try_put(event())
+
     queue.put(event())
+    threading.Thread(target=trickle, daemon=True).start()
     started = time.monotonic()
-    batch = queue.get_batch(10, wait=1)
-    assert len(batch) == 1
-    assert time.monotonic() - started >= 0.25
+    batch = queue.get_batch(1000, wait=1)
+    waited = time.monotonic() - started
+    stop.set()
+    assert waited >= 0.25
+    assert 1 < len(batch) < 500
+
+
+def test_batch_goes_out_as_soon_as_min_events_are_there():
+    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=5, flush_timeout=60, quiet=60)
     for _ in range(5):
         queue.put(event())
     started = time.monotonic()
     assert len(queue.get_batch(10, wait=1)) == 5
-    assert time.monotonic() - started < 0.25
+    assert time.monotonic() - started < 30
+
+
+def test_partial_batch_goes_out_once_no_event_came_for_the_quiet_time():
+    """The tail of a burst must not wait the whole flush timeout for events that are not coming."""
+    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=50, flush_timeout=60, quiet=0.05)
+    for _ in range(3):
+        queue.put(event())
+    started = time.monotonic()
+    batch = queue.get_batch(100, wait=1)
+    assert len(batch) == 3
+    assert time.monotonic() - started < 30
 
 
 def test_close_wakes_blocked_publishers_and_keeps_queued_events_drainable():

@@ -100,8 +100,10 @@ def _plain_ndjson_event(context: FileContext, data: bytes, offset: int) -> Event
     if "log" in decoded or "@timestamp" in decoded or "@metadata" in decoded or "type" in decoded:
         return None
     path, device, inode, id_prefix, _ = context
-    fields = {"log": {"offset": offset, "file": {"path": path, "device_id": device, "inode": inode}}, **decoded}
-    return Event(fields, meta={"_id": f"{id_prefix}-{offset}"})
+    # The line's text rides along (`raw_fields`): unless something changes the fields, it is sent as read.
+    return Event.with_raw_fields({"log": {"offset": offset, "file": {"path": path, "device_id": device,
+                                                                      "inode": inode}}},
+                                 data.strip(), decoded, {"_id": f"{id_prefix}-{offset}"})
 
 
 def _event_from_message(context: FileContext, message: Message) -> Event | None:

@@ -26,6 +26,7 @@ class EventEncoder:
         self._metadata_head = orjson.dumps({"beat": self.index, "type": "_doc", "version": version})[:-1]
 
     def document(self, event: Event) -> dict[str, Any]:
+        event.merge_raw_fields()
         metadata = {"beat": self.index, "type": "_doc", "version": self.version}
         metadata.update(event.meta)
         document = {"@timestamp": format_timestamp(event.timestamp), "@metadata": metadata}
@@ -43,6 +44,7 @@ class EventEncoder:
                 return self._joined(event)
             except orjson.JSONEncodeError:
                 pass
+        event.merge_raw_fields()
         # Rarely orjson refuses (a non-string key from a YAML `fields` map, an integer beyond 64 bits):
         # json_bytes falls back to slower encoders instead of failing the batch.
         return json_bytes(self.document(event), _fallback)
@@ -55,13 +57,18 @@ class EventEncoder:
         fields, each object's members cut out of its braces. That saves building the document (a copy
         of every top-level field and of the metadata) and a sixth of the encoding. Only for events whose
         fields hold no `@timestamp` or `@metadata` and whose metadata does not replace the fixed ones:
-        `document` puts those elsewhere.
+        `document` puts those elsewhere. Raw fields (Event.raw_fields) follow the fields as their text.
         """
         body = orjson.dumps(event.fields, default=_fallback)
         meta = orjson.dumps(event.meta, default=_fallback) if event.meta else b"{}"
-        return b"".join((b'{"@timestamp":"', format_timestamp(event.timestamp).encode(), b'","@metadata":',
-                         self._metadata_head, b"," if len(meta) > 2 else b"", memoryview(meta)[1:],
-                         b"," if len(body) > 2 else b"", memoryview(body)[1:]))
+        parts = [b'{"@timestamp":"', format_timestamp(event.timestamp).encode(), b'","@metadata":',
+                 self._metadata_head, b"," if len(meta) > 2 else b"", memoryview(meta)[1:]]
+        raw = event.raw_fields
+        if raw is None:
+            parts += (b"," if len(body) > 2 else b"", memoryview(body)[1:])
+        else:
+            parts += (b"," if len(body) > 2 else b"", memoryview(body)[1:-1], b",", memoryview(raw[0])[1:])
+        return b"".join(parts)
 
     def encode_or_replace(self, event: Event) -> bytes:
         """`encode`, or when even the fallbacks refuse, a replacement event saying why (never a lost event)."""

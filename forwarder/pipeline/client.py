@@ -97,6 +97,13 @@ class PipelineClient:
         }
         self._host_name = None if (settings.disable_host or FORWARDED_TAG in settings.tags) else agent.name
         self._module_processors = list(settings.module_processors)
+        # The top-level fields `prepare` writes: an event's raw fields (Event.raw_fields) holding one of them,
+        # or any processor to run, means they must be merged first.
+        self._raw_fields_stay_raw = not (self._processors or self._module_processors)
+        self._written_keys = frozenset({
+            "agent", "ecs", "input", *(("host",) if self._host_name is not None else ()), *settings.module_fields,
+            *(("tags",) if settings.tags else ()),
+            *((settings.fields if settings.fields_under_root else ("fields",)) if settings.fields else ())})
         for processor in self._module_processors:
             # A module processor that reports per input (counters in /stats, log lines naming the input) has
             # `bind_input(input_id, stats)`: it learns which input it serves before the first event.
@@ -279,6 +286,10 @@ class PipelineClient:
         Public for `forwarder export`, which writes exactly what a run would ship without queueing it.
         """
         settings = self.settings
+        raw = event.raw_fields
+        if raw is not None and not (self._raw_fields_stay_raw and self._written_keys.isdisjoint(raw[1])):
+            event.merge_raw_fields()
+            raw = None
         if self._module_processors:
             mapped = self._run_processors(event, self._module_processors, mapping=True)
             if mapped is None:
@@ -322,7 +333,7 @@ class PipelineClient:
         if processed is None:
             return None
         event = processed
-        message = event.fields.get("message")
+        message = (event.fields if raw is None else raw[1]).get("message")
         event.size = 512 + (2 * len(message) if isinstance(message, str) else 1024)
         return event
 

@@ -21,7 +21,7 @@ METADATA_PREFIX = "@metadata."
 
 
 class Event:
-    __slots__ = ("timestamp", "fields", "meta", "record", "record_kind", "ack_token", "size", "encoded")
+    __slots__ = ("timestamp", "fields", "meta", "record", "record_kind", "ack_token", "size", "encoded", "raw_fields")
 
     def __init__(
         self,
@@ -46,6 +46,10 @@ class Event:
         # The output's JSON document, when it was made before the output got the event (the disk queue
         # stores and sends exactly that); outputs then send these bytes as they are.
         self.encoded: bytes | None = None
+        # More fields, still as the JSON object they were read as, with that object decoded: (text, object).
+        # The encoder copies the text instead of encoding the object again, as long as nothing changes
+        # them; whatever would (a processor, a field the pipeline adds) first merges them (`merge_raw_fields`).
+        self.raw_fields: tuple[bytes, dict[str, Any]] | None = None
 
     @classmethod
     def from_encoded(cls, document: bytes, ack_token: tuple[Any, int] | None = None) -> Event:
@@ -60,8 +64,23 @@ class Event:
         event.record = event.record_kind = None
         event.ack_token = ack_token
         event.encoded = document
+        event.raw_fields = None
         event.size = len(document)
         return event
+
+    @classmethod
+    def with_raw_fields(cls, fields: dict[str, Any], text: bytes, decoded: dict[str, Any],
+                        meta: dict[str, Any]) -> Event:
+        """An event whose fields are `fields`, then the members of the JSON object `text` (`decoded`)."""
+        event = cls(fields, meta=meta)
+        event.raw_fields = (text, decoded)
+        return event
+
+    def merge_raw_fields(self) -> None:
+        """Makes the raw fields ordinary ones, after `fields`, for code that reads or changes them."""
+        if self.raw_fields is not None:
+            self.fields.update(self.raw_fields[1])
+            self.raw_fields = None
 
     def get(self, path: str, default: Any = None) -> Any:
         value = self.lookup(path)
@@ -117,6 +136,7 @@ class Event:
     def _root(self, path: str) -> tuple[dict[str, Any], str]:
         if path.startswith(METADATA_PREFIX):
             return self.meta, path[len(METADATA_PREFIX):]
+        self.merge_raw_fields()
         return self.fields, path
 
 

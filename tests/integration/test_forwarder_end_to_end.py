@@ -144,11 +144,15 @@ def test_garbage_and_binary_input_keep_the_process_serving(tmp_path):
             connection.sendall(b"99999999999 <13>1 - - - - - - short\n")
         subprocess.run([LOGGER, "--server", "127.0.0.1", "--port", str(port), "--tcp", "still alive"], check=True,
                        timeout=10)
-        events = wait_until(lambda: (lambda e: e if any(x.get("message", "").endswith("still alive") for x in e)
-                                     else None)(output_events(tmp_path)), 30, "the good line after the garbage")
+        def served(events: list[dict]) -> list[dict] | None:
+            alive = any(e.get("message", "").endswith("still alive") for e in events)
+            read = any(e.get("input", {}).get("type") == "filestream" for e in events)
+            return events if alive and read else None
+
+        events = wait_until(lambda: served(output_events(tmp_path)), 30,
+                            "the good syslog line after the garbage, and the binary file's line")
         assert forwarder.alive()
         assert any("_parse_failure" in e.get("tags", []) for e in events)
-        assert any(e.get("input", {}).get("type") == "filestream" for e in events)
         assert forwarder.terminate() == 0
     finally:
         forwarder.stop()

@@ -6,7 +6,8 @@ Message by the reader and built by `build_file_event`; the reader cutting a whol
 numbering its lines at once; and `EventEncoder.encode` joining the encoded fields and metadata
 instead of encoding a document built from them. Each is compared with the long way on every case;
 built events go on through the real pipeline client (agent, host, tags, `fields`, processors) down
-to the bytes the output sends.
+to the bytes the output sends: the same bytes, or, where a plain ndjson line is sent as it was read
+(Event.raw_fields), the same JSON object holding the line's own text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 import pytest
 
 from forwarder.inputs.file_events import _plain_ndjson_event, build_file_event, build_line_event, file_payload
@@ -139,6 +141,11 @@ def same_now(fast: Event, slow: Event, before: float, after: float) -> None:
     assert fast.timestamp == slow.timestamp
 
 
+def fields_of(event: Event) -> dict[str, Any]:
+    """The event's fields with its raw fields merged, leaving the event as it is."""
+    return event.fields if event.raw_fields is None else {**event.fields, **event.raw_fields[1]}
+
+
 def long_way(context: Any, data: bytes, offset: int, truncated: bool) -> Event | None:
     """What the input did before: decode into a Message, hand over its parts, build from them."""
     return build_file_event(context, file_payload(decode_line(data, offset, offset + len(data) + 1, truncated)),
@@ -154,7 +161,7 @@ def test_lines_built_in_the_worker_equal_lines_decoded_by_the_reader(stages):
     context = ("/var/log/app.ndjson", "2049", "1234", "2049-1234", stages)
     encoder = EventEncoder()
     pipelines = clients()
-    compared = 0
+    compared = sent_as_read = 0
     for data in CORPUS:
         for offset in (0, 1234):
             for truncated in (False, True):
@@ -169,7 +176,7 @@ def test_lines_built_in_the_worker_equal_lines_decoded_by_the_reader(stages):
                         continue
                     assert fast is not None, case
                     same_now(fast, slow, before, after)
-                    assert (fast.fields, fast.meta) == (slow.fields, slow.meta), case
+                    assert (fields_of(fast), fast.meta) == (slow.fields, slow.meta), case
                     try:
                         slow = pipeline.prepare(slow)
                     except Exception as refused:
@@ -182,9 +189,20 @@ def test_lines_built_in_the_worker_equal_lines_decoded_by_the_reader(stages):
                         assert fast is None, case
                         continue
                     assert fast is not None, case
-                    assert encoder.encode(fast) == encoded_the_long_way(encoder, slow), case
+                    raw = fast.raw_fields is not None
+                    sent, expected = encoder.encode(fast), encoded_the_long_way(encoder, slow)
+                    if raw:
+                        # The line's own text went out: the same JSON object (its members after the pipeline's
+                        # own), written as the line wrote it.
+                        assert orjson.loads(sent) == orjson.loads(expected), case
+                        if fast.raw_fields is not None:  # not merged by the encoder's slower ways
+                            assert data.strip()[1:] in sent, case
+                            sent_as_read += 1
+                    else:
+                        assert sent == expected, case
                     compared += 1
     assert compared > len(CORPUS) * 10
+    assert sent_as_read > (10 if stages == (NdjsonConfig(),) else -1)
 
 
 def test_the_plain_ndjson_way_is_taken_for_ordinary_objects_and_refuses_the_special_ones():

@@ -311,3 +311,48 @@ def test_cutting_chunks_at_once_finds_the_lines_and_offsets_of_cutting_line_by_l
         reader.restart()
         expected = FilePosition(ends[-1], skip, reader.fingerprint, reader.fingerprint_size, reader.generation)
         assert reader.cursor("id", str(path), ends[-1], skip) == {"id": expected.to_cursor(str(path))}
+
+
+def raw_line_event(line: bytes) -> Event:
+    event = _plain_ndjson_event(("/p", "1", "2", "1-2", (NdjsonConfig(),)), line, 7)
+    assert event is not None and event.raw_fields is not None
+    return event
+
+
+def test_a_line_sent_as_read_is_merged_before_anything_reads_or_changes_its_fields():
+    event = raw_line_event(b'{"user":{"name":"ann"},"n":1}')
+    assert event.get("user.name") == "ann" and event.raw_fields is None
+    assert event.fields["log"]["offset"] == 7 and event.fields["n"] == 1
+    event = raw_line_event(b'{"user":{"name":"ann"}}')
+    event.put("user.id", 5)
+    assert event.fields["user"] == {"name": "ann", "id": 5} and event.raw_fields is None
+    event = raw_line_event(b'{"n":1}')
+    assert event.get("@metadata._id") == "1-2-7" and event.raw_fields is not None
+
+
+@pytest.mark.parametrize("line, pipeline, stays_raw", [
+    (b'{"n":1,"message":"m"}', client(), True),
+    (b'{"n":1}', client(tags=["t"], fields={"env": "prod"}), True),
+    (b'{"tags":["mine"]}', client(tags=["t"]), False),
+    (b'{"fields":{"a":1}}', client(fields={"env": "prod"}), False),
+    (b'{"env":"line"}', client(fields={"env": "prod"}, fields_under_root=True), False),
+    (b'{"host":{"ip":"10.0.0.1"}}', client(), False),
+    (b'{"agent":"x"}', client(), False),
+    (b'{"x":1}', client(processors=processors([{"drop_fields": {"fields": ["y"], "ignore_missing": True}}])),
+     False),
+])
+def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs_processors(line, pipeline, stays_raw):
+    prepared = pipeline.prepare(raw_line_event(line))
+    assert prepared is not None
+    assert (prepared.raw_fields is not None) == stays_raw
+    document = orjson.loads(EventEncoder().encode(prepared))
+    for key, value in orjson.loads(line).items():
+        if key not in ("tags", "host", "agent", "fields", "env"):
+            assert document[key] == value
+    assert document["agent"]["name"] == "host-1" and document["log"]["offset"] == 7
+    if line == b'{"tags":["mine"]}':
+        assert document["tags"] == ["mine", "t"]
+    if line == b'{"host":{"ip":"10.0.0.1"}}':
+        assert document["host"] == {"ip": "10.0.0.1", "name": "host-1"}
+    if line.startswith(b'{"n":1,"message"'):
+        assert prepared.size == 512 + 2 * len("m")

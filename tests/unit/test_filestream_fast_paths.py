@@ -12,6 +12,7 @@ to the bytes the output sends: the same bytes, or, where a plain ndjson line is 
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -146,6 +147,14 @@ def fields_of(event: Event) -> dict[str, Any]:
     return event.fields if event.raw_fields is None else {**event.fields, **event.raw_fields[1]}
 
 
+def repeated_top_level_keys(document: bytes) -> set[str]:
+    """Keys written more than once at the top of a JSON object (a decoder keeps only the last)."""
+    objects: list[list[tuple[str, Any]]] = []
+    json.loads(document, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))
+    keys = [key for key, _ in objects[-1]]
+    return {key for key in keys if keys.count(key) > 1}
+
+
 def long_way(context: Any, data: bytes, offset: int, truncated: bool) -> Event | None:
     """What the input did before: decode into a Message, hand over its parts, build from them."""
     return build_file_event(context, file_payload(decode_line(data, offset, offset + len(data) + 1, truncated)),
@@ -195,6 +204,7 @@ def test_lines_built_in_the_worker_equal_lines_decoded_by_the_reader(stages):
                         # The line's own text went out: the same JSON object (its members after the pipeline's
                         # own), written as the line wrote it.
                         assert orjson.loads(sent) == orjson.loads(expected), case
+                        assert repeated_top_level_keys(sent) <= repeated_top_level_keys(data.strip()), case
                         if fast.raw_fields is not None:  # not merged by the encoder's slower ways
                             assert data.strip()[1:] in sent, case
                             sent_as_read += 1
@@ -338,6 +348,11 @@ def test_a_line_sent_as_read_is_merged_before_anything_reads_or_changes_its_fiel
     (b'{"env":"line"}', client(fields={"env": "prod"}, fields_under_root=True), False),
     (b'{"host":{"ip":"10.0.0.1"}}', client(), False),
     (b'{"agent":"x"}', client(), False),
+    (b'{"ecs":1}', client(), False),
+    (b'{"input":"mine"}', client(), False),
+    (b'{"host":{"ip":"10.0.0.1"}}', client(disable_host=True), True),
+    (b'{"event":{"kind":"x"},"n":1}', client(module_fields={"event": {"module": "m"}}), False),
+    (b'{"n":1}', client(module_fields={"event": {"module": "m"}}), True),
     (b'{"x":1}', client(processors=processors([{"drop_fields": {"fields": ["y"], "ignore_missing": True}}])),
      False),
 ])
@@ -345,14 +360,21 @@ def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs
     prepared = pipeline.prepare(raw_line_event(line))
     assert prepared is not None
     assert (prepared.raw_fields is not None) == stays_raw
-    document = orjson.loads(EventEncoder().encode(prepared))
+    sent = EventEncoder().encode(prepared)
+    assert repeated_top_level_keys(sent) == set()
+    document = orjson.loads(sent)
     for key, value in orjson.loads(line).items():
-        if key not in ("tags", "host", "agent", "fields", "env"):
+        if key not in ("tags", "host", "agent", "fields", "env", "ecs", "input", "event"):
             assert document[key] == value
     assert document["agent"]["name"] == "host-1" and document["log"]["offset"] == 7
+    assert document["ecs"]["version"]  # the forwarder's, always
+    assert document["input"]["type"] == "filestream" if b'"input"' not in line else document["input"] == "mine"
+    if b'"event"' in line:
+        assert document["event"] == {"kind": "x", "module": "m"}
     if line == b'{"tags":["mine"]}':
         assert document["tags"] == ["mine", "t"]
     if line == b'{"host":{"ip":"10.0.0.1"}}':
-        assert document["host"] == {"ip": "10.0.0.1", "name": "host-1"}
+        added = {} if pipeline.settings.disable_host else {"name": "host-1"}
+        assert document["host"] == {"ip": "10.0.0.1", **added}
     if line.startswith(b'{"n":1,"message"'):
         assert prepared.size == 512 + 2 * len("m")

@@ -41,7 +41,8 @@ def test_byte_bound_blocks_but_an_oversized_event_passes_alone():
 
 
 def test_batch_waits_for_min_events_while_events_keep_coming_up_to_flush_timeout():
-    queue = EventQueue(max_events=1000, max_bytes=100_000, flush_min_events=500, flush_timeout=0.3, quiet=5.0)
+    """Events every 10 ms keep a partial batch waiting past several quiet times, up to the flush timeout."""
+    queue = EventQueue(max_events=1000, max_bytes=100_000, flush_min_events=500, flush_timeout=1.0, quiet=0.2)
     stop = threading.Event()
 
     def trickle():
@@ -54,7 +55,7 @@ def test_batch_waits_for_min_events_while_events_keep_coming_up_to_flush_timeout
     batch = queue.get_batch(1000, wait=1)
     waited = time.monotonic() - started
     stop.set()
-    assert waited >= 0.25
+    assert waited >= 0.9
     assert 1 < len(batch) < 500
 
 
@@ -97,7 +98,7 @@ def test_close_wakes_blocked_publishers_and_keeps_queued_events_drainable():
 
 
 def test_two_workers_never_get_an_empty_batch():
-    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=10, flush_timeout=0.5)
+    queue = EventQueue(max_events=100, max_bytes=10_000, flush_min_events=10, flush_timeout=0.5, quiet=30)
     results = []
 
     def worker():

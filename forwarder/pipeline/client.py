@@ -31,6 +31,19 @@ PARSE_FAILURE_TAG = "_parse_failure"
 log = logging.getLogger("forwarder.pipeline")
 
 Processor = Callable[[Event], "Event | None"]
+
+
+def declare_fields(processor: Processor, keys: frozenset[str]) -> Processor:
+    """Says that `processor` reads and writes no top-level field but `keys` (not even through Event.get):
+    a line's own fields (Event.raw_fields) may then stay unmerged while it runs, when none is among them."""
+    processor.fields_touched = keys  # type: ignore[attr-defined]
+    return processor
+
+
+def touched_fields(processor: Processor) -> frozenset[str] | None:
+    """The keys `declare_fields` gave the processor; None when it did not declare them (it may touch any)."""
+    return getattr(processor, "fields_touched", None)
+
 # What `publish_raw` commits: one cursor for the chunk, or one per payload.
 Cursors = dict[str, Any] | list[dict[str, Any] | None] | None
 
@@ -97,10 +110,12 @@ class PipelineClient:
         }
         self._host_name = None if (settings.disable_host or FORWARDED_TAG in settings.tags) else agent.name
         self._module_processors = list(settings.module_processors)
-        # The top-level fields `prepare` writes: an event's raw fields (Event.raw_fields) holding one of them,
-        # or any processor to run, means they must be merged first.
-        self._raw_fields_stay_raw = not (self._processors or self._module_processors)
-        self._written_keys = frozenset({
+        # The top-level fields `prepare` and the processors may touch: an event's raw fields (Event.raw_fields)
+        # holding one of them, a processor that does not declare its fields, or a module mapping, means they
+        # must be merged first.
+        touched = [touched_fields(processor) for processor in self._processors]
+        self._raw_fields_stay_raw = not self._module_processors and None not in touched
+        self._written_keys = frozenset().union(*(keys for keys in touched if keys), {
             "agent", "ecs", "input", *(("host",) if self._host_name is not None else ()), *settings.module_fields,
             *(("tags",) if settings.tags else ()),
             *((settings.fields if settings.fields_under_root else ("fields",)) if settings.fields else ())})
@@ -362,6 +377,7 @@ class PipelineClient:
     def _processor_failed(self, event: Event, processor: Processor, error: Exception, mapping: bool) -> None:
         name = getattr(processor, "__name__", type(processor).__name__)
         kind = type(error).__name__
+        event.merge_raw_fields()  # `error` and `tags` below may be among the line's own fields
         fields = event.fields
         error_field = fields.get("error")
         if not isinstance(error_field, dict):

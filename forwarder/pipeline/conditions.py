@@ -54,16 +54,47 @@ def _leaves(section: Section, name: str) -> Iterator[tuple[str, Any]]:
     if not isinstance(mapping, dict) or not mapping:
         section.error(name, "expected a mapping of field: value")
         return
+    yield from _walk(mapping, "")
 
-    def walk(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
-        for key, value in node.items():
-            field = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict) and value:
-                yield from walk(value, field)
-            else:
-                yield field, value
 
-    yield from walk(mapping, "")
+def _walk(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        field = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            yield from _walk(value, field)
+        else:
+            yield field, value
+
+
+def condition_fields(data: Any) -> frozenset[str] | None:
+    """The top-level fields a condition (its config mapping, as `build_condition` takes it) may read.
+
+    Every dotted prefix of each field it names: a lookup of `a.b.c` tries the top-level keys `a.b.c`
+    and `a` (FieldPath), and a `range` limit walks one level too deep, so over-counting keeps this
+    safe. None for anything not understood. The pipeline uses it to leave a line's own fields
+    unmerged (Event.raw_fields) under a `when` that cannot read them.
+    """
+    if not isinstance(data, dict) or len(data) != 1:
+        return None
+    ((name, value),) = data.items()
+    if name in ("and", "or"):
+        parts = [condition_fields(item) for item in value] if isinstance(value, list) else [None]
+        return None if None in parts else frozenset().union(*parts)  # type: ignore[arg-type]
+    if name == "not":
+        return condition_fields(value)
+    if name == "has_fields" and isinstance(value, list):
+        names = [str(field) for field in value]
+    elif name in _BUILDERS and isinstance(value, dict):
+        names = [field for field, _ in _walk(value, "")]
+    else:
+        return None
+    roots: set[str] = set()
+    for field in names:
+        if field == "@timestamp" or field == "@metadata" or field.startswith("@metadata."):
+            continue
+        parts = field.split(".")
+        roots.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return frozenset(roots)
 
 
 def _every(checks: list[tuple[FieldPath, Callable[[Any], bool]]]) -> Condition:

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from forwarder.pipeline.client import Processor
+from forwarder.pipeline.client import Processor, declare_fields
 from forwarder.pipeline.event import Event
 from forwarder.platform import current_platform
 from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, Setting, ignored, read_settings
@@ -199,4 +199,4 @@ def build_add_host_metadata(options: Section) -> Processor:
                 current[key] = dict(value)
         return event
 
-    return add_host_metadata
+    return declare_fields(add_host_metadata, frozenset({"host"}))

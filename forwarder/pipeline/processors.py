@@ -27,8 +27,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from forwarder.pipeline.client import Processor
-from forwarder.pipeline.conditions import build_condition
+from forwarder.pipeline.client import Processor, declare_fields, touched_fields
+from forwarder.pipeline.conditions import build_condition, condition_fields
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import (
     MISSING,
@@ -133,15 +133,20 @@ def _build_named(item: Section) -> Processor | None:
     options = item.section(name)
     condition = read_settings(options, COMMON_SETTINGS)["when"]
     processor = builder(options)
+    condition_reads = condition_fields(options.raw("when"))
     options.finish()
-    return processor if condition is None else _only_when(condition, processor)
+    return processor if condition is None else _only_when(condition, processor, condition_reads)
 
 
-def _only_when(condition: Callable[[Event], bool], processor: Processor) -> Processor:
+def _only_when(condition: Callable[[Event], bool], processor: Processor,
+               condition_reads: frozenset[str] | None) -> Processor:
     def conditional(event: Event) -> Event | None:
         return processor(event) if condition(event) else event
 
-    return conditional
+    touched = touched_fields(processor)
+    if touched is None or condition_reads is None:
+        return conditional
+    return declare_fields(conditional, touched | condition_reads)
 
 
 def _build_if_then_else(item: Section) -> Processor | None:

@@ -27,6 +27,7 @@ from forwarder.inputs.file_reader import FilePosition, FileReader, decode_line, 
 from forwarder.inputs.ndjson_parser import NdjsonConfig
 from forwarder.outputs.codec import EventEncoder, _fallback
 from forwarder.pipeline.client import AgentInfo, ClientSettings, PipelineClient
+from forwarder.pipeline.conditions import condition_fields
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.json_text import json_bytes
 from forwarder.pipeline.processors import build_processors
@@ -126,6 +127,7 @@ def clients() -> list[PipelineClient]:
         client(fields={"log": {"x": 1}, "message": "from fields", "tags": ["f"], "@timestamp": "2020-01-01T00:00:00Z"},
                fields_under_root=True),
         client(fields={"@metadata": {"m": 1}}, fields_under_root=True),
+        client(processors=processors([{"add_host_metadata": {"when": {"not": {"contains": {"tags": "forwarded"}}}}}])),
         client(processors=processors([
             {"add_fields": {"target": "", "fields": {"added": {"v": 1}}}},
             {"drop_fields": {"fields": ["agent.ephemeral_id", "x"], "ignore_missing": True}},
@@ -353,6 +355,13 @@ def test_a_line_sent_as_read_is_merged_before_anything_reads_or_changes_its_fiel
     (b'{"host":{"ip":"10.0.0.1"}}', client(disable_host=True), True),
     (b'{"event":{"kind":"x"},"n":1}', client(module_fields={"event": {"module": "m"}}), False),
     (b'{"n":1}', client(module_fields={"event": {"module": "m"}}), True),
+    (b'{"n":1}', client(processors=processors([{"add_host_metadata": {"when": {"not": {"contains": {
+        "tags": "forwarded"}}}}}])), True),
+    (b'{"tags":["a"]}', client(processors=processors([{"add_host_metadata": {"when": {"not": {"contains": {
+        "tags": "forwarded"}}}}}])), False),
+    (b'{"n":1}', client(processors=processors([{"add_host_metadata": {"when": {"equals": {"n": 1}}}}])), False),
+    (b'{"n.x":1}', client(processors=processors([{"add_host_metadata": {"when": {"has_fields": ["n.x.y"]}}}])),
+     False),
     (b'{"x":1}', client(processors=processors([{"drop_fields": {"fields": ["y"], "ignore_missing": True}}])),
      False),
 ])
@@ -378,3 +387,18 @@ def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs
         assert document["host"] == {"ip": "10.0.0.1", **added}
     if line.startswith(b'{"n":1,"message"'):
         assert prepared.size == 512 + 2 * len("m")
+
+
+@pytest.mark.parametrize("when, fields", [
+    ({"not": {"contains": {"tags": "forwarded"}}}, {"tags"}),
+    ({"equals": {"event": {"code": 4624}}}, {"event", "event.code"}),
+    ({"range": {"http.response.code": {"gte": 400}}},
+     {"http", "http.response", "http.response.code", "http.response.code.gte"}),
+    ({"and": [{"has_fields": ["a.b"]}, {"or": [{"regexp": {"c": "x"}}, {"network": {"ip": "private"}}]}]},
+     {"a", "a.b", "c", "ip"}),
+    ({"equals": {"@metadata": {"x": 1}}}, set()),
+    ({"unknown": {"a": 1}}, None),
+    ({"and": [{"equals": {"a": 1}}, "not a condition"]}, None),
+])
+def test_condition_fields_names_every_top_level_key_a_condition_may_read(when, fields):
+    assert condition_fields(when) == (None if fields is None else frozenset(fields))

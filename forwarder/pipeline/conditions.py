@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from forwarder.pipeline.event import Event
-from forwarder.pipeline.field_path import MISSING, FieldPath
+from forwarder.pipeline.field_path import MISSING, FieldPath, top_level_keys
 from forwarder.schema.section import Section
 
 Condition = Callable[[Event], bool]
@@ -69,9 +69,8 @@ def _walk(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
 def condition_fields(data: Any) -> frozenset[str] | None:
     """The top-level fields a condition (its config mapping, as `build_condition` takes it) may read.
 
-    Every dotted prefix of each field it names: a lookup of `a.b.c` tries the top-level keys `a.b.c`
-    and `a` (FieldPath), and a `range` limit walks one level too deep, so over-counting keeps this
-    safe. None for anything not understood. The pipeline uses it to leave a line's own fields
+    Every dotted prefix of each field it names (`top_level_keys`); a `range` limit walks one level too
+    deep, which only over-counts. None for anything not understood. The pipeline uses it to leave a line's own fields
     unmerged (Event.raw_fields) under a `when` that cannot read them.
     """
     if not isinstance(data, dict) or len(data) != 1:
@@ -88,13 +87,7 @@ def condition_fields(data: Any) -> frozenset[str] | None:
         names = [field for field, _ in _walk(value, "")]
     else:
         return None
-    roots: set[str] = set()
-    for field in names:
-        if field == "@timestamp" or field == "@metadata" or field.startswith("@metadata."):
-            continue
-        parts = field.split(".")
-        roots.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
-    return frozenset(roots)
+    return frozenset().union(*map(top_level_keys, names))
 
 
 def _every(checks: list[tuple[FieldPath, Callable[[Any], bool]]]) -> Condition:

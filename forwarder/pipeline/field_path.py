@@ -70,6 +70,15 @@ class FieldPath:
         return f"FieldPath({self.name!r})"
 
 
+def top_level_keys(name: str) -> frozenset[str]:
+    """The top-level fields a lookup of or write to `name` may touch: every dotted prefix of it (FieldPath
+    tries `a.b.c` whole before `a`), none for metadata and the timestamp."""
+    if name == "@timestamp" or name == "@metadata" or name.startswith(METADATA_PREFIX):
+        return frozenset()
+    parts = name.split(".")
+    return frozenset(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+
+
 class FieldError(Exception):
     """A field operation that Filebeat would also refuse (missing key, object in the way)."""
 

@@ -14,9 +14,9 @@ import itertools
 import os
 import time
 
-from forwarder.pipeline.client import Processor
+from forwarder.pipeline.client import Processor, declare_fields
 from forwarder.pipeline.event import Event
-from forwarder.pipeline.field_path import FieldPath, put_field
+from forwarder.pipeline.field_path import FieldPath, put_field, top_level_keys
 from forwarder.schema.declared import STRING, Setting, read_settings
 from forwarder.schema.section import Section
 
@@ -46,4 +46,4 @@ def build_add_id(options: Section) -> Processor:
         put_field(event, target, elasticsearch_id())
         return event
 
-    return add_id
+    return declare_fields(add_id, top_level_keys(values["target_field"]))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from forwarder.pipeline.client import Processor
+from forwarder.pipeline.client import Processor, declare_fields
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import deep_update
 from forwarder.schema.declared import BOOLEAN, DURATION, STRING, STRINGS, Setting, read_settings
@@ -174,4 +174,4 @@ def build_add_cloud_metadata(options: Section) -> Processor:
             deep_update(event.fields, {"cloud": cloud})
         return event
 
-    return add_cloud_metadata
+    return declare_fields(add_cloud_metadata, frozenset({"cloud"}))

@@ -362,6 +362,8 @@ def test_a_line_sent_as_read_is_merged_before_anything_reads_or_changes_its_fiel
     (b'{"n":1}', client(processors=processors([{"add_host_metadata": {"when": {"equals": {"n": 1}}}}])), False),
     (b'{"n.x":1}', client(processors=processors([{"add_host_metadata": {"when": {"has_fields": ["n.x.y"]}}}])),
      False),
+    (b'{"n":1}', client(processors=processors([{"add_id": {}}])), True),
+    (b'{"n":{"id":"mine"}}', client(processors=processors([{"add_id": {"target_field": "n.id"}}])), False),
     (b'{"x":1}', client(processors=processors([{"drop_fields": {"fields": ["y"], "ignore_missing": True}}])),
      False),
 ])
@@ -372,8 +374,11 @@ def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs
     sent = EventEncoder().encode(prepared)
     assert repeated_top_level_keys(sent) == set()
     document = orjson.loads(sent)
+    replaced = {"tags", "host", "agent", "fields", "env", "ecs", "input", "event"}
+    if line == b'{"n":{"id":"mine"}}':
+        replaced.add("n")
     for key, value in orjson.loads(line).items():
-        if key not in ("tags", "host", "agent", "fields", "env", "ecs", "input", "event"):
+        if key not in replaced:
             assert document[key] == value
     assert document["agent"]["name"] == "host-1" and document["log"]["offset"] == 7
     assert document["ecs"]["version"]  # the forwarder's, always
@@ -385,6 +390,8 @@ def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs
     if line == b'{"host":{"ip":"10.0.0.1"}}':
         added = {} if pipeline.settings.disable_host else {"name": "host-1"}
         assert document["host"] == {"ip": "10.0.0.1", **added}
+    if line == b'{"n":{"id":"mine"}}':
+        assert document["n"]["id"] != "mine" and len(document["n"]["id"]) == 20
     if line.startswith(b'{"n":1,"message"'):
         assert prepared.size == 512 + 2 * len("m")
 

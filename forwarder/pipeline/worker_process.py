@@ -52,6 +52,15 @@ class EncodedChunk:
     __slots__ = ("counts", "lengths", "documents")
 
     def __init__(self, results: list[Result]) -> None:
+        try:
+            # The common case, every payload made one document, in C: a None or a list refuses to join.
+            self.documents = b"".join(results)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+        else:
+            self.counts = b""
+            self.lengths = array("I", map(len, results)).tobytes()  # type: ignore[arg-type]
+            return
         counts = array("I")
         lengths = array("I")
         documents: list[bytes] = []

@@ -22,6 +22,7 @@ from forwarder.pipeline.acker import InputAcker, SharedAcknowledgement
 from forwarder.pipeline.builders import Builder, build_events
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import EventQueue, QueueClosed
+from forwarder.pipeline.touched_fields import touched_fields
 from forwarder.stats import InputStats
 
 ECS_VERSION = "8.0.0"
@@ -31,19 +32,6 @@ PARSE_FAILURE_TAG = "_parse_failure"
 log = logging.getLogger("forwarder.pipeline")
 
 Processor = Callable[[Event], "Event | None"]
-
-
-def declare_fields(processor: Processor, keys: frozenset[str]) -> Processor:
-    """Says that `processor` reads and writes no top-level field but `keys` (not even through Event.get):
-    a line's own fields (Event.raw_fields) may then stay unmerged while it runs, when none is among them."""
-    processor.fields_touched = keys  # type: ignore[attr-defined]
-    return processor
-
-
-def touched_fields(processor: Processor) -> frozenset[str] | None:
-    """The keys `declare_fields` gave the processor; None when it did not declare them (it may touch any)."""
-    return getattr(processor, "fields_touched", None)
-
 # What `publish_raw` commits: one cursor for the chunk, or one per payload.
 Cursors = dict[str, Any] | list[dict[str, Any] | None] | None
 

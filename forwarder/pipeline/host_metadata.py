@@ -15,8 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from forwarder.pipeline.client import Processor, declare_fields
+from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.touched_fields import declare_fields
 from forwarder.platform import current_platform
 from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, Setting, ignored, read_settings
 from forwarder.schema.section import Section

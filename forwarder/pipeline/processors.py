@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from forwarder.pipeline.client import Processor, declare_fields, touched_fields
+from forwarder.pipeline.client import Processor
 from forwarder.pipeline.conditions import build_condition, condition_fields
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import (
@@ -44,6 +44,7 @@ from forwarder.pipeline.field_path import (
     slot,
 )
 from forwarder.pipeline.processor_settings import COMMON_SETTINGS, FIELD_NAMES, FIELD_PAIRS
+from forwarder.pipeline.touched_fields import declare_fields, touched_fields
 from forwarder.plugins import PROCESSORS, PluginError, PluginProblem
 from forwarder.schema.declared import BOOLEAN, MAPPING, STRING, STRINGS, Setting, SettingValues, read_settings
 from forwarder.schema.section import Section

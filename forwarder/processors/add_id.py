@@ -14,9 +14,10 @@ import itertools
 import os
 import time
 
-from forwarder.pipeline.client import Processor, declare_fields
+from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import FieldPath, put_field, top_level_keys
+from forwarder.pipeline.touched_fields import declare_fields
 from forwarder.schema.declared import STRING, Setting, read_settings
 from forwarder.schema.section import Section
 

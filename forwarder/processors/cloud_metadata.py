@@ -21,9 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from forwarder.pipeline.client import Processor, declare_fields
+from forwarder.pipeline.client import Processor
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.field_path import deep_update
+from forwarder.pipeline.touched_fields import declare_fields
 from forwarder.schema.declared import BOOLEAN, DURATION, STRING, STRINGS, Setting, read_settings
 from forwarder.schema.section import Section
 

@@ -9,18 +9,19 @@ processor that says nothing may touch anything, and the line is merged first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from forwarder.pipeline.client import Processor
+# A processor (pipeline.client.Processor, not imported: the client imports this module).
+P = TypeVar("P", bound=Callable[..., Any])
 
 
-def declare_fields(processor: Processor, keys: frozenset[str]) -> Processor:
+def declare_fields(processor: P, keys: frozenset[str]) -> P:
     """Says that `processor` reads and writes no top-level field but `keys`, not even through Event.get."""
     processor.fields_touched = keys  # type: ignore[attr-defined]
     return processor
 
 
-def touched_fields(processor: Processor) -> frozenset[str] | None:
+def touched_fields(processor: Callable[..., Any]) -> frozenset[str] | None:
     """The keys `declare_fields` gave the processor; None when it did not declare them (it may touch any)."""
     return getattr(processor, "fields_touched", None)

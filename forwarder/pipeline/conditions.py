@@ -81,8 +81,8 @@ def condition_fields(data: Any) -> frozenset[str] | None:
         return None if None in parts else frozenset().union(*parts)  # type: ignore[arg-type]
     if name == "not":
         return condition_fields(value)
-    if name == "has_fields" and isinstance(value, list):
-        names = [str(field) for field in value]
+    if name == "has_fields" and isinstance(value, (list, str)):
+        names = [value] if isinstance(value, str) else [str(field) for field in value]
     elif name in _BUILDERS and isinstance(value, dict):
         names = [field for field, _ in _walk(value, "")]
     else:

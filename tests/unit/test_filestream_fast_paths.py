@@ -404,6 +404,7 @@ def test_the_pipeline_merges_a_raw_line_when_it_writes_one_of_its_fields_or_runs
     ({"and": [{"has_fields": ["a.b"]}, {"or": [{"regexp": {"c": "x"}}, {"network": {"ip": "private"}}]}]},
      {"a", "a.b", "c", "ip"}),
     ({"equals": {"@metadata": {"x": 1}}}, set()),
+    ({"has_fields": "tags"}, {"tags"}),
     ({"unknown": {"a": 1}}, None),
     ({"and": [{"equals": {"a": 1}}, "not a condition"]}, None),
 ])

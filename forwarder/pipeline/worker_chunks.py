@@ -1,7 +1,8 @@
 """What the worker pool keeps for each chunk out in a worker, each worker process and each input.
 
-Apart from workers.py, which moves chunks between these: here is only the state and the small
-rule on it that a chunk's records that never reached the queue stay uncommitted.
+workers.py moves chunks to the workers and their results back; here is the state it keeps, and
+what happens to a finished chunk: queued in its input's order (`InputLink.deliver`), or, for the
+records that never reached the queue, left uncommitted.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import count
 from queue import SimpleQueue
 from typing import Any
 
+from forwarder.pipeline.acker import SharedAcknowledgement
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
 from forwarder.pipeline.event import Event
+from forwarder.pipeline.queue import QueueClosed
 from forwarder.pipeline.worker_process import Channel, EncodedChunk
 
 
@@ -71,6 +75,72 @@ class InputLink:
     def submit(self, client: PipelineClient, build: Builder, context: Any, payloads: Sequence[Any],
                cursor: Cursors, wait: bool = True) -> bool:
         return self.pool.submit(self, build, context, payloads, cursor, wait)
+
+    def deliver(self, chunk: Chunk, results: EncodedChunk | None) -> None:
+        """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits.
+
+        None abandons the chunk in its turn (shutdown, a defect): its records stay uncommitted.
+        """
+        with self.queue_lock:
+            self.finished[chunk.order] = (chunk, results)
+            while self.next_to_queue in self.finished:
+                ready, ready_results = self.finished.pop(self.next_to_queue)
+                self.next_to_queue += 1
+                if ready_results is None:
+                    abandon(ready, 0)
+                    self.pool.release(self, ready.count)
+                else:
+                    self._queue_chunk(ready, ready_results)
+
+    def _queue_chunk(self, chunk: Chunk, results: EncodedChunk) -> None:
+        """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""
+        client = self.client
+        acker = client.acker
+        events: list[Event] = []
+        done: list[int] = []
+        from_encoded = Event.from_encoded
+        if results.one_document_each:
+            events = [from_encoded(document, (acker, sequence))
+                      for sequence, document in zip(count(chunk.first), results.split())]
+        else:
+            sequence = chunk.first
+            for documents in results.per_payload():
+                if not documents:
+                    done.append(sequence)
+                elif len(documents) == 1:
+                    events.append(from_encoded(documents[0], (acker, sequence)))
+                else:
+                    token = (SharedAcknowledgement(acker, sequence, len(documents)), sequence)
+                    events.extend(from_encoded(document, token) for document in documents)
+                sequence += 1
+        if done:
+            acker.done_many(done)
+        try:
+            if chunk.droppable:
+                self._offer(events)
+                return
+            try:
+                self.queue.put_many(events)
+            except QueueClosed as closed:
+                client.stats.published += closed.queued
+                abandon(chunk, closed.queued, events)
+                return
+            client.stats.published += len(events)
+        finally:
+            self.pool.release(self, chunk.count)
+
+    def _offer(self, events: list[Event]) -> None:
+        """A droppable chunk (UDP) never waits for room: what the queue cannot take now is dropped, counted."""
+        stats = self.client.stats
+        try:
+            queued = self.queue.try_put_many(events)
+        except QueueClosed:
+            # Stopping: a datagram has no cursor to be read again from, so what did not get in is lost.
+            queued = 0
+        stats.published += queued
+        stats.dropped += len(events) - queued
+        for event in events[queued:]:
+            event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
 
 
 def abandon(chunk: Chunk, queued: int, events: list[Event] | None = None) -> None:

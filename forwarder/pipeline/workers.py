@@ -25,14 +25,10 @@ import pickle
 import threading
 import time
 from collections.abc import Sequence
-from itertools import count
 from queue import Empty
 from typing import Any
 
-from forwarder.pipeline.acker import SharedAcknowledgement
 from forwarder.pipeline.client import Builder, Cursors, PipelineClient
-from forwarder.pipeline.event import Event
-from forwarder.pipeline.queue import QueueClosed
 from forwarder.pipeline.worker_chunks import Chunk, InputLink, Slot, abandon
 from forwarder.pipeline.worker_process import (
     Channel,
@@ -160,7 +156,7 @@ class WorkerPool:
             # Built here, and queued in its place among the input's chunks.
             self._warn_unpicklable(link, build, error)
             chunk = Chunk(chunk_id, link, first, count, b"", droppable=not wait, order=order)
-            self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
+            chunk.link.deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
             return True
         chunk = Chunk(chunk_id, link, first, count, message, droppable=not wait, order=order)
         slot = min(self._slots, key=lambda candidate: len(candidate.pending))
@@ -222,7 +218,8 @@ class WorkerPool:
             return False
         return queued + self._records_out + count > bound
 
-    def _release(self, link: InputLink, count: int) -> None:
+    def release(self, link: InputLink, count: int) -> None:
+        """A chunk of `count` records is no longer out: queued, dropped or abandoned (InputLink.deliver)."""
         with self._lock:
             link.in_flight -= 1
             self._records_out -= count
@@ -262,20 +259,20 @@ class WorkerPool:
                 with self._lock:  # two collectors may report for one input
                     stats.filtered += filtered
                     add_counter_changes(stats.extra, extra)
-                self._deliver(chunk, results)
+                chunk.link.deliver(chunk, results)
             except Exception as error:
                 # A defect here must not end the collector: its slot's chunks would never finish.
                 log.error("%s: the result of a chunk of %d record(s) cannot be queued (%s: %s); they are not "
                           "committed and are read again at the next start", chunk.link.client.settings.input_id,
                           chunk.count, type(error).__name__, error)
-                self._deliver(chunk, None)
+                chunk.link.deliver(chunk, None)
 
     def _abandon_pending(self, slot: Slot) -> None:
         """What a worker held when it ended at shutdown: abandoned now, so the shutdown does not wait for it."""
         with slot.lock:
             chunks, slot.pending = list(slot.pending.values()), {}
         for chunk in chunks:
-            self._deliver(chunk, None)
+            chunk.link.deliver(chunk, None)
 
     def _send(self, slot: Slot) -> None:
         """Writes the slot's chunks to its worker; a chunk lost with a dead worker is sent again by `_replace`
@@ -333,78 +330,10 @@ class WorkerPool:
             client.stats.extra["hung_records"] = client.stats.extra.get("hung_records", 0) + chunk.count
             log.error("%s: %d record(s) that worker processes hung on %d times are not sent (hung_records in "
                       "/stats)", client.settings.input_id, chunk.count, chunk.attempts)
-            self._deliver(chunk, EncodedChunk([None] * chunk.count))
+            chunk.link.deliver(chunk, EncodedChunk([None] * chunk.count))
             return
         _chunk_id, _index, build, context, payloads = pickle.loads(chunk.message)
         if chunk.attempts >= MAX_ATTEMPTS:
             log.error("%s: %d worker processes in turn ended while building one chunk of %d record(s); it is built "
                       "in the main process", client.settings.input_id, chunk.attempts, chunk.count)
-        self._deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))
-
-    def _deliver(self, chunk: Chunk, results: EncodedChunk | None) -> None:
-        """Queues the input's finished chunks that are next in its order; a chunk that overtook one waits.
-
-        None abandons the chunk in its turn (shutdown, a defect): its records stay uncommitted.
-        """
-        link = chunk.link
-        with link.queue_lock:
-            link.finished[chunk.order] = (chunk, results)
-            while link.next_to_queue in link.finished:
-                ready, ready_results = link.finished.pop(link.next_to_queue)
-                link.next_to_queue += 1
-                if ready_results is None:
-                    abandon(ready, 0)
-                    self._release(link, ready.count)
-                else:
-                    self._queue_chunk(ready, ready_results)
-
-    def _queue_chunk(self, chunk: Chunk, results: EncodedChunk) -> None:
-        """Queues a chunk's documents with their sequence numbers; what produced none is done at once."""
-        link = chunk.link
-        client = link.client
-        acker = client.acker
-        events: list[Event] = []
-        done: list[int] = []
-        from_encoded = Event.from_encoded
-        if results.one_document_each:
-            events = [from_encoded(document, (acker, sequence))
-                      for sequence, document in zip(count(chunk.first), results.split())]
-        else:
-            sequence = chunk.first
-            for documents in results.per_payload():
-                if not documents:
-                    done.append(sequence)
-                elif len(documents) == 1:
-                    events.append(from_encoded(documents[0], (acker, sequence)))
-                else:
-                    token = (SharedAcknowledgement(acker, sequence, len(documents)), sequence)
-                    events.extend(from_encoded(document, token) for document in documents)
-                sequence += 1
-        if done:
-            acker.done_many(done)
-        try:
-            if chunk.droppable:
-                self._offer(link, events)
-                return
-            try:
-                link.queue.put_many(events)
-            except QueueClosed as closed:
-                client.stats.published += closed.queued
-                abandon(chunk, closed.queued, events)
-                return
-            client.stats.published += len(events)
-        finally:
-            self._release(link, chunk.count)
-
-    def _offer(self, link: InputLink, events: list[Event]) -> None:
-        """A droppable chunk (UDP) never waits for room: what the queue cannot take now is dropped, counted."""
-        stats = link.client.stats
-        try:
-            queued = link.queue.try_put_many(events)
-        except QueueClosed:
-            # Stopping: a datagram has no cursor to be read again from, so what did not get in is lost.
-            queued = 0
-        stats.published += queued
-        stats.dropped += len(events) - queued
-        for event in events[queued:]:
-            event.ack_token[0].done_many([event.ack_token[1]], delivered=False)
+        chunk.link.deliver(chunk, encode_chunk(client, self._encode, build, context, payloads))

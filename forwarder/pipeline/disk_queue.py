@@ -20,21 +20,20 @@ segment never holds a half-written frame that later frames follow.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from forwarder.backoff import Backoff
 from forwarder.disk import disk_problem, make_private_directory
 from forwarder.pipeline.disk_queue_acks import Position, ReadAcks, save_position
 from forwarder.pipeline.disk_queue_recovery import Recovered, recover
+from forwarder.pipeline.disk_queue_segment import Segment, SegmentAppender
 from forwarder.pipeline.disk_queue_settings import DiskQueueSettings
-from forwarder.pipeline.disk_segments import HEADER, FrameInfo, SegmentFiles, encode_frame, read_frame, segment_name
+from forwarder.pipeline.disk_segments import FrameInfo, SegmentFiles, encode_frame, read_frame, segment_name
 from forwarder.pipeline.event import Event
 from forwarder.pipeline.queue import Batch, QueueClosed, acknowledge
 
@@ -44,14 +43,6 @@ log = logging.getLogger("forwarder.diskqueue")
 # (at most one per this interval when events trickle in), and the added latency stays invisible.
 WRITE_LINGER = 0.005
 STATE_SAVE_INTERVAL = 1.0
-
-
-@dataclass
-class _Segment:
-    id: int
-    size: int
-    events: int = 0
-    closed: bool = False
 
 
 class DiskQueue:
@@ -77,14 +68,14 @@ class DiskQueue:
         self._unwritten_bytes = 0
         self._ready: deque[Event] = deque()
         self._unread: deque[tuple[int, FrameInfo, int]] = deque()
-        self._segments: dict[int, _Segment] = {}
+        self._segments: dict[int, Segment] = {}
         self._closed = False
         self._writer_done = False
-        self._fd: int | None = None
-        self._current: _Segment | None = None
         self._position_saved: Position | None = None
         self._saved_at = 0.0
-        self._next_segment_id = recovered.next_segment_id
+        self._appender = SegmentAppender(self._files, self._directory, settings.segment_size,
+                                         recovered.next_segment_id, self._lock, self._segment_opened,
+                                         self._segment_closed)
         self._raw_bytes = 0
         self._stored_bytes = 0
         self.write_errors = 0
@@ -101,7 +92,7 @@ class DiskQueue:
     def _load(self, recovered: Recovered) -> None:
         for segment_id, scan in recovered.segments:
             events = sum(frame.count for frame in scan.frames)
-            self._segments[segment_id] = _Segment(segment_id, scan.size, events, closed=True)
+            self._segments[segment_id] = Segment(segment_id, scan.size, events, closed=True)
         self._unread.extend(recovered.unread)
         self._backlog = sum(frame.count - skip for _, frame, skip in recovered.unread)
         self._disk_bytes = sum(segment.size for segment in self._segments.values())
@@ -220,9 +211,7 @@ class DiskQueue:
             if events and not self._write(events, backoff):
                 break
             self._save_position(force=False)
-        if self._fd is not None:
-            self._files.close(self._fd)
-            self._fd = None
+        self._appender.close_file()
         with self._lock:
             self._writer_done = True
             self._items.notify_all()
@@ -234,7 +223,7 @@ class DiskQueue:
         failing = False
         while True:
             try:
-                segment, info = self._append(frame, len(events))
+                segment, info = self._appender.append(frame, len(events))
                 break
             except OSError as error:
                 self.write_errors += 1
@@ -268,49 +257,12 @@ class DiskQueue:
                 self._refill.notify_all()
         return True
 
-    def _append(self, frame: bytes, count: int) -> tuple[_Segment, FrameInfo]:
-        segment = self._current
-        if segment is None or segment.size >= self.settings.segment_size:
-            segment = self._roll_over()
-        start = segment.size
-        try:
-            self._files.append(self._fd, frame)
-            self._files.sync(self._fd)
-        except OSError:
-            try:
-                self._files.truncate(self._fd, start)
-            except OSError:
-                # The tail cannot be cut now: close this segment at its last good frame (the reader and the
-                # start-up check stop there) and write the next frame to a new one.
-                self._close_current(size=start)
-            raise
+    def _segment_opened(self, segment: Segment) -> None:
         with self._lock:
-            info = FrameInfo(start, start + len(frame), count, int(time.time() * 1000), segment.events)
-            segment.size += len(frame)
-            segment.events += count
-        return segment, info
-
-    def _roll_over(self) -> _Segment:
-        if self._current is not None:
-            self._close_current(size=self._current.size)
-        segment_id = self._next_segment_id
-        fd = self._files.create(self._directory / segment_name(segment_id))
-        self._next_segment_id += 1
-        segment = _Segment(segment_id, size=len(HEADER))
-        with self._lock:
-            self._segments[segment_id] = segment
+            self._segments[segment.id] = segment
             self._disk_bytes += segment.size
-        self._fd, self._current = fd, segment
-        return segment
 
-    def _close_current(self, size: int) -> None:
-        segment = self._current
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self._files.close(self._fd)
-        self._fd, self._current = None, None
-        if segment is None:
-            return
+    def _segment_closed(self, segment: Segment, size: int) -> None:
         with self._lock:
             segment.closed = True
             segment.size = size

@@ -45,6 +45,8 @@ DATAGRAMS_PER_CHUNK = 1024
 CHUNK_LINGER_SECONDS = 0.010
 # A plain int: `int & socket.MSG_TRUNC` runs the enum module's Python code, 0.7 µs a datagram.
 _MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0))  # with a default: imported on Windows too
+
+
 class SyslogCounters:
     """The input's counters in /stats; many connection threads write them, hence the lock."""
 
